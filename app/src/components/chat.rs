@@ -1,0 +1,317 @@
+//! The conversation view and the client side of the streaming chat.
+
+use super::composer::Composer;
+use super::message::{meta_line, MessageBubble, UiMessage, UiStatus};
+use crate::api::{get_conversation, send_message, stop_generation};
+use crate::browser;
+use crate::error::AppError;
+use crate::ndjson::LineDecoder;
+use crate::wire::{ChatEvent, FinishReason, Role};
+use futures::StreamExt;
+use leptos::prelude::*;
+use leptos::task::spawn_local;
+use leptos_router::hooks::use_params_map;
+
+/// State shared by the sidebar and the chat.
+#[derive(Clone, Copy)]
+pub struct ChatState {
+    /// The conversation the next message goes to (`None`: a new one).
+    pub active_id: RwSignal<Option<String>>,
+    /// Turns sent from this page since the conversation was opened.
+    pub live: RwSignal<Vec<UiMessage>>,
+    /// Bumped whenever the conversation list may have changed.
+    pub list_version: RwSignal<u32>,
+    /// A generation is in flight.
+    pub busy: RwSignal<bool>,
+    /// The answer being generated, once the server has named it.
+    pub streaming_id: RwSignal<Option<String>>,
+    pub stop_requested: RwSignal<bool>,
+    next_key: RwSignal<u64>,
+}
+
+impl ChatState {
+    pub fn new() -> Self {
+        Self {
+            active_id: RwSignal::new(None),
+            live: RwSignal::new(Vec::new()),
+            list_version: RwSignal::new(0),
+            busy: RwSignal::new(false),
+            streaming_id: RwSignal::new(None),
+            stop_requested: RwSignal::new(false),
+            next_key: RwSignal::new(0),
+        }
+    }
+
+    fn key(&self) -> String {
+        let n = self.next_key.get_untracked();
+        self.next_key.set(n + 1);
+        format!("live-{n}")
+    }
+
+    pub fn refresh_list(&self) {
+        self.list_version.update(|v| *v += 1);
+    }
+
+    /// Starts a new, empty conversation.
+    pub fn reset(&self) {
+        self.active_id.set(None);
+        self.live.set(Vec::new());
+    }
+
+    /// Sends `text` and streams the answer into the page.
+    pub fn send(self, text: String) {
+        if self.busy.get_untracked() {
+            return;
+        }
+        let user_message = UiMessage::new(self.key(), Role::User, text.clone(), UiStatus::Complete);
+        let answer = UiMessage::new(
+            self.key(),
+            Role::Assistant,
+            String::new(),
+            UiStatus::Thinking,
+        );
+        self.live.update(|turns| {
+            turns.push(user_message);
+            turns.push(answer.clone());
+        });
+        self.busy.set(true);
+        self.stop_requested.set(false);
+        self.streaming_id.set(None);
+        spawn_local(async move {
+            self.stream_answer(text, &answer).await;
+            self.busy.set(false);
+            self.streaming_id.set(None);
+            self.refresh_list();
+        });
+    }
+
+    async fn stream_answer(self, text: String, answer: &UiMessage) {
+        let fail = |message: String| {
+            answer.status.set(UiStatus::Failed);
+            answer.error.set(Some(message));
+            answer.retry.set(Some(text.clone()));
+        };
+        let stream = match send_message(self.active_id.get_untracked(), text.clone()).await {
+            Ok(stream) => stream.into_inner(),
+            Err(AppError::BadRequest(message)) => {
+                answer.status.set(UiStatus::Failed);
+                answer.error.set(Some(message));
+                return;
+            }
+            Err(e) => return fail(e.to_string()),
+        };
+        futures::pin_mut!(stream);
+        let mut decoder = LineDecoder::new();
+        let mut finished = false;
+        while let Some(chunk) = stream.next().await {
+            let bytes = match chunk {
+                Ok(bytes) => bytes,
+                Err(e) => {
+                    fail(format!("The answer stream broke: {e}"));
+                    return;
+                }
+            };
+            for event in decoder.push::<ChatEvent>(&bytes) {
+                match event {
+                    Ok(event) => finished |= self.apply(event, answer, &fail),
+                    Err(e) => {
+                        fail(format!("Could not read the server's answer: {e}"));
+                        return;
+                    }
+                }
+            }
+            if finished {
+                return;
+            }
+        }
+        if self.stop_requested.get_untracked() {
+            answer.status.set(UiStatus::Stopped);
+        } else {
+            fail("The connection closed before the answer was complete.".into());
+        }
+    }
+
+    /// Applies one stream event; true when the answer is finished.
+    fn apply(&self, event: ChatEvent, answer: &UiMessage, fail: &impl Fn(String)) -> bool {
+        match event {
+            ChatEvent::Start {
+                conversation_id,
+                message_id,
+                model,
+                ..
+            } => {
+                if self.active_id.get_untracked().as_deref() != Some(conversation_id.as_str()) {
+                    browser::replace_url(&format!("/c/{conversation_id}"));
+                    self.active_id.set(Some(conversation_id));
+                    self.refresh_list();
+                }
+                answer.meta.set(Some(model));
+                if self.stop_requested.get_untracked() {
+                    spawn_local(request_stop(message_id.clone()));
+                }
+                self.streaming_id.set(Some(message_id));
+                false
+            }
+            ChatEvent::Queued { position } => {
+                answer.status.set(UiStatus::Waiting { position });
+                false
+            }
+            ChatEvent::Token { text } => {
+                answer.status.set(UiStatus::Streaming);
+                answer.content.update(|c| c.push_str(&text));
+                false
+            }
+            ChatEvent::Done {
+                usage,
+                ttft_ms,
+                total_ms,
+                finish_reason,
+            } => {
+                let model = answer.meta.get_untracked();
+                answer.meta.set(meta_line(
+                    model.as_deref(),
+                    Some(usage.completion_tokens),
+                    Some(ttft_ms),
+                    Some(total_ms),
+                ));
+                answer.status.set(match finish_reason {
+                    FinishReason::Cancelled => UiStatus::Stopped,
+                    FinishReason::Stop | FinishReason::Length => UiStatus::Complete,
+                });
+                true
+            }
+            ChatEvent::Error { message } => {
+                fail(message);
+                true
+            }
+        }
+    }
+
+    /// Asks the server to stop the answer being generated.
+    pub fn stop(&self) {
+        self.stop_requested.set(true);
+        if let Some(id) = self.streaming_id.get_untracked() {
+            spawn_local(request_stop(id));
+        }
+    }
+}
+
+impl Default for ChatState {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+async fn request_stop(message_id: String) {
+    if let Err(e) = stop_generation(message_id).await {
+        leptos::logging::warn!("stop failed: {e}");
+    }
+}
+
+const EXAMPLES: [&str; 4] = [
+    "Explain the difference between a process and a thread.",
+    "Write a Rust function that reverses the words in a sentence.",
+    "What is retrieval-augmented generation, in three bullet points?",
+    "Give me a markdown table of HTTP status code classes.",
+];
+
+#[component]
+pub fn ChatPage() -> impl IntoView {
+    let state = expect_context::<ChatState>();
+    let params = use_params_map();
+    let route_id = Memo::new(move |_| params.read().get("id"));
+
+    // Opening a conversation (or "/") through the router replaces what the page shows.
+    Effect::new(move |_| {
+        let id = route_id.get();
+        state.live.set(Vec::new());
+        state.active_id.set(id);
+    });
+
+    let history = Resource::new(
+        move || route_id.get(),
+        |id| async move {
+            match id {
+                Some(id) => get_conversation(id).await.map(Some),
+                None => Ok(None),
+            }
+        },
+    );
+
+    let scroller = NodeRef::<leptos::html::Div>::new();
+    Effect::new(move |_| {
+        // Re-run whenever any live message changes.
+        state
+            .live
+            .with(|turns| turns.iter().for_each(|t| t.content.track()));
+        if let Some(el) = scroller.get() {
+            browser::stick_to_bottom(&el);
+        }
+    });
+
+    let on_retry = Callback::new(move |text: String| state.send(text));
+    let is_empty = move || {
+        route_id.with(Option::is_none)
+            && state.live.with(Vec::is_empty)
+            && state.active_id.with(Option::is_none)
+    };
+
+    view! {
+        <div class="chat">
+            <div class="messages" node_ref=scroller on:click=|ev| browser::handle_copy_code_click(&ev)>
+                <div class="column" aria-live="polite">
+                    <Transition fallback=|| view! { <div class="loading">"Loading…"</div> }>
+                        {move || Suspend::new(async move {
+                            match history.await {
+                                Ok(Some(conversation)) => {
+                                    let title = conversation.title.clone();
+                                    view! {
+                                        <leptos_meta::Title text=title />
+                                        {conversation
+                                            .messages
+                                            .into_iter()
+                                            .map(|m| view! { <MessageBubble message=UiMessage::from_view(m) on_retry /> })
+                                            .collect_view()}
+                                    }
+                                        .into_any()
+                                }
+                                Ok(None) => ().into_any(),
+                                Err(AppError::NotFound) => {
+                                    view! {
+                                        <div class="notice" role="alert">
+                                            "This conversation does not exist or is not yours."
+                                        </div>
+                                    }
+                                        .into_any()
+                                }
+                                Err(e) => view! { <div class="notice" role="alert">{e.to_string()}</div> }.into_any(),
+                            }
+                        })}
+                    </Transition>
+                    <Show when=is_empty>
+                        <div class="empty-state">
+                            <h1>"What can I help with?"</h1>
+                            <p class="muted">"Answers stream from a model running on this server."</p>
+                            <div class="examples">
+                                {EXAMPLES
+                                    .iter()
+                                    .map(|example| {
+                                        view! {
+                                            <button class="example" on:click=move |_| state.send(example.to_string())>
+                                                {*example}
+                                            </button>
+                                        }
+                                    })
+                                    .collect_view()}
+                            </div>
+                        </div>
+                    </Show>
+                    <For each=move || state.live.get() key=|m| m.key.clone() let:message>
+                        <MessageBubble message on_retry />
+                    </For>
+                </div>
+            </div>
+            <Composer />
+        </div>
+    }
+}

@@ -1,0 +1,4 @@
+pub mod chat;
+pub mod composer;
+pub mod message;
+pub mod sidebar;

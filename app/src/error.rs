@@ -1,0 +1,65 @@
+//! The one error type server functions return, and its HTTP status.
+
+use serde::{Deserialize, Serialize};
+use server_fn::codec::JsonEncoding;
+use server_fn::error::{FromServerFnError, ServerFnErrorErr};
+
+/// What a user (or API client) is told went wrong. Internal details stay in
+/// the server log; the messages here are safe to show.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, Serialize, Deserialize)]
+#[serde(tag = "kind", content = "message", rename_all = "snake_case")]
+pub enum AppError {
+    /// The request is malformed or breaks a limit (empty message, too long, bad JSON).
+    #[error("{0}")]
+    BadRequest(String),
+    /// The thing does not exist, or belongs to someone else.
+    #[error("Not found")]
+    NotFound,
+    /// The model provider failed before anything could be streamed.
+    #[error("{0}")]
+    Upstream(String),
+    /// The browser could not reach the server.
+    #[error("Could not reach the server: {0}")]
+    Network(String),
+    /// Something broke on our side; the log has the details.
+    #[error("Something went wrong on the server. Please try again.")]
+    Internal,
+}
+
+impl AppError {
+    /// The HTTP status for this error: the single mapping from errors to statuses.
+    pub fn status_code(&self) -> u16 {
+        match self {
+            Self::BadRequest(_) => 400,
+            Self::NotFound => 404,
+            Self::Upstream(_) => 502,
+            Self::Network(_) | Self::Internal => 500,
+        }
+    }
+}
+
+impl FromServerFnError for AppError {
+    type Encoder = JsonEncoding;
+
+    fn from_server_fn_error(value: ServerFnErrorErr) -> Self {
+        match value {
+            ServerFnErrorErr::Args(e) => Self::BadRequest(format!("Malformed request: {e}")),
+            ServerFnErrorErr::MissingArg(e) => Self::BadRequest(format!("Missing argument: {e}")),
+            ServerFnErrorErr::Request(e) => Self::Network(e),
+            ServerFnErrorErr::UnsupportedRequestMethod(e) => Self::BadRequest(e),
+            // On the server this can only be the request's arguments failing to
+            // decode; in the browser it is a response we could not read.
+            #[cfg(feature = "ssr")]
+            ServerFnErrorErr::Deserialization(e) => {
+                Self::BadRequest(format!("Malformed request: {e}"))
+            }
+            #[cfg(not(feature = "ssr"))]
+            ServerFnErrorErr::Deserialization(_) => Self::Internal,
+            ServerFnErrorErr::Registration(_)
+            | ServerFnErrorErr::ServerError(_)
+            | ServerFnErrorErr::MiddlewareError(_)
+            | ServerFnErrorErr::Serialization(_)
+            | ServerFnErrorErr::Response(_) => Self::Internal,
+        }
+    }
+}

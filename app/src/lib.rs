@@ -1,0 +1,69 @@
+//! The Leptos app: shell, routes, components, wire types and server functions.
+
+pub mod api;
+mod browser;
+mod components;
+pub mod error;
+pub mod markdown;
+pub mod ndjson;
+#[cfg(feature = "ssr")]
+pub mod ports;
+pub mod wire;
+
+use components::chat::{ChatPage, ChatState};
+use components::sidebar::Sidebar;
+use leptos::prelude::*;
+use leptos_meta::{provide_meta_context, MetaTags, Stylesheet, Title};
+use leptos_router::components::{Route, Router, Routes};
+use leptos_router::path;
+
+/// The HTML document around the app (server-rendered).
+pub fn shell(options: LeptosOptions) -> impl IntoView {
+    view! {
+        <!DOCTYPE html>
+        <html lang="en">
+            <head>
+                <meta charset="utf-8" />
+                <meta name="viewport" content="width=device-width, initial-scale=1" />
+                <meta name="color-scheme" content="light dark" />
+                <link rel="icon" href="/favicon.svg" type="image/svg+xml" />
+                <AutoReload options=options.clone() />
+                <HydrationScripts options />
+                <MetaTags />
+            </head>
+            <body>
+                <App />
+            </body>
+        </html>
+    }
+}
+
+#[component]
+pub fn App() -> impl IntoView {
+    provide_meta_context();
+    provide_context(ChatState::new());
+    let sidebar_open = RwSignal::new(false);
+
+    view! {
+        <Stylesheet id="leptos" href="/pkg/ragchat.css" />
+        <Title text="RAG Chat" />
+        <Router>
+            <div class="layout" class:sidebar-open=move || sidebar_open.get()>
+                <Sidebar open=sidebar_open />
+                <main class="main">
+                    <button
+                        class="menu-button"
+                        aria-label="Open menu"
+                        on:click=move |_| sidebar_open.update(|o| *o = !*o)
+                    >
+                        <span aria-hidden="true">"☰"</span>
+                    </button>
+                    <Routes fallback=|| view! { <p class="not-found">"Page not found."</p> }>
+                        <Route path=path!("/") view=ChatPage />
+                        <Route path=path!("/c/:id") view=ChatPage />
+                    </Routes>
+                </main>
+            </div>
+        </Router>
+    }
+}

@@ -1,0 +1,405 @@
+//! The chat service: validates a message, stores the turn, streams the
+//! answer from the model and records how it ended.
+
+use crate::config::ChatSettings;
+use crate::llm::{ChatModel, CompletionRequest, LlmError, LlmEvent, PromptMessage, PromptRole};
+use crate::store::{AnswerRecord, HistoryMessage, Store, StoreError};
+use app::error::AppError;
+use app::ports::{ChatService, SendMessage, UserId};
+use app::wire::{
+    ChatEvent, ClientLimits, ConversationSummary, ConversationView, FinishReason, MessageStatus,
+    Role, Usage,
+};
+use futures::stream::BoxStream;
+use futures::StreamExt;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+pub struct ChatServiceImpl {
+    store: Store,
+    model: Arc<dyn ChatModel>,
+    settings: ChatSettings,
+    max_tokens: u32,
+    temperature: f32,
+    /// Answers being generated: message id → (owner, cancel).
+    in_flight: Arc<Mutex<HashMap<String, (UserId, CancellationToken)>>>,
+}
+
+impl From<StoreError> for AppError {
+    fn from(e: StoreError) -> Self {
+        tracing::error!(error = %e, "store error");
+        AppError::Internal
+    }
+}
+
+impl ChatServiceImpl {
+    pub fn new(
+        store: Store,
+        model: Arc<dyn ChatModel>,
+        settings: ChatSettings,
+        max_tokens: u32,
+        temperature: f32,
+    ) -> Self {
+        Self {
+            store,
+            model,
+            settings,
+            max_tokens,
+            temperature,
+            in_flight: Arc::default(),
+        }
+    }
+
+    fn validate(&self, text: &str) -> Result<(), AppError> {
+        if text.trim().is_empty() {
+            return Err(AppError::BadRequest("The message is empty.".into()));
+        }
+        let chars = text.chars().count();
+        if chars > self.settings.max_message_chars {
+            return Err(AppError::BadRequest(format!(
+                "The message is too long: {chars} characters (the limit is {}).",
+                self.settings.max_message_chars
+            )));
+        }
+        Ok(())
+    }
+
+    /// System prompt, as much recent history as fits the budget, then the new message.
+    fn prompt(&self, history: &[HistoryMessage], text: &str) -> Vec<PromptMessage> {
+        let mut budget = self.settings.history_chars;
+        let mut recent = Vec::new();
+        for message in history.iter().rev() {
+            let cost = message.content.chars().count();
+            if cost > budget {
+                break;
+            }
+            budget -= cost;
+            recent.push(PromptMessage {
+                role: match message.role {
+                    Role::User => PromptRole::User,
+                    Role::Assistant => PromptRole::Assistant,
+                },
+                content: message.content.clone(),
+            });
+        }
+        // Chat templates expect turns to start with the user.
+        while recent
+            .last()
+            .is_some_and(|m| m.role == PromptRole::Assistant)
+        {
+            recent.pop();
+        }
+        recent.reverse();
+        let mut messages = vec![PromptMessage {
+            role: PromptRole::System,
+            content: self.settings.system_prompt.clone(),
+        }];
+        messages.extend(recent);
+        messages.push(PromptMessage {
+            role: PromptRole::User,
+            content: text.to_string(),
+        });
+        messages
+    }
+}
+
+/// A conversation title from its first question: first line, at most ~60 characters.
+pub fn title_from(text: &str) -> String {
+    let line = text.trim().lines().next().unwrap_or("").trim();
+    let mut title: String = line.chars().take(60).collect();
+    if line.chars().count() > 60 {
+        if let Some(cut) = title.rfind(' ').filter(|&i| i > 30) {
+            title.truncate(cut);
+        }
+        title.push('…');
+    }
+    if title.is_empty() {
+        "New chat".into()
+    } else {
+        title
+    }
+}
+
+#[async_trait::async_trait]
+impl ChatService for ChatServiceImpl {
+    async fn create_user(&self) -> Result<UserId, AppError> {
+        Ok(UserId(self.store.create_user().await?))
+    }
+
+    async fn user_exists(&self, user: &UserId) -> Result<bool, AppError> {
+        Ok(self.store.user_exists(&user.0).await?)
+    }
+
+    async fn list_conversations(
+        &self,
+        user: &UserId,
+    ) -> Result<Vec<ConversationSummary>, AppError> {
+        Ok(self.store.list_conversations(&user.0).await?)
+    }
+
+    async fn conversation(&self, user: &UserId, id: &str) -> Result<ConversationView, AppError> {
+        let title = self
+            .store
+            .owned_title(&user.0, id)
+            .await?
+            .ok_or(AppError::NotFound)?;
+        let messages = self.store.messages(id).await?;
+        Ok(ConversationView {
+            id: id.to_string(),
+            title,
+            messages,
+        })
+    }
+
+    async fn delete_conversation(&self, user: &UserId, id: &str) -> Result<(), AppError> {
+        if self.store.delete_conversation(&user.0, id).await? {
+            Ok(())
+        } else {
+            Err(AppError::NotFound)
+        }
+    }
+
+    async fn send(
+        &self,
+        user: &UserId,
+        request: SendMessage,
+    ) -> Result<BoxStream<'static, ChatEvent>, AppError> {
+        self.validate(&request.text)?;
+        let started = Instant::now();
+        let model_name = self.model.name().to_string();
+        let turn = self
+            .store
+            .begin_turn(
+                &user.0,
+                request.conversation_id.as_deref(),
+                &request.text,
+                &model_name,
+                || title_from(&request.text),
+            )
+            .await?
+            .ok_or(AppError::NotFound)?;
+        let cancel = CancellationToken::new();
+        self.in_flight
+            .lock()
+            .map_err(|_| AppError::Internal)?
+            .insert(
+                turn.assistant_message_id.clone(),
+                (user.clone(), cancel.clone()),
+            );
+
+        let (tx, mut rx) = mpsc::channel::<ChatEvent>(64);
+        let _ = tx
+            .send(ChatEvent::Start {
+                conversation_id: turn.conversation_id.clone(),
+                user_message_id: turn.user_message_id.clone(),
+                message_id: turn.assistant_message_id.clone(),
+                model: model_name.clone(),
+                title: turn.title.clone(),
+            })
+            .await;
+        let generation = Generation {
+            store: self.store.clone(),
+            model: self.model.clone(),
+            request: CompletionRequest {
+                messages: self.prompt(&turn.history, &request.text),
+                max_tokens: self.max_tokens,
+                temperature: self.temperature,
+            },
+            message_id: turn.assistant_message_id,
+            conversation_id: turn.conversation_id,
+            model_name,
+            cancel,
+            in_flight: self.in_flight.clone(),
+            started,
+        };
+        // The answer is produced by its own task, so it is recorded even when
+        // the browser goes away; a closed stream cancels generation.
+        tokio::spawn(generation.run(tx));
+        Ok(Box::pin(futures::stream::poll_fn(move |cx| {
+            rx.poll_recv(cx)
+        })))
+    }
+
+    async fn stop(&self, user: &UserId, message_id: &str) -> Result<(), AppError> {
+        let in_flight = self.in_flight.lock().map_err(|_| AppError::Internal)?;
+        match in_flight.get(message_id) {
+            Some((owner, cancel)) if owner == user => {
+                cancel.cancel();
+                Ok(())
+            }
+            _ => Err(AppError::NotFound),
+        }
+    }
+
+    fn limits(&self) -> ClientLimits {
+        ClientLimits {
+            max_message_chars: self.settings.max_message_chars,
+        }
+    }
+}
+
+struct Generation {
+    store: Store,
+    model: Arc<dyn ChatModel>,
+    request: CompletionRequest,
+    message_id: String,
+    conversation_id: String,
+    model_name: String,
+    cancel: CancellationToken,
+    in_flight: Arc<Mutex<HashMap<String, (UserId, CancellationToken)>>>,
+    started: Instant,
+}
+
+/// How a generation ended.
+enum Outcome {
+    Finished(FinishReason),
+    Failed(LlmError),
+}
+
+impl Generation {
+    async fn run(self, tx: mpsc::Sender<ChatEvent>) {
+        let prompt_chars: usize = self.request.messages.iter().map(|m| m.content.len()).sum();
+        let mut content = String::new();
+        let mut usage: Option<Usage> = None;
+        let mut pieces = 0u32;
+        let mut ttft_ms = None;
+        let outcome = match self
+            .model
+            .stream(self.request.clone(), self.cancel.clone())
+            .await
+        {
+            Err(e) => Outcome::Failed(e),
+            Ok(mut stream) => loop {
+                let next = tokio::select! {
+                    next = stream.next() => next,
+                    // The browser went away: stop generating.
+                    () = tx.closed() => {
+                        self.cancel.cancel();
+                        break Outcome::Finished(FinishReason::Cancelled);
+                    }
+                };
+                let event = match next {
+                    None => break Outcome::Failed(LlmError::Truncated),
+                    Some(Err(e)) => break Outcome::Failed(e),
+                    Some(Ok(event)) => event,
+                };
+                match event {
+                    LlmEvent::Queued { position } => {
+                        let _ = tx.send(ChatEvent::Queued { position }).await;
+                    }
+                    LlmEvent::Token(text) => {
+                        ttft_ms.get_or_insert_with(|| elapsed_ms(self.started));
+                        pieces += 1;
+                        content.push_str(&text);
+                        let _ = tx.send(ChatEvent::Token { text }).await;
+                    }
+                    LlmEvent::Usage {
+                        prompt_tokens,
+                        completion_tokens,
+                    } => {
+                        usage = Some(Usage {
+                            prompt_tokens,
+                            completion_tokens,
+                        });
+                    }
+                    LlmEvent::Finished(reason) => break Outcome::Finished(reason),
+                }
+            },
+        };
+        let total_ms = elapsed_ms(self.started);
+        // Providers that omit usage get an estimate (about four characters a token).
+        let usage_estimated = usage.is_none();
+        let usage = usage.unwrap_or(Usage {
+            prompt_tokens: u32::try_from(prompt_chars / 4).unwrap_or(u32::MAX),
+            completion_tokens: pieces,
+        });
+        let (status, error, outcome_name, event) = match &outcome {
+            Outcome::Finished(reason) => {
+                let status = if *reason == FinishReason::Cancelled {
+                    MessageStatus::Stopped
+                } else {
+                    MessageStatus::Complete
+                };
+                let event = ChatEvent::Done {
+                    usage,
+                    ttft_ms: ttft_ms.unwrap_or(total_ms),
+                    total_ms,
+                    finish_reason: *reason,
+                };
+                (status, None, finish_name(*reason), event)
+            }
+            Outcome::Failed(e) => {
+                let message = e.user_message();
+                tracing::warn!(error = %e, message_id = %self.message_id, "generation failed");
+                (
+                    MessageStatus::Incomplete,
+                    Some(message.clone()),
+                    e.class(),
+                    ChatEvent::Error { message },
+                )
+            }
+        };
+        let record = AnswerRecord {
+            content,
+            status,
+            error,
+            prompt_tokens: usage.prompt_tokens,
+            completion_tokens: usage.completion_tokens,
+            ttft_ms,
+            total_ms,
+        };
+        if let Err(e) = self.store.finish_answer(&self.message_id, &record).await {
+            tracing::error!(error = %e, message_id = %self.message_id, "recording the answer failed");
+        }
+        if let Ok(mut in_flight) = self.in_flight.lock() {
+            in_flight.remove(&self.message_id);
+        }
+        tracing::info!(
+            target: "chat_turn",
+            model = %self.model_name,
+            conversation_id = %self.conversation_id,
+            message_id = %self.message_id,
+            prompt_tokens = usage.prompt_tokens,
+            completion_tokens = usage.completion_tokens,
+            usage_estimated,
+            ttft_ms = ttft_ms,
+            total_ms,
+            outcome = outcome_name,
+            "chat turn"
+        );
+        let _ = tx.send(event).await;
+    }
+}
+
+fn finish_name(reason: FinishReason) -> &'static str {
+    match reason {
+        FinishReason::Stop => "stop",
+        FinishReason::Length => "length",
+        FinishReason::Cancelled => "cancelled",
+    }
+}
+
+fn elapsed_ms(since: Instant) -> u64 {
+    u64::try_from(since.elapsed().as_millis()).unwrap_or(u64::MAX)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::title_from;
+
+    #[test]
+    fn titles_come_from_the_first_line() {
+        assert_eq!(
+            title_from("  How do I bake bread?\nMore details"),
+            "How do I bake bread?"
+        );
+        assert_eq!(title_from("   \n"), "New chat");
+        let long = "word ".repeat(30);
+        let title = title_from(&long);
+        assert!(title.ends_with('…'));
+        assert!(title.chars().count() <= 61);
+    }
+}

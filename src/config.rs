@@ -1,0 +1,307 @@
+//! Layered configuration: built-in defaults → optional TOML file → `APP__…` env vars.
+
+use secrecy::SecretString;
+use serde::Deserialize;
+use std::path::PathBuf;
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default)]
+pub struct Settings {
+    pub server: ServerSettings,
+    /// Where the SQLite database (and later the vector index) live.
+    pub data_dir: PathBuf,
+    pub chat: ChatSettings,
+    pub llm: LlmSettings,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default)]
+pub struct ServerSettings {
+    /// `host:port`; port 0 picks a free port.
+    pub bind: String,
+    /// The directory cargo-leptos writes the WASM/JS/CSS bundle to.
+    pub site_root: PathBuf,
+    /// Set the `Secure` flag on the session cookie (enable behind HTTPS).
+    pub secure_cookies: bool,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default)]
+pub struct ChatSettings {
+    /// Longest accepted user message, in characters.
+    pub max_message_chars: usize,
+    /// How much earlier conversation (in characters) goes into the prompt.
+    pub history_chars: usize,
+    pub system_prompt: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Provider {
+    /// `openai` when `base_url` is set, else `local`.
+    Auto,
+    Local,
+    Openai,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default)]
+pub struct LlmSettings {
+    pub provider: Provider,
+    /// OpenAI-compatible base URL including `/v1`, e.g. `https://api.openai.com/v1`.
+    pub base_url: Option<String>,
+    /// Model name sent to the HTTP provider.
+    pub model: Option<String>,
+    pub api_key: Option<SecretString>,
+    pub max_tokens: u32,
+    pub temperature: f32,
+    /// Seconds without a byte from the upstream before the answer is abandoned.
+    pub stall_timeout_secs: u64,
+    pub connect_timeout_secs: u64,
+    pub local: LocalSettings,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum LocalModelKind {
+    /// Qwen2.5-Coder-0.5B-Instruct, Q4_K_M: the default.
+    Qwen,
+    /// Gemma 3 270M, Q4_K_M: faster, but a base model that often answers wrongly.
+    Gemma,
+}
+
+impl LocalModelKind {
+    pub fn file_name(self) -> &'static str {
+        match self {
+            Self::Qwen => "qwen2.5-coder-0.5b-instruct-q4_k_m.gguf",
+            Self::Gemma => "gemma-3-270m-q4_k_m.gguf",
+        }
+    }
+
+    pub fn display_name(self) -> &'static str {
+        match self {
+            Self::Qwen => "qwen2.5-coder-0.5b-instruct (local)",
+            Self::Gemma => "gemma-3-270m (local)",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default)]
+pub struct LocalSettings {
+    pub model: LocalModelKind,
+    /// Directory holding the GGUF files written by `scripts/fetch-models.sh`.
+    pub model_dir: PathBuf,
+    /// Overrides `model_dir` + `model` with an explicit GGUF path.
+    pub model_path: Option<PathBuf>,
+    /// CPU threads for llama.cpp (0: all cores).
+    pub threads: usize,
+    pub context_tokens: u32,
+    pub batch_tokens: u32,
+}
+
+impl LocalSettings {
+    pub fn gguf_path(&self) -> PathBuf {
+        self.model_path
+            .clone()
+            .unwrap_or_else(|| self.model_dir.join(self.model.file_name()))
+    }
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            server: ServerSettings::default(),
+            data_dir: PathBuf::from("data"),
+            chat: ChatSettings::default(),
+            llm: LlmSettings::default(),
+        }
+    }
+}
+
+impl Default for ServerSettings {
+    fn default() -> Self {
+        Self {
+            bind: "127.0.0.1:3000".into(),
+            site_root: PathBuf::from("target/site"),
+            secure_cookies: false,
+        }
+    }
+}
+
+impl Default for ChatSettings {
+    fn default() -> Self {
+        Self {
+            max_message_chars: 8_000,
+            history_chars: 12_000,
+            system_prompt:
+                "You are a helpful, accurate assistant. Answer concisely and use markdown \
+                            (lists, tables, fenced code blocks with a language) when it helps."
+                    .into(),
+        }
+    }
+}
+
+impl Default for LlmSettings {
+    fn default() -> Self {
+        Self {
+            provider: Provider::Auto,
+            base_url: None,
+            model: None,
+            api_key: None,
+            max_tokens: 512,
+            temperature: 0.3,
+            stall_timeout_secs: 30,
+            connect_timeout_secs: 10,
+            local: LocalSettings::default(),
+        }
+    }
+}
+
+impl Default for LocalSettings {
+    fn default() -> Self {
+        Self {
+            model: LocalModelKind::Qwen,
+            model_dir: default_model_dir(),
+            model_path: None,
+            threads: 0,
+            context_tokens: 4096,
+            batch_tokens: 512,
+        }
+    }
+}
+
+/// `$XDG_CACHE_HOME/ragchat/models`, else `~/.cache/ragchat/models`: where
+/// `scripts/fetch-models.sh` puts the verified GGUF files.
+pub fn default_model_dir() -> PathBuf {
+    let cache = std::env::var_os("XDG_CACHE_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))
+        .unwrap_or_else(|| PathBuf::from(".cache"));
+    cache.join("ragchat").join("models")
+}
+
+impl Settings {
+    /// Defaults, then the file named by `APP_CONFIG` (or `ragchat.toml` if it
+    /// exists), then `APP__SECTION__KEY` environment variables.
+    pub fn load() -> Result<Self, config::ConfigError> {
+        let file = std::env::var("APP_CONFIG").unwrap_or_else(|_| "ragchat.toml".into());
+        Self::from_sources(
+            config::File::with_name(&file).required(std::env::var_os("APP_CONFIG").is_some()),
+            config::Environment::with_prefix("APP")
+                .prefix_separator("__")
+                .separator("__")
+                .try_parsing(true),
+        )
+    }
+
+    fn from_sources(
+        file: impl config::Source + Send + Sync + 'static,
+        env: impl config::Source + Send + Sync + 'static,
+    ) -> Result<Self, config::ConfigError> {
+        config::Config::builder()
+            .add_source(file)
+            .add_source(env)
+            .build()?
+            .try_deserialize()
+    }
+
+    /// The provider to use after resolving `auto`.
+    pub fn provider(&self) -> Provider {
+        match self.llm.provider {
+            Provider::Auto if self.llm.base_url.is_some() => Provider::Openai,
+            Provider::Auto => Provider::Local,
+            explicit => explicit,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use secrecy::ExposeSecret;
+    use std::collections::HashMap;
+
+    fn env(vars: &[(&str, &str)]) -> config::Environment {
+        let map: HashMap<String, String> = vars
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        config::Environment::with_prefix("APP")
+            .prefix_separator("__")
+            .separator("__")
+            .try_parsing(true)
+            .source(Some(map))
+    }
+
+    fn no_file() -> config::File<config::FileSourceString, config::FileFormat> {
+        config::File::from_str("", config::FileFormat::Toml)
+    }
+
+    #[test]
+    fn defaults_need_nothing() {
+        let s = Settings::from_sources(no_file(), env(&[])).unwrap();
+        assert_eq!(s.server.bind, "127.0.0.1:3000");
+        assert_eq!(s.chat.max_message_chars, 8_000);
+        assert_eq!(s.provider(), Provider::Local);
+        assert_eq!(s.llm.local.model, LocalModelKind::Qwen);
+        assert!(s
+            .llm
+            .local
+            .gguf_path()
+            .ends_with("qwen2.5-coder-0.5b-instruct-q4_k_m.gguf"));
+    }
+
+    #[test]
+    fn env_overrides_and_base_url_selects_http_provider() {
+        let s = Settings::from_sources(
+            no_file(),
+            env(&[
+                ("APP__LLM__BASE_URL", "http://127.0.0.1:8080/v1"),
+                ("APP__LLM__MODEL", "qwen"),
+                ("APP__LLM__API_KEY", "sk-secret-value"),
+                ("APP__CHAT__MAX_MESSAGE_CHARS", "100"),
+                ("APP__SERVER__BIND", "0.0.0.0:8000"),
+                ("APP__LLM__LOCAL__MODEL", "gemma"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(s.provider(), Provider::Openai);
+        assert_eq!(s.llm.model.as_deref(), Some("qwen"));
+        assert_eq!(s.chat.max_message_chars, 100);
+        assert_eq!(s.server.bind, "0.0.0.0:8000");
+        assert_eq!(s.llm.local.model, LocalModelKind::Gemma);
+        let key = s.llm.api_key.as_ref().unwrap();
+        assert_eq!(key.expose_secret(), "sk-secret-value");
+        // The key never shows up in debug output (and so never in logs).
+        assert!(!format!("{s:?}").contains("sk-secret-value"));
+    }
+
+    #[test]
+    fn file_then_env() {
+        let file = config::File::from_str(
+            "data_dir = \"/tmp/x\"\n[llm]\nprovider = \"local\"\nbase_url = \"http://h/v1\"\nmax_tokens = 64\n",
+            config::FileFormat::Toml,
+        );
+        let s = Settings::from_sources(file, env(&[("APP__LLM__MAX_TOKENS", "32")])).unwrap();
+        assert_eq!(s.data_dir, PathBuf::from("/tmp/x"));
+        assert_eq!(
+            s.provider(),
+            Provider::Local,
+            "explicit provider wins over base_url"
+        );
+        assert_eq!(s.llm.max_tokens, 32);
+    }
+
+    #[test]
+    fn bad_values_are_errors() {
+        assert!(Settings::from_sources(
+            no_file(),
+            env(&[("APP__CHAT__MAX_MESSAGE_CHARS", "lots")])
+        )
+        .is_err());
+        assert!(
+            Settings::from_sources(no_file(), env(&[("APP__LLM__PROVIDER", "magic")])).is_err()
+        );
+    }
+}

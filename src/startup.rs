@@ -1,0 +1,207 @@
+//! Builds the app: storage, model provider, services, router and layers.
+
+use crate::chat::ChatServiceImpl;
+use crate::config::{Provider, Settings};
+use crate::llm::local::LocalModel;
+use crate::llm::openai::OpenAiModel;
+use crate::llm::ChatModel;
+use crate::store::Store;
+use anyhow::Context;
+use app::error::AppError;
+use app::ports::Services;
+use app::{shell, App};
+use axum::body::Body;
+use axum::extract::Request;
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::Router;
+use leptos::prelude::*;
+use leptos_axum::{generate_route_list, LeptosRoutes};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::net::TcpListener;
+use tower_sessions::cookie::SameSite;
+use tower_sessions::{Expiry, SessionManagerLayer};
+use tower_sessions_sqlx_store::SqliteStore;
+
+pub struct Application {
+    listener: TcpListener,
+    router: Router,
+    address: SocketAddr,
+}
+
+/// Picks the configured model provider.
+pub async fn build_model(settings: &Settings) -> anyhow::Result<Arc<dyn ChatModel>> {
+    let llm = &settings.llm;
+    Ok(match settings.provider() {
+        Provider::Openai => {
+            let base_url = llm
+                .base_url
+                .as_deref()
+                .context("APP__LLM__BASE_URL is required for the openai provider")?;
+            let model = llm.model.clone().unwrap_or_else(|| "default".into());
+            tracing::info!(base_url, model, "using an OpenAI-compatible model server");
+            Arc::new(OpenAiModel::new(
+                base_url,
+                model,
+                llm.api_key.clone(),
+                Duration::from_secs(llm.connect_timeout_secs),
+                Duration::from_secs(llm.stall_timeout_secs.max(1)),
+            )?)
+        }
+        Provider::Local | Provider::Auto => {
+            let local = llm.local.clone();
+            tracing::info!(path = %local.gguf_path().display(), "loading the local model");
+            tokio::task::spawn_blocking(move || LocalModel::shared(&local)).await??
+        }
+    })
+}
+
+impl Application {
+    pub async fn build(settings: Settings) -> anyhow::Result<Self> {
+        let model = build_model(&settings).await?;
+        Self::build_with_model(settings, model).await
+    }
+
+    /// Like [`Application::build`] with a given model provider (tests share one).
+    pub async fn build_with_model(
+        settings: Settings,
+        model: Arc<dyn ChatModel>,
+    ) -> anyhow::Result<Self> {
+        let store = Store::open(&settings.data_dir)
+            .await
+            .with_context(|| format!("opening the database in {}", settings.data_dir.display()))?;
+        let interrupted = store.mark_interrupted().await?;
+        if interrupted > 0 {
+            tracing::warn!(
+                interrupted,
+                "marked answers interrupted by the last shutdown as incomplete"
+            );
+        }
+        let sessions = SqliteStore::new(store.pool().clone());
+        sessions
+            .migrate()
+            .await
+            .context("creating the sessions table")?;
+        let session_layer = SessionManagerLayer::new(sessions)
+            .with_name("ragchat_session")
+            .with_http_only(true)
+            .with_same_site(SameSite::Lax)
+            .with_secure(settings.server.secure_cookies)
+            .with_expiry(Expiry::OnInactivity(
+                tower_sessions::cookie::time::Duration::days(30),
+            ));
+
+        let chat = ChatServiceImpl::new(
+            store,
+            model,
+            settings.chat.clone(),
+            settings.llm.max_tokens,
+            settings.llm.temperature,
+        );
+        let services = Services {
+            chat: Arc::new(chat),
+        };
+
+        let listener = TcpListener::bind(&settings.server.bind)
+            .await
+            .with_context(|| format!("binding {}", settings.server.bind))?;
+        let address = listener.local_addr()?;
+        let site_root = std::env::var("LEPTOS_SITE_ROOT")
+            .unwrap_or_else(|_| settings.server.site_root.to_string_lossy().into_owned());
+        let options = LeptosOptions::builder()
+            .output_name("ragchat")
+            .site_root(site_root)
+            .site_pkg_dir("pkg")
+            .site_addr(address)
+            .build();
+        let router = router(options, services, session_layer);
+        Ok(Self {
+            listener,
+            router,
+            address,
+        })
+    }
+
+    pub fn address(&self) -> SocketAddr {
+        self.address
+    }
+
+    pub fn port(&self) -> u16 {
+        self.address.port()
+    }
+
+    pub async fn run_until_stopped(self) -> anyhow::Result<()> {
+        axum::serve(self.listener, self.router)
+            .with_graceful_shutdown(shutdown_signal())
+            .await?;
+        Ok(())
+    }
+}
+
+fn router(
+    options: LeptosOptions,
+    services: Services,
+    sessions: SessionManagerLayer<SqliteStore>,
+) -> Router {
+    let routes = generate_route_list(App);
+    // `leptos_routes_with_context` also mounts every server function (under
+    // /api), with the same context.
+    Router::new()
+        .leptos_routes_with_context(
+            &options,
+            routes,
+            move || provide_context(services.clone()),
+            {
+                let options = options.clone();
+                move || shell(options.clone())
+            },
+        )
+        .fallback(leptos_axum::file_and_error_handler(shell))
+        .layer(middleware::from_fn(error_status))
+        .layer(sessions)
+        .layer(middleware::from_fn(security_headers))
+        .with_state(options)
+}
+
+/// Server functions report errors with status 500; this gives each
+/// [`AppError`] its own status (400, 404, 502, …), in one place.
+async fn error_status(req: Request, next: Next) -> Response {
+    let response = next.run(req).await;
+    if !response
+        .headers()
+        .contains_key(server_fn::error::SERVER_FN_ERROR_HEADER)
+    {
+        return response;
+    }
+    let (mut parts, body) = response.into_parts();
+    let Ok(bytes) = axum::body::to_bytes(body, 64 * 1024).await else {
+        return (StatusCode::INTERNAL_SERVER_ERROR, "error body too large").into_response();
+    };
+    if let Ok(error) = serde_json::from_slice::<AppError>(&bytes) {
+        parts.status =
+            StatusCode::from_u16(error.status_code()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    }
+    Response::from_parts(parts, Body::from(bytes))
+}
+
+async fn security_headers(req: Request, next: Next) -> Response {
+    let mut response = next.run(req).await;
+    let headers = response.headers_mut();
+    headers.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    headers.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("same-origin"),
+    );
+    headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    response
+}
+
+async fn shutdown_signal() {
+    let _ = tokio::signal::ctrl_c().await;
+}

@@ -1,0 +1,162 @@
+use app::wire::ChatEvent;
+use futures::StreamExt;
+use ragchat::config::{LocalSettings, Settings};
+use ragchat::startup::Application;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use tempfile::TempDir;
+
+pub struct TestApp {
+    pub address: SocketAddr,
+    pub client: reqwest::Client,
+    _temp: Option<TempDir>,
+    server: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        self.server.abort();
+    }
+}
+
+pub fn client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .cookie_store(true)
+        .build()
+        .unwrap()
+}
+
+/// Settings for a test app: port 0, a temp data dir.
+pub fn test_settings(data_dir: &std::path::Path) -> Settings {
+    let mut settings = Settings::default();
+    settings.server.bind = "127.0.0.1:0".into();
+    settings.data_dir = data_dir.to_path_buf();
+    settings.llm.max_tokens = 48;
+    settings
+}
+
+/// Spawns the app with the HTTP provider pointed at `base_url`.
+pub async fn spawn_app_http(base_url: &str, tweak: impl FnOnce(&mut Settings)) -> TestApp {
+    spawn_app(|s| {
+        s.llm.base_url = Some(base_url.to_string());
+        s.llm.model = Some("test-model".into());
+        tweak(s);
+    })
+    .await
+}
+
+pub async fn spawn_app(tweak: impl FnOnce(&mut Settings)) -> TestApp {
+    let temp = TempDir::new().unwrap();
+    let mut app = spawn_app_in(temp.path().to_path_buf(), tweak).await;
+    app._temp = Some(temp);
+    app
+}
+
+/// Spawns the app on an existing data dir (to test restarts).
+pub async fn spawn_app_in(data_dir: PathBuf, tweak: impl FnOnce(&mut Settings)) -> TestApp {
+    let mut settings = test_settings(&data_dir);
+    tweak(&mut settings);
+    let app = Application::build(settings).await.expect("app builds");
+    let address = app.address();
+    let server = tokio::spawn(async move {
+        let _ = app.run_until_stopped().await;
+    });
+    TestApp {
+        address,
+        client: client(),
+
+        _temp: None,
+        server,
+    }
+}
+
+/// The embedded model's settings if its GGUF is present; otherwise prints why
+/// the test is skipped.
+pub fn local_model_or_skip(test: &str) -> Option<LocalSettings> {
+    let local = LocalSettings::default();
+    if local.gguf_path().is_file() {
+        Some(local)
+    } else {
+        println!(
+            "SKIP {test}: embedded model not found at {} (run scripts/fetch-models.sh)",
+            local.gguf_path().display()
+        );
+        None
+    }
+}
+
+impl TestApp {
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{}", self.address, path)
+    }
+
+    /// POSTs to the chat server function.
+    pub async fn send_raw(&self, conversation_id: Option<&str>, text: &str) -> reqwest::Response {
+        self.client
+            .post(self.url("/api/chat"))
+            .json(&serde_json::json!({ "conversation_id": conversation_id, "text": text }))
+            .send()
+            .await
+            .unwrap()
+    }
+
+    /// Sends a message and collects every event of the answer.
+    pub async fn chat(&self, conversation_id: Option<&str>, text: &str) -> Vec<ChatEvent> {
+        let response = self.send_raw(conversation_id, text).await;
+        assert_eq!(response.status(), 200, "{:?}", response.text().await);
+        read_events(response).await
+    }
+
+    pub async fn post_form(&self, path: &str, form: &[(&str, &str)]) -> reqwest::Response {
+        self.client
+            .post(self.url(path))
+            .form(form)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    pub async fn conversations(&self) -> Vec<app::wire::ConversationSummary> {
+        let response = self.post_form("/api/conversations", &[]).await;
+        assert_eq!(response.status(), 200);
+        response.json().await.unwrap()
+    }
+
+    pub async fn conversation(&self, id: &str) -> reqwest::Response {
+        self.post_form("/api/conversation", &[("id", id)]).await
+    }
+}
+
+pub async fn read_events(response: reqwest::Response) -> Vec<ChatEvent> {
+    let mut decoder = app::ndjson::LineDecoder::new();
+    let mut events = Vec::new();
+    let mut body = response.bytes_stream();
+    while let Some(chunk) = body.next().await {
+        for event in decoder.push::<ChatEvent>(&chunk.unwrap()) {
+            events.push(event.expect("valid event line"));
+        }
+    }
+    assert!(!decoder.has_partial_line(), "stream ended mid-line");
+    events
+}
+
+pub fn answer_text(events: &[ChatEvent]) -> String {
+    events
+        .iter()
+        .filter_map(|e| match e {
+            ChatEvent::Token { text } => Some(text.as_str()),
+            _ => None,
+        })
+        .collect()
+}
+
+pub fn started(events: &[ChatEvent]) -> (String, String) {
+    match &events[0] {
+        ChatEvent::Start {
+            conversation_id,
+            message_id,
+            ..
+        } => (conversation_id.clone(), message_id.clone()),
+        other => panic!("first event is not start: {other:?}"),
+    }
+}
