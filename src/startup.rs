@@ -149,17 +149,15 @@ fn router(
     let routes = generate_route_list(App);
     // `leptos_routes_with_context` also mounts every server function (under
     // /api), with the same context.
+    let context = move || provide_context(services.clone());
     Router::new()
-        .leptos_routes_with_context(
-            &options,
-            routes,
-            move || provide_context(services.clone()),
-            {
-                let options = options.clone();
-                move || shell(options.clone())
-            },
-        )
-        .fallback(leptos_axum::file_and_error_handler(shell))
+        .leptos_routes_with_context(&options, routes, context.clone(), {
+            let options = options.clone();
+            move || shell(options.clone())
+        })
+        .fallback(leptos_axum::file_and_error_handler_with_context(
+            context, shell,
+        ))
         .layer(middleware::from_fn(error_status))
         .layer(sessions)
         .layer(middleware::from_fn(security_headers))

@@ -56,7 +56,9 @@ pub fn App() -> impl IntoView {
                         aria-label="Open menu"
                         on:click=move |_| sidebar_open.update(|o| *o = !*o)
                     >
-                        <span aria-hidden="true">"☰"</span>
+                        <svg viewBox="0 0 24 24" width="20" height="20" aria-hidden="true" fill="none" stroke="currentColor" stroke-width="2">
+                            <path d="M4 6h16M4 12h16M4 18h16"></path>
+                        </svg>
                     </button>
                     <Routes fallback=|| view! { <p class="not-found">"Page not found."</p> }>
                         <Route path=path!("/") view=ChatPage />

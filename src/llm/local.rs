@@ -45,8 +45,12 @@ pub struct LocalModel {
 pub struct GenerationStats {
     pub prompt_tokens: usize,
     pub completion_tokens: usize,
+    /// Decoding the prompt.
     pub prompt_ms: f64,
-    pub generation_ms: f64,
+    /// From the start until the first answer token was sampled (time to first token).
+    pub first_token_ms: Option<f64>,
+    /// From the start until the last token was sampled.
+    pub total_ms: f64,
 }
 
 fn backend() -> Result<&'static LlamaBackend, LlmError> {
@@ -346,7 +350,8 @@ impl Engine {
                     prompt_tokens: tokens.len(),
                     completion_tokens: 0,
                     prompt_ms: ms(started),
-                    generation_ms: 0.0,
+                    first_token_ms: None,
+                    total_ms: ms(started),
                 };
                 return Ok((stats, FinishReason::Cancelled));
             }
@@ -362,7 +367,6 @@ impl Engine {
         }
         let prompt_ms = ms(started);
 
-        let generation_started = Instant::now();
         let mut sampler = if request.temperature <= 0.0 {
             LlamaSampler::greedy()
         } else {
@@ -378,6 +382,8 @@ impl Engine {
         let mut position = tokens.len();
         let mut generated = 0;
         let mut reason = FinishReason::Length;
+        let mut first_token_ms = None;
+        let mut last_token_ms = prompt_ms;
         while generated < max_tokens {
             if stop() {
                 reason = FinishReason::Cancelled;
@@ -385,6 +391,8 @@ impl Engine {
             }
             let token = sampler.sample(ctx, batch.n_tokens() - 1);
             sampler.accept(token);
+            last_token_ms = ms(started);
+            first_token_ms.get_or_insert(last_token_ms);
             if vocab.is_eog(token) {
                 reason = FinishReason::Stop;
                 break;
@@ -418,7 +426,8 @@ impl Engine {
             prompt_tokens: tokens.len(),
             completion_tokens: generated,
             prompt_ms,
-            generation_ms: ms(generation_started),
+            first_token_ms,
+            total_ms: last_token_ms,
         };
         Ok((stats, reason))
     }

@@ -191,7 +191,10 @@ pub fn MessageBubble(
                         title="Copy"
                         on:click=move |_| browser::copy_text(&content.get_untracked())
                     >
-                        "⧉"
+                        <svg viewBox="0 0 24 24" width="16" height="16" aria-hidden="true" fill="none" stroke="currentColor" stroke-width="2">
+                            <rect x="9" y="9" width="12" height="12" rx="2"></rect>
+                            <path d="M5 15V5a2 2 0 0 1 2-2h10"></path>
+                        </svg>
                     </button>
                     <span class="meta">{move || meta.get().unwrap_or_default()}</span>
                 </div>

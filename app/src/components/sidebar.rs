@@ -42,7 +42,7 @@ pub fn Sidebar(open: RwSignal<bool>) -> impl IntoView {
             <div class="sidebar-head">
                 <span class="brand">"RAG Chat"</span>
                 <button class="new-chat" on:click=new_chat>
-                    <span aria-hidden="true">"＋"</span>
+                    <span aria-hidden="true">"+"</span>
                     " New chat"
                 </button>
             </div>
@@ -78,7 +78,7 @@ pub fn Sidebar(open: RwSignal<bool>) -> impl IntoView {
                                                         title="Delete"
                                                         on:click=move |_| delete(id.clone())
                                                     >
-                                                        "✕"
+                                                        "×"
                                                     </button>
                                                 </li>
                                             }

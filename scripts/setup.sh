@@ -1,0 +1,45 @@
+#!/usr/bin/env bash
+# Installs what building and running the app needs; skips what is already there.
+# Sourced by scripts/run.sh and scripts/test.sh.
+set -euo pipefail
+
+say() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$HOME/.cache/ragchat/target}
+export PATH="$HOME/.cargo/bin:$PATH"
+
+apt_install() {
+  local missing=()
+  for pkg in "$@"; do
+    dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
+  done
+  [[ ${#missing[@]} -eq 0 ]] && return
+  say "installing Debian packages: ${missing[*]}"
+  local sudo=""
+  [[ $(id -u) -ne 0 ]] && sudo="sudo"
+  $sudo apt-get update -q
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -q "${missing[@]}"
+}
+
+# cmake + clang build llama.cpp (llama-cpp-sys-2); binaryen gives wasm-opt for release bundles.
+apt_install cmake clang libclang-dev binaryen pkg-config
+
+if ! rustup target list --toolchain nightly --installed 2>/dev/null | grep -q wasm32-unknown-unknown; then
+  say "adding the wasm32 target to the nightly toolchain"
+  rustup target add --toolchain nightly wasm32-unknown-unknown
+fi
+
+if ! command -v cargo-leptos >/dev/null; then
+  say "installing cargo-leptos (first time only, ~13 min)"
+  cargo +nightly install cargo-leptos --locked
+fi
+
+# cargo-leptos would download wasm-bindgen from GitHub; give it the exact version from Cargo.lock.
+WB_VERSION=$(grep -A1 '^name = "wasm-bindgen"$' "$ROOT/Cargo.lock" | sed -n 's/^version = "\(.*\)"/\1/p')
+if [[ "$(wasm-bindgen --version 2>/dev/null | cut -d' ' -f2)" != "$WB_VERSION" ]]; then
+  say "installing wasm-bindgen-cli $WB_VERSION (~2 min)"
+  cargo +nightly install wasm-bindgen-cli --version "$WB_VERSION" --force
+fi
+
+"$ROOT/scripts/fetch-models.sh"
