@@ -22,8 +22,18 @@ apt_install() {
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -q "${missing[@]}"
 }
 
-# cmake + clang build llama.cpp (llama-cpp-sys-2); binaryen gives wasm-opt for release bundles.
-apt_install cmake clang libclang-dev binaryen pkg-config
+# cmake + clang build llama.cpp (llama-cpp-sys-2).
+apt_install cmake clang libclang-dev pkg-config
+command -v npm >/dev/null || apt_install nodejs npm
+
+# wasm-opt for release bundles. Debian's binaryen (108) corrupts the
+# reference-types table that current wasm-bindgen emits; npm's binaryen is current.
+TOOLS="$HOME/.cache/ragchat/tools"
+if [[ "$("$TOOLS/node_modules/.bin/wasm-opt" --version 2>/dev/null)" != *"version 132"* ]]; then
+  say "installing wasm-opt (binaryen 132, from npm)"
+  npm install --silent --no-audit --no-fund --prefix "$TOOLS" binaryen@132.0.0
+fi
+export PATH="$TOOLS/node_modules/.bin:$PATH"
 
 if ! rustup target list --toolchain nightly --installed 2>/dev/null | grep -q wasm32-unknown-unknown; then
   say "adding the wasm32 target to the nightly toolchain"

@@ -7,7 +7,7 @@ set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$ROOT"
 source scripts/setup.sh
-apt_install chromium chromium-driver nodejs npm
+apt_install chromium chromium-driver
 source scripts/llama-python.sh
 export RAGCHAT_LLAMA_PYTHON="$LLAMA_PYTHON"
 

@@ -1,3 +1,4 @@
+#![recursion_limit = "256"]
 //! RAG Chat: the server (behind `ssr`) and the browser entry point (behind `hydrate`).
 
 #[cfg(feature = "ssr")]

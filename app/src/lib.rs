@@ -1,3 +1,4 @@
+#![recursion_limit = "256"]
 //! The Leptos app: shell, routes, components, wire types and server functions.
 
 pub mod api;

@@ -56,6 +56,8 @@ impl ChatState {
     pub fn reset(&self) {
         self.active_id.set(None);
         self.live.set(Vec::new());
+        // The address may name a conversation the router never navigated to.
+        browser::replace_url("/");
     }
 
     /// Sends `text` and streams the answer into the page.
