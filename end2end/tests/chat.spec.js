@@ -104,12 +104,15 @@ test.describe('embedded model', () => {
     await page.setViewportSize({ width: 1280, height: 800 });
     await page.goto(app.url);
     await expect(page.locator('.empty-state')).toBeVisible();
+    await page.waitForTimeout(400); // let the drawer transition settle
     await page.screenshot({ path: 'test-results/home-desktop.png' });
     await page.setViewportSize({ width: 390, height: 844 });
     await expect(page.getByRole('button', { name: 'Open menu' })).toBeVisible();
+    await page.waitForTimeout(400);
     await page.screenshot({ path: 'test-results/home-phone.png' });
     await page.getByRole('button', { name: 'Open menu' }).click();
     await expect(page.getByRole('button', { name: /New chat/ })).toBeInViewport();
+    await page.waitForTimeout(400);
     await page.screenshot({ path: 'test-results/menu-phone.png' });
   });
 });

@@ -262,7 +262,10 @@ impl Engine {
             .with_n_batch(config.batch_tokens)
             .with_n_ubatch(config.batch_tokens)
             .with_n_threads(config.threads)
-            .with_n_threads_batch(config.threads);
+            .with_n_threads_batch(config.threads)
+            // As llama.cpp's own server and llama-cpp-python default to: on 2
+            // CPU cores flash attention only costs time at these context sizes.
+            .with_flash_attention_policy(llama_cpp_sys_2::LLAMA_FLASH_ATTN_TYPE_DISABLED);
         self.model
             .new_context(backend()?, params)
             .map_err(|e| LlmError::Local(format!("creating a context: {e}")))

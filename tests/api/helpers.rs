@@ -160,3 +160,10 @@ pub fn started(events: &[ChatEvent]) -> (String, String) {
         other => panic!("first event is not start: {other:?}"),
     }
 }
+
+/// Tests that run a model hold this: two llama.cpp engines spinning on the
+/// same two cores slow each other down many times over.
+pub async fn exclusive_cpu() -> tokio::sync::MutexGuard<'static, ()> {
+    static CPU: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+    CPU.lock().await
+}

@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 
 #[tokio::test]
 async fn embedded_model_answers_a_question() {
+    let _cores = crate::helpers::exclusive_cpu().await;
     let Some(local) = local_model_or_skip("embedded_model_answers_a_question") else {
         return;
     };
@@ -59,6 +60,7 @@ async fn embedded_model_answers_a_question() {
 
 #[tokio::test]
 async fn embedded_model_stops_within_a_second_and_queues_concurrent_chats() {
+    let _cores = crate::helpers::exclusive_cpu().await;
     let Some(local) =
         local_model_or_skip("embedded_model_stops_within_a_second_and_queues_concurrent_chats")
     else {
@@ -152,6 +154,7 @@ async fn embedded_model_stops_within_a_second_and_queues_concurrent_chats() {
 
 #[tokio::test]
 async fn embedded_model_stops_when_the_browser_disconnects() {
+    let _cores = crate::helpers::exclusive_cpu().await;
     let Some(local) = local_model_or_skip("embedded_model_stops_when_the_browser_disconnects")
     else {
         return;

@@ -42,7 +42,8 @@ pub fn Composer() -> impl IntoView {
                 <textarea
                     name="message"
                     rows="1"
-                    placeholder="Message the assistant (Enter to send, Shift+Enter for a new line)"
+                    placeholder="Ask anything…"
+                    title="Enter sends, Shift+Enter adds a line"
                     aria-label="Message"
                     prop:value=move || draft.get()
                     on:input=move |ev| draft.set(event_target_value(&ev))
