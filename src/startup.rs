@@ -129,10 +129,6 @@ impl Application {
         self.address
     }
 
-    pub fn port(&self) -> u16 {
-        self.address.port()
-    }
-
     pub async fn run_until_stopped(self) -> anyhow::Result<()> {
         axum::serve(self.listener, self.router)
             .with_graceful_shutdown(shutdown_signal())
