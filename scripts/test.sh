@@ -25,6 +25,13 @@ say "unit and integration tests"
 cargo test --workspace --features ssr 2>&1 | tee "$CARGO_TARGET_DIR/cargo-test.log"
 grep -h '^SKIP' "$CARGO_TARGET_DIR/cargo-test.log" || true
 
+say "retrieval evaluation (PubMedQA): hybrid must beat dense and BM25"
+if [[ -f "$ROOT/../shared/data/pubmedqa/ori_pqal.json" ]]; then
+  cargo run --quiet --features ssr --bin eval -- "$ROOT/../shared/data/pubmedqa/ori_pqal.json" 2>/dev/null
+else
+  echo "SKIP retrieval evaluation: ../shared/data/pubmedqa not found"
+fi
+
 say "building the site (release) for end2end tests"
 cargo leptos build --release
 

@@ -1,14 +1,18 @@
 //! The chat service: validates a message, stores the turn, streams the
 //! answer from the model and records how it ended.
 
+use crate::citations;
 use crate::config::ChatSettings;
-use crate::llm::{ChatModel, CompletionRequest, LlmError, LlmEvent, PromptMessage, PromptRole};
+use crate::ingest::chunk::TokenSpans;
+use crate::llm::{ChatModel, CompletionRequest, LlmError, LlmEvent};
+use crate::prompt::{build_prompt, fit_sources};
+use crate::retrieve::{sources_from, Retriever};
 use crate::store::{AnswerRecord, HistoryMessage, Store, StoreError};
 use app::error::AppError;
 use app::ports::{ChatService, SendMessage, UserId};
 use app::wire::{
     ChatEvent, ClientLimits, ConversationSummary, ConversationView, FinishReason, MessageStatus,
-    Role, Usage,
+    Source, Usage,
 };
 use futures::stream::BoxStream;
 use futures::StreamExt;
@@ -18,9 +22,19 @@ use std::time::Instant;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
+/// What grounding answers in the user's documents needs.
+pub struct Grounding {
+    pub retriever: Retriever,
+    /// Counts tokens of source text against the context budget.
+    pub tokens: Arc<dyn TokenSpans>,
+    pub context_tokens: usize,
+    pub max_upload_bytes: u64,
+}
+
 pub struct ChatServiceImpl {
     store: Store,
     model: Arc<dyn ChatModel>,
+    grounding: Arc<Grounding>,
     settings: ChatSettings,
     max_tokens: u32,
     temperature: f32,
@@ -39,6 +53,7 @@ impl ChatServiceImpl {
     pub fn new(
         store: Store,
         model: Arc<dyn ChatModel>,
+        grounding: Arc<Grounding>,
         settings: ChatSettings,
         max_tokens: u32,
         temperature: f32,
@@ -46,6 +61,7 @@ impl ChatServiceImpl {
         Self {
             store,
             model,
+            grounding,
             settings,
             max_tokens,
             temperature,
@@ -65,44 +81,6 @@ impl ChatServiceImpl {
             )));
         }
         Ok(())
-    }
-
-    /// System prompt, as much recent history as fits the budget, then the new message.
-    fn prompt(&self, history: &[HistoryMessage], text: &str) -> Vec<PromptMessage> {
-        let mut budget = self.settings.history_chars;
-        let mut recent = Vec::new();
-        for message in history.iter().rev() {
-            let cost = message.content.chars().count();
-            if cost > budget {
-                break;
-            }
-            budget -= cost;
-            recent.push(PromptMessage {
-                role: match message.role {
-                    Role::User => PromptRole::User,
-                    Role::Assistant => PromptRole::Assistant,
-                },
-                content: message.content.clone(),
-            });
-        }
-        // Chat templates expect turns to start with the user.
-        while recent
-            .last()
-            .is_some_and(|m| m.role == PromptRole::Assistant)
-        {
-            recent.pop();
-        }
-        recent.reverse();
-        let mut messages = vec![PromptMessage {
-            role: PromptRole::System,
-            content: self.settings.system_prompt.clone(),
-        }];
-        messages.extend(recent);
-        messages.push(PromptMessage {
-            role: PromptRole::User,
-            content: text.to_string(),
-        });
-        messages
     }
 }
 
@@ -203,11 +181,14 @@ impl ChatService for ChatServiceImpl {
         let generation = Generation {
             store: self.store.clone(),
             model: self.model.clone(),
-            request: CompletionRequest {
-                messages: self.prompt(&turn.history, &request.text),
-                max_tokens: self.max_tokens,
-                temperature: self.temperature,
-            },
+            grounding: self.grounding.clone(),
+            owner: user.0.clone(),
+            question: request.text,
+            history: turn.history,
+            system_prompt: self.settings.system_prompt.clone(),
+            history_chars: self.settings.history_chars,
+            max_tokens: self.max_tokens,
+            temperature: self.temperature,
             message_id: turn.assistant_message_id,
             conversation_id: turn.conversation_id,
             model_name,
@@ -237,6 +218,7 @@ impl ChatService for ChatServiceImpl {
     fn limits(&self) -> ClientLimits {
         ClientLimits {
             max_message_chars: self.settings.max_message_chars,
+            max_upload_bytes: self.grounding.max_upload_bytes,
         }
     }
 }
@@ -244,7 +226,14 @@ impl ChatService for ChatServiceImpl {
 struct Generation {
     store: Store,
     model: Arc<dyn ChatModel>,
-    request: CompletionRequest,
+    grounding: Arc<Grounding>,
+    owner: String,
+    question: String,
+    history: Vec<HistoryMessage>,
+    system_prompt: String,
+    history_chars: usize,
+    max_tokens: u32,
+    temperature: f32,
     message_id: String,
     conversation_id: String,
     model_name: String,
@@ -259,18 +248,75 @@ enum Outcome {
     Failed(LlmError),
 }
 
+/// Timings of the retrieval stages, for the turn's log line.
+#[derive(Default)]
+struct RetrievalTimings {
+    embed_ms: Option<f64>,
+    search_ms: Option<f64>,
+}
+
 impl Generation {
+    /// The user's passages for this question (none without indexed documents).
+    /// Retrieval trouble is logged and the question answered without sources:
+    /// a chat that still works beats one that fails.
+    async fn sources(&self, timings: &mut RetrievalTimings) -> Vec<Source> {
+        match self.store.has_indexed_documents(&self.owner).await {
+            Ok(true) => {}
+            Ok(false) => return Vec::new(),
+            Err(e) => {
+                tracing::error!(error = %e, "checking for documents");
+                return Vec::new();
+            }
+        }
+        match self
+            .grounding
+            .retriever
+            .retrieve(&self.owner, &self.question)
+            .await
+        {
+            Ok(retrieved) => {
+                timings.embed_ms = Some(retrieved.embed_ms);
+                timings.search_ms = Some(retrieved.search_ms);
+                fit_sources(
+                    sources_from(retrieved.hits),
+                    self.grounding.tokens.as_ref(),
+                    self.grounding.context_tokens,
+                )
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "retrieval failed; answering without sources");
+                Vec::new()
+            }
+        }
+    }
+
     async fn run(self, tx: mpsc::Sender<ChatEvent>) {
-        let prompt_chars: usize = self.request.messages.iter().map(|m| m.content.len()).sum();
+        let mut timings = RetrievalTimings::default();
+        let mut sources = self.sources(&mut timings).await;
+        if !sources.is_empty() {
+            let _ = tx
+                .send(ChatEvent::Sources {
+                    sources: sources.clone(),
+                })
+                .await;
+        }
+        let request = CompletionRequest {
+            messages: build_prompt(
+                &self.system_prompt,
+                &self.history,
+                self.history_chars,
+                &sources,
+                &self.question,
+            ),
+            max_tokens: self.max_tokens,
+            temperature: self.temperature,
+        };
+        let prompt_chars: usize = request.messages.iter().map(|m| m.content.len()).sum();
         let mut content = String::new();
         let mut usage: Option<Usage> = None;
         let mut pieces = 0u32;
         let mut ttft_ms = None;
-        let outcome = match self
-            .model
-            .stream(self.request.clone(), self.cancel.clone())
-            .await
-        {
+        let outcome = match self.model.stream(request, self.cancel.clone()).await {
             Err(e) => Outcome::Failed(e),
             Ok(mut stream) => loop {
                 let next = tokio::select! {
@@ -342,7 +388,16 @@ impl Generation {
                 )
             }
         };
+        if !sources.is_empty() {
+            citations::annotate(&content, &mut sources);
+            let _ = tx
+                .send(ChatEvent::Citations {
+                    sources: sources.clone(),
+                })
+                .await;
+        }
         let record = AnswerRecord {
+            sources,
             content,
             status,
             error,
@@ -351,6 +406,7 @@ impl Generation {
             ttft_ms,
             total_ms,
         };
+        let record_sources = record.sources.len();
         if let Err(e) = self.store.finish_answer(&self.message_id, &record).await {
             tracing::error!(error = %e, message_id = %self.message_id, "recording the answer failed");
         }
@@ -367,6 +423,9 @@ impl Generation {
             usage_estimated,
             ttft_ms = ttft_ms,
             total_ms,
+            embed_ms = timings.embed_ms,
+            search_ms = timings.search_ms,
+            sources = record_sources,
             outcome = outcome_name,
             "chat turn"
         );

@@ -12,6 +12,130 @@ pub struct Settings {
     pub data_dir: PathBuf,
     pub chat: ChatSettings,
     pub llm: LlmSettings,
+    pub documents: DocumentSettings,
+    pub retrieval: RetrievalSettings,
+    pub embedding: EmbeddingSettings,
+    pub qdrant: QdrantSettings,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default)]
+pub struct DocumentSettings {
+    /// Largest accepted file.
+    pub max_file_bytes: u64,
+    /// Files in one upload request.
+    pub max_files_per_upload: usize,
+    pub max_pages: u32,
+    pub max_chunks: usize,
+    /// Chunk size in embedding-model tokens (all-MiniLM-L6-v2 reads at most 256).
+    pub chunk_tokens: usize,
+    pub chunk_overlap_tokens: usize,
+    /// Chunks embedded and written per step (progress is reported per step).
+    pub embed_batch: usize,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RetrievalMode {
+    Dense,
+    Sparse,
+    Hybrid,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default)]
+pub struct RetrievalSettings {
+    /// Passages given to the model.
+    pub top_k: usize,
+    pub mode: RetrievalMode,
+    /// Budget for the sources in the prompt, in embedding-model tokens.
+    pub context_tokens: usize,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum EmbeddingProvider {
+    /// all-MiniLM-L6-v2 in-process.
+    Local,
+    /// An OpenAI-compatible `/v1/embeddings` endpoint.
+    Openai,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default)]
+pub struct EmbeddingSettings {
+    pub provider: EmbeddingProvider,
+    /// Where `scripts/fetch-models.sh` puts all-MiniLM-L6-v2 (default: `<model cache>/all-minilm-l6-v2`).
+    pub model_dir: Option<PathBuf>,
+    pub base_url: Option<String>,
+    pub model: Option<String>,
+    pub api_key: Option<SecretString>,
+    /// CPU threads for the local engine (0: all cores).
+    pub threads: usize,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default)]
+pub struct QdrantSettings {
+    /// A Qdrant server (gRPC, e.g. `http://127.0.0.1:6334`); unset: embedded Qdrant Edge.
+    pub url: Option<String>,
+    pub api_key: Option<SecretString>,
+    pub collection: String,
+}
+
+impl Default for DocumentSettings {
+    fn default() -> Self {
+        Self {
+            max_file_bytes: 50 * 1024 * 1024,
+            max_files_per_upload: 20,
+            max_pages: 2_000,
+            max_chunks: 20_000,
+            chunk_tokens: 250,
+            chunk_overlap_tokens: 40,
+            embed_batch: 64,
+        }
+    }
+}
+
+impl Default for RetrievalSettings {
+    fn default() -> Self {
+        Self {
+            top_k: 6,
+            mode: RetrievalMode::Hybrid,
+            context_tokens: 1_800,
+        }
+    }
+}
+
+impl Default for EmbeddingSettings {
+    fn default() -> Self {
+        Self {
+            provider: EmbeddingProvider::Local,
+            model_dir: None,
+            base_url: None,
+            model: None,
+            api_key: None,
+            threads: 0,
+        }
+    }
+}
+
+impl Default for QdrantSettings {
+    fn default() -> Self {
+        Self {
+            url: None,
+            api_key: None,
+            collection: "ragchat_chunks".into(),
+        }
+    }
+}
+
+impl EmbeddingSettings {
+    pub fn local_model_dir(&self) -> PathBuf {
+        self.model_dir
+            .clone()
+            .unwrap_or_else(|| default_model_dir().join("all-minilm-l6-v2"))
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -115,6 +239,10 @@ impl Default for Settings {
             data_dir: PathBuf::from("data"),
             chat: ChatSettings::default(),
             llm: LlmSettings::default(),
+            documents: DocumentSettings::default(),
+            retrieval: RetrievalSettings::default(),
+            embedding: EmbeddingSettings::default(),
+            qdrant: QdrantSettings::default(),
         }
     }
 }

@@ -1,10 +1,15 @@
 //! Builds the app: storage, model provider, services, router and layers.
 
-use crate::chat::ChatServiceImpl;
-use crate::config::{Provider, Settings};
+use crate::chat::{ChatServiceImpl, Grounding};
+use crate::config::{EmbeddingProvider, Provider, Settings};
+use crate::documents::DocumentServiceImpl;
+use crate::embed::Embedder;
+use crate::index::VectorIndex;
+use crate::ingest::chunk::TokenSpans;
 use crate::llm::local::LocalModel;
 use crate::llm::openai::OpenAiModel;
 use crate::llm::ChatModel;
+use crate::retrieve::Retriever;
 use crate::store::Store;
 use anyhow::Context;
 use app::error::AppError;
@@ -30,6 +35,8 @@ pub struct Application {
     listener: TcpListener,
     router: Router,
     address: SocketAddr,
+    index: Arc<dyn VectorIndex>,
+    store: Store,
 }
 
 /// Picks the configured model provider.
@@ -55,6 +62,75 @@ pub async fn build_model(settings: &Settings) -> anyhow::Result<Arc<dyn ChatMode
             let local = llm.local.clone();
             tracing::info!(path = %local.gguf_path().display(), "loading the local model");
             tokio::task::spawn_blocking(move || LocalModel::shared(&local)).await??
+        }
+    })
+}
+
+/// The embedding backend, and the tokenizer chunks are sized with.
+pub async fn build_embedder(
+    settings: &Settings,
+) -> anyhow::Result<(Arc<dyn Embedder>, Arc<dyn TokenSpans>)> {
+    let embedding = &settings.embedding;
+    let dir = embedding.local_model_dir();
+    let tokens = crate::embed::load_token_spans(&dir).with_context(|| {
+        format!(
+            "loading the all-MiniLM-L6-v2 tokenizer from {} (run scripts/fetch-models.sh)",
+            dir.display()
+        )
+    })?;
+    let embedder: Arc<dyn Embedder> = match embedding.provider {
+        EmbeddingProvider::Local => {
+            let threads = embedding.threads;
+            tokio::task::spawn_blocking(move || {
+                crate::embed::local::LocalEmbedder::shared(&dir, threads)
+            })
+            .await?
+            .context("loading the embedding model (run scripts/fetch-models.sh)")?
+        }
+        EmbeddingProvider::Openai => {
+            let base_url = embedding.base_url.clone().context(
+                "APP__EMBEDDING__BASE_URL is required for the openai embedding provider",
+            )?;
+            let model = embedding
+                .model
+                .clone()
+                .unwrap_or_else(|| "text-embedding-3-small".into());
+            Arc::new(crate::embed::openai::OpenAiEmbedder::new(
+                base_url,
+                model,
+                embedding.api_key.clone(),
+            )?)
+        }
+    };
+    Ok((embedder, tokens))
+}
+
+/// Qdrant server when `qdrant.url` is set, else the embedded Qdrant Edge.
+pub async fn build_index(
+    settings: &Settings,
+    dimension: usize,
+) -> anyhow::Result<Arc<dyn VectorIndex>> {
+    Ok(match &settings.qdrant.url {
+        Some(url) => {
+            tracing::info!(url, collection = %settings.qdrant.collection, "using a Qdrant server");
+            Arc::new(
+                crate::index::server::QdrantServerIndex::connect(
+                    url,
+                    settings.qdrant.api_key.clone(),
+                    &settings.qdrant.collection,
+                    dimension,
+                )
+                .await
+                .with_context(|| format!("connecting to Qdrant at {url}"))?,
+            )
+        }
+        None => {
+            let dir = settings.data_dir.join("qdrant-edge");
+            Arc::new(
+                crate::index::edge::EdgeIndex::open(&dir, dimension)
+                    .await
+                    .with_context(|| format!("opening the vector index in {}", dir.display()))?,
+            )
         }
     })
 }
@@ -94,15 +170,35 @@ impl Application {
                 tower_sessions::cookie::time::Duration::days(30),
             ));
 
+        let (embedder, tokens) = build_embedder(&settings).await?;
+        let index = build_index(&settings, embedder.dimension()).await?;
+        let documents = DocumentServiceImpl::start(
+            store.clone(),
+            index.clone(),
+            embedder.clone(),
+            tokens.clone(),
+            settings.documents.clone(),
+            &settings.data_dir,
+        )
+        .await
+        .context("starting document ingestion")?;
+        let grounding = Arc::new(Grounding {
+            retriever: Retriever::new(embedder, index.clone(), settings.retrieval.clone()),
+            tokens,
+            context_tokens: settings.retrieval.context_tokens,
+            max_upload_bytes: settings.documents.max_file_bytes,
+        });
         let chat = ChatServiceImpl::new(
-            store,
+            store.clone(),
             model,
+            grounding,
             settings.chat.clone(),
             settings.llm.max_tokens,
             settings.llm.temperature,
         );
         let services = Services {
             chat: Arc::new(chat),
+            documents: Arc::new(documents),
         };
 
         let listener = TcpListener::bind(&settings.server.bind)
@@ -117,16 +213,33 @@ impl Application {
             .site_pkg_dir("pkg")
             .site_addr(address)
             .build();
-        let router = router(options, services, session_layer);
+        let documents = crate::routes::documents_router(
+            services.clone(),
+            settings.documents.max_file_bytes,
+            settings.documents.max_files_per_upload,
+        );
+        let router = router(options, services, documents, session_layer);
         Ok(Self {
             listener,
             router,
             address,
+            index,
+            store,
         })
     }
 
     pub fn address(&self) -> SocketAddr {
         self.address
+    }
+
+    /// The vector index (tests check what it holds).
+    pub fn index(&self) -> Arc<dyn VectorIndex> {
+        self.index.clone()
+    }
+
+    /// The SQLite pool (tests look rows up).
+    pub fn db(&self) -> sqlx::SqlitePool {
+        self.store.pool().clone()
     }
 
     pub async fn run_until_stopped(self) -> anyhow::Result<()> {
@@ -140,6 +253,7 @@ impl Application {
 fn router(
     options: LeptosOptions,
     services: Services,
+    documents: Router<LeptosOptions>,
     sessions: SessionManagerLayer<SqliteStore>,
 ) -> Router {
     let routes = generate_route_list(App);
@@ -147,6 +261,7 @@ fn router(
     // /api), with the same context.
     let context = move || provide_context(services.clone());
     Router::new()
+        .merge(documents)
         .leptos_routes_with_context(&options, routes, context.clone(), {
             let options = options.clone();
             move || shell(options.clone())

@@ -1,14 +1,14 @@
 //! Thin server functions: take the user from the session, call one service.
 
 use crate::error::AppError;
-use crate::wire::{ClientLimits, ConversationSummary, ConversationView};
+use crate::wire::{ClientLimits, ConversationSummary, ConversationView, DocumentView};
 use leptos::prelude::*;
 use server_fn::codec::{ByteStream, Json, Streaming};
 
 #[cfg(feature = "ssr")]
-mod identity {
+pub mod identity {
     use crate::error::AppError;
-    use crate::ports::{Services, UserId};
+    use crate::ports::{ChatService, Services, UserId};
     use leptos::prelude::*;
     use tower_sessions::Session;
 
@@ -25,7 +25,15 @@ mod identity {
             leptos::logging::error!("session layer missing: {e}");
             AppError::Internal
         })?;
-        let chat = services().chat;
+        session_user(&session, services().chat.as_ref(), create).await
+    }
+
+    /// [`current_user`] for handlers outside Leptos that extract the session themselves.
+    pub async fn session_user(
+        session: &Session,
+        chat: &dyn ChatService,
+        create: bool,
+    ) -> Result<Option<UserId>, AppError> {
         let stored = session.get::<String>(USER_KEY).await.map_err(|e| {
             leptos::logging::error!("reading session: {e}");
             AppError::Internal
@@ -118,4 +126,21 @@ pub async fn stop_generation(message_id: String) -> Result<(), AppError> {
         .await?
         .ok_or(AppError::NotFound)?;
     identity::services().chat.stop(&user, &message_id).await
+}
+
+/// The user's documents, newest first.
+#[server(prefix = "/api", endpoint = "document_list")]
+pub async fn list_documents() -> Result<Vec<DocumentView>, AppError> {
+    match identity::current_user(false).await? {
+        Some(user) => identity::services().documents.list(&user).await,
+        None => Ok(Vec::new()),
+    }
+}
+
+#[server(prefix = "/api", endpoint = "document_delete")]
+pub async fn delete_document(id: String) -> Result<(), AppError> {
+    let user = identity::current_user(false)
+        .await?
+        .ok_or(AppError::NotFound)?;
+    identity::services().documents.delete(&user, &id).await
 }

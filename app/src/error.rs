@@ -12,6 +12,12 @@ pub enum AppError {
     /// The request is malformed or breaks a limit (empty message, too long, bad JSON).
     #[error("{0}")]
     BadRequest(String),
+    /// An upload is over the size limit.
+    #[error("{0}")]
+    TooLarge(String),
+    /// An upload is of a type we can't read.
+    #[error("{0}")]
+    Unsupported(String),
     /// The thing does not exist, or belongs to someone else.
     #[error("Not found")]
     NotFound,
@@ -32,6 +38,8 @@ impl AppError {
         match self {
             Self::BadRequest(_) => 400,
             Self::NotFound => 404,
+            Self::TooLarge(_) => 413,
+            Self::Unsupported(_) => 415,
             Self::Upstream(_) => 502,
             Self::Network(_) | Self::Internal => 500,
         }

@@ -12,7 +12,10 @@ pub mod ports;
 pub mod wire;
 
 use components::chat::{ChatPage, ChatState};
+use components::documents::DocumentsPage;
+use components::message::OpenSource;
 use components::sidebar::Sidebar;
+use components::uploads::UploadState;
 use leptos::prelude::*;
 use leptos_meta::{provide_meta_context, MetaTags, Stylesheet, Title};
 use leptos_router::components::{Route, Router, Routes};
@@ -43,6 +46,8 @@ pub fn shell(options: LeptosOptions) -> impl IntoView {
 pub fn App() -> impl IntoView {
     provide_meta_context();
     provide_context(ChatState::new());
+    provide_context(UploadState::new());
+    provide_context(OpenSource(RwSignal::new(None)));
     let sidebar_open = RwSignal::new(false);
 
     view! {
@@ -64,6 +69,7 @@ pub fn App() -> impl IntoView {
                     <Routes fallback=|| view! { <p class="not-found">"Page not found."</p> }>
                         <Route path=path!("/") view=ChatPage />
                         <Route path=path!("/c/:id") view=ChatPage />
+                        <Route path=path!("/documents") view=DocumentsPage />
                     </Routes>
                 </main>
             </div>

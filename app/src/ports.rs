@@ -2,7 +2,7 @@
 //! crate, handed to Leptos through context). Server-only.
 
 use crate::error::AppError;
-use crate::wire::{ChatEvent, ClientLimits, ConversationSummary, ConversationView};
+use crate::wire::{ChatEvent, ClientLimits, ConversationSummary, ConversationView, DocumentView};
 use futures::stream::BoxStream;
 use std::sync::Arc;
 
@@ -39,8 +39,29 @@ pub trait ChatService: Send + Sync + 'static {
     fn limits(&self) -> ClientLimits;
 }
 
+/// The user's documents: upload, list, status, delete. Every call checks the
+/// owner; another user's id is `NotFound`.
+#[async_trait::async_trait]
+pub trait DocumentService: Send + Sync + 'static {
+    /// Accepts one file for ingestion (which continues in the background), or
+    /// refuses it with a reason. Identical content already uploaded by this
+    /// user is recognised and not indexed twice.
+    /// Returns the document and whether it is an earlier upload of the same bytes.
+    async fn upload(
+        &self,
+        user: &UserId,
+        file_name: &str,
+        bytes: Vec<u8>,
+    ) -> Result<(DocumentView, bool), AppError>;
+    async fn list(&self, user: &UserId) -> Result<Vec<DocumentView>, AppError>;
+    async fn get(&self, user: &UserId, id: &str) -> Result<DocumentView, AppError>;
+    /// Removes the document and its vectors (stopping its ingestion if running).
+    async fn delete(&self, user: &UserId, id: &str) -> Result<(), AppError>;
+}
+
 /// The services the app takes from context.
 #[derive(Clone)]
 pub struct Services {
     pub chat: Arc<dyn ChatService>,
+    pub documents: Arc<dyn DocumentService>,
 }

@@ -16,8 +16,12 @@ pub enum ChatEvent {
     },
     /// The model is busy with other chats; this one waits at `position`.
     Queued { position: usize },
+    /// The passages retrieved for this question, numbered as the model sees them.
+    Sources { sources: Vec<Source> },
     /// A piece of the answer.
     Token { text: String },
+    /// Which sources the finished answer cites, and the supporting passages.
+    Citations { sources: Vec<Source> },
     /// The answer is complete.
     Done {
         usage: Usage,
@@ -103,6 +107,9 @@ pub struct MessageView {
     pub completion_tokens: Option<u32>,
     pub ttft_ms: Option<u64>,
     pub total_ms: Option<u64>,
+    /// The sources the answer was grounded in (empty without documents).
+    #[serde(default)]
+    pub sources: Vec<Source>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -116,4 +123,132 @@ pub struct ConversationView {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ClientLimits {
     pub max_message_chars: usize,
+    pub max_upload_bytes: u64,
+}
+
+/// A passage retrieved from one of the user's documents and given to the
+/// model as numbered source `n`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Source {
+    /// The number the model cites it by: `[n]`.
+    pub n: u32,
+    pub document_id: String,
+    pub document_name: String,
+    /// 1-based PDF page.
+    pub page: Option<u32>,
+    /// The headings above the passage, outermost first, joined with " › ".
+    pub heading: Option<String>,
+    pub chunk_index: u32,
+    pub text: String,
+    pub score: f32,
+    /// The answer cites it.
+    pub cited: bool,
+    /// Where in `text` the answer's support lies (character offsets).
+    pub highlights: Vec<TextSpan>,
+}
+
+impl Source {
+    /// "report.pdf, p. 3" or "guide.md › Setup".
+    pub fn location(&self) -> String {
+        match (&self.page, &self.heading) {
+            (Some(page), _) => format!("{}, p. {page}", self.document_name),
+            (None, Some(heading)) if !heading.is_empty() => {
+                format!("{} › {heading}", self.document_name)
+            }
+            _ => self.document_name.clone(),
+        }
+    }
+}
+
+/// A half-open range of characters (Unicode scalar values).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TextSpan {
+    pub start: u32,
+    pub end: u32,
+}
+
+/// Where a document is in ingestion.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DocumentStatus {
+    Queued,
+    Parsing,
+    Chunking,
+    Embedding,
+    Indexed,
+    Failed,
+}
+
+impl DocumentStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Queued => "queued",
+            Self::Parsing => "parsing",
+            Self::Chunking => "chunking",
+            Self::Embedding => "embedding",
+            Self::Indexed => "indexed",
+            Self::Failed => "failed",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Some(match s {
+            "queued" => Self::Queued,
+            "parsing" => Self::Parsing,
+            "chunking" => Self::Chunking,
+            "embedding" => Self::Embedding,
+            "indexed" => Self::Indexed,
+            "failed" => Self::Failed,
+            _ => return None,
+        })
+    }
+
+    /// Still being worked on.
+    pub fn is_pending(self) -> bool {
+        !matches!(self, Self::Indexed | Self::Failed)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DocumentView {
+    pub id: String,
+    pub name: String,
+    /// The detected format: "pdf", "md", "txt", "html", "docx", "csv".
+    pub kind: String,
+    pub size_bytes: u64,
+    pub status: DocumentStatus,
+    /// Why ingestion failed, in plain words.
+    pub error: Option<String>,
+    pub pages: Option<u32>,
+    pub chunks: Option<u32>,
+    pub chunks_embedded: u32,
+    pub created_at_ms: i64,
+}
+
+impl DocumentView {
+    /// Progress through the stages, 0.0–1.0, for a progress bar.
+    pub fn progress(&self) -> f64 {
+        match self.status {
+            DocumentStatus::Queued => 0.05,
+            DocumentStatus::Parsing => 0.1,
+            DocumentStatus::Chunking => 0.2,
+            DocumentStatus::Embedding => {
+                let total = f64::from(self.chunks.unwrap_or(0).max(1));
+                0.25 + 0.75 * (f64::from(self.chunks_embedded) / total).min(1.0)
+            }
+            DocumentStatus::Indexed | DocumentStatus::Failed => 1.0,
+        }
+    }
+}
+
+/// What happened to one uploaded file.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct UploadOutcome {
+    pub file_name: String,
+    /// The accepted (or already present) document.
+    pub document: Option<DocumentView>,
+    /// The same content was uploaded before; `document` is that upload.
+    pub duplicate: bool,
+    /// Why the file was refused.
+    pub error: Option<String>,
 }

@@ -1,14 +1,18 @@
 use app::wire::ChatEvent;
 use futures::StreamExt;
 use ragchat::config::{LocalSettings, Settings};
+use ragchat::index::VectorIndex;
 use ragchat::startup::Application;
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::sync::Arc;
 use tempfile::TempDir;
 
 pub struct TestApp {
     pub address: SocketAddr,
     pub client: reqwest::Client,
+    index: Arc<dyn VectorIndex>,
+    db: sqlx::SqlitePool,
     _temp: Option<TempDir>,
     server: tokio::task::JoinHandle<()>,
 }
@@ -58,13 +62,16 @@ pub async fn spawn_app_in(data_dir: PathBuf, tweak: impl FnOnce(&mut Settings)) 
     tweak(&mut settings);
     let app = Application::build(settings).await.expect("app builds");
     let address = app.address();
+    let index = app.index();
+    let db = app.db();
     let server = tokio::spawn(async move {
         let _ = app.run_until_stopped().await;
     });
     TestApp {
         address,
         client: client(),
-
+        index,
+        db,
         _temp: None,
         server,
     }
@@ -86,6 +93,19 @@ pub fn local_model_or_skip(test: &str) -> Option<LocalSettings> {
 }
 
 impl TestApp {
+    pub fn index(&self) -> Arc<dyn VectorIndex> {
+        self.index.clone()
+    }
+
+    /// The user who owns a document (by looking at the database).
+    pub async fn owner_of(&self, document_id: &str) -> Option<String> {
+        sqlx::query_scalar("SELECT user_id FROM documents WHERE id = ?")
+            .bind(document_id)
+            .fetch_optional(&self.db)
+            .await
+            .unwrap()
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("http://{}{}", self.address, path)
     }

@@ -2,8 +2,12 @@
 //! with its own temp data dir and drives it over HTTP.
 
 mod chat;
+mod crash_recovery;
+mod documents;
+mod embeddings;
 mod faults;
 mod helpers;
+mod index;
 mod isolation;
 mod local_model;
 mod real_http_server;

@@ -1,7 +1,8 @@
 //! The conversation view and the client side of the streaming chat.
 
 use super::composer::Composer;
-use super::message::{meta_line, MessageBubble, UiMessage, UiStatus};
+use super::message::{meta_line, MessageBubble, SourceViewer, UiMessage, UiStatus};
+use super::uploads::{DropZone, UploadTray};
 use crate::api::{get_conversation, send_message, stop_generation};
 use crate::browser;
 use crate::error::AppError;
@@ -158,6 +159,17 @@ impl ChatState {
                 answer.status.set(UiStatus::Waiting { position });
                 false
             }
+            ChatEvent::Sources { sources } => {
+                answer.status.set(UiStatus::Reading {
+                    passages: sources.len(),
+                });
+                answer.sources.set(sources);
+                false
+            }
+            ChatEvent::Citations { sources } => {
+                answer.sources.set(sources);
+                false
+            }
             ChatEvent::Token { text } => {
                 answer.status.set(UiStatus::Streaming);
                 answer.content.update(|c| c.push_str(&text));
@@ -259,6 +271,7 @@ pub fn ChatPage() -> impl IntoView {
     };
 
     view! {
+        <DropZone>
         <div class="chat">
             <div class="messages" node_ref=scroller on:click=|ev| browser::handle_copy_code_click(&ev)>
                 <div class="column" aria-live="polite">
@@ -293,7 +306,9 @@ pub fn ChatPage() -> impl IntoView {
                     <Show when=is_empty>
                         <div class="empty-state">
                             <h1>"What can I help with?"</h1>
-                            <p class="muted">"Answers stream from a model running on this server."</p>
+                            <p class="muted">
+                                "Answers stream from a model running on this server. Upload documents (📎 or drop them here) to get answers grounded in them, with sources."
+                            </p>
                             <div class="examples">
                                 {EXAMPLES
                                     .iter()
@@ -313,7 +328,10 @@ pub fn ChatPage() -> impl IntoView {
                     </For>
                 </div>
             </div>
+            <UploadTray />
             <Composer />
         </div>
+        </DropZone>
+        <SourceViewer />
     }
 }

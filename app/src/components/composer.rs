@@ -1,6 +1,7 @@
 //! The message box: Enter sends, Shift+Enter adds a line, Stop while streaming.
 
 use super::chat::ChatState;
+use super::uploads::{AttachButton, UploadState};
 use crate::api::get_limits;
 use leptos::prelude::*;
 
@@ -11,7 +12,13 @@ const DEFAULT_MAX_CHARS: usize = 8_000;
 pub fn Composer() -> impl IntoView {
     let state = expect_context::<ChatState>();
     let draft = RwSignal::new(String::new());
+    let uploads = expect_context::<UploadState>();
     let limits = OnceResource::new(get_limits());
+    Effect::new(move |_| {
+        if let Some(Ok(limits)) = limits.get() {
+            uploads.max_bytes.set(limits.max_upload_bytes);
+        }
+    });
     let max_chars = move || {
         limits
             .get()
@@ -39,6 +46,7 @@ pub fn Composer() -> impl IntoView {
             }
         >
             <div class="composer-box" class:invalid=too_long>
+                <AttachButton />
                 <textarea
                     name="message"
                     rows="1"

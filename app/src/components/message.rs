@@ -2,7 +2,7 @@
 
 use crate::browser;
 use crate::markdown::render_markdown;
-use crate::wire::{MessageStatus, MessageView, Role};
+use crate::wire::{MessageStatus, MessageView, Role, Source, TextSpan};
 use leptos::prelude::*;
 
 /// Where an answer is in its life, as the UI shows it.
@@ -10,6 +10,10 @@ use leptos::prelude::*;
 pub enum UiStatus {
     /// Sent; nothing back yet.
     Thinking,
+    /// Passages found in the user's documents; the model is reading them.
+    Reading {
+        passages: usize,
+    },
     /// Other chats are being answered first.
     Waiting {
         position: usize,
@@ -31,6 +35,8 @@ pub struct UiMessage {
     pub meta: RwSignal<Option<String>>,
     /// For a failed answer: the question to ask again.
     pub retry: RwSignal<Option<String>>,
+    /// The passages the answer is grounded in.
+    pub sources: RwSignal<Vec<Source>>,
 }
 
 impl UiMessage {
@@ -43,6 +49,7 @@ impl UiMessage {
             error: RwSignal::new(None),
             meta: RwSignal::new(None),
             retry: RwSignal::new(None),
+            sources: RwSignal::new(Vec::new()),
         }
     }
 
@@ -59,6 +66,7 @@ impl UiMessage {
             message.total_ms,
         );
         let ui = Self::new(message.id, message.role, message.content, status);
+        ui.sources.set(message.sources);
         let error = match message.status {
             MessageStatus::Streaming => Some("This answer was interrupted.".to_string()),
             _ => message.error,
@@ -111,6 +119,7 @@ pub fn MessageBubble(
         error,
         meta,
         retry,
+        sources,
         ..
     } = message;
     let is_user = role == Role::User;
@@ -132,6 +141,15 @@ pub fn MessageBubble(
     let status_line = move || {
         match status.get() {
         UiStatus::Thinking => Some(view! { <div class="status thinking" role="status"><span class="dots"></span>"Thinking…"</div> }.into_any()),
+        UiStatus::Reading { passages } => Some(
+            view! {
+                <div class="status thinking" role="status">
+                    <span class="dots"></span>
+                    {format!("Reading {passages} passage{} from your documents…", if passages == 1 { "" } else { "s" })}
+                </div>
+            }
+            .into_any(),
+        ),
         UiStatus::Waiting { position } => Some(
             view! {
                 <div class="status waiting" role="status">
@@ -183,7 +201,8 @@ pub fn MessageBubble(
                         })
                 }}
             </div>
-            <Show when=move || !is_user && !matches!(status.get(), UiStatus::Thinking | UiStatus::Waiting { .. })>
+            <SourceChips sources />
+            <Show when=move || !is_user && !matches!(status.get(), UiStatus::Thinking | UiStatus::Waiting { .. } | UiStatus::Reading { .. })>
                 <div class="message-footer">
                     <button
                         class="icon-button"
@@ -200,5 +219,166 @@ pub fn MessageBubble(
                 </div>
             </Show>
         </article>
+    }
+}
+
+/// The source the reader opened, shown in the source viewer.
+#[derive(Clone, Copy)]
+pub struct OpenSource(pub RwSignal<Option<Source>>);
+
+/// Compact chips under an answer: the sources it cites (or, when it cites
+/// none, the passages it was given). A chip opens the passage.
+#[component]
+fn SourceChips(sources: RwSignal<Vec<Source>>) -> impl IntoView {
+    let open = expect_context::<OpenSource>();
+    let shown = move || {
+        sources.with(|all| {
+            let cited: Vec<Source> = all.iter().filter(|s| s.cited).cloned().collect();
+            if cited.is_empty() {
+                (false, all.clone())
+            } else {
+                (true, cited)
+            }
+        })
+    };
+    view! {
+        <Show when=move || sources.with(|s| !s.is_empty())>
+            <div class="sources" role="group" aria-label="Sources">
+                <span class="sources-label muted">
+                    {move || if shown().0 { "Sources" } else { "Passages given to the model" }}
+                </span>
+                {move || {
+                    shown()
+                        .1
+                        .into_iter()
+                        .map(|source| {
+                            let label = source.location();
+                            let n = source.n;
+                            view! {
+                                <button
+                                    type="button"
+                                    class="source-chip"
+                                    title=format!("Open source {n}: {label}")
+                                    on:click=move |_| open.0.set(Some(source.clone()))
+                                >
+                                    <span class="source-n">{n}</span>
+                                    <span class="source-label">{label.clone()}</span>
+                                </button>
+                            }
+                        })
+                        .collect_view()
+                }}
+            </div>
+        </Show>
+    }
+}
+
+/// Splits `text` into (segment, highlighted) pieces at the given char spans.
+pub fn highlight_segments(text: &str, spans: &[TextSpan]) -> Vec<(String, bool)> {
+    let chars: Vec<char> = text.chars().collect();
+    let mut spans: Vec<TextSpan> = spans.to_vec();
+    spans.sort_by_key(|s| s.start);
+    let mut out = Vec::new();
+    let mut at = 0usize;
+    for span in spans {
+        let start = (span.start as usize).clamp(at, chars.len());
+        let end = (span.end as usize).clamp(start, chars.len());
+        if start > at {
+            out.push((chars[at..start].iter().collect(), false));
+        }
+        if end > start {
+            out.push((chars[start..end].iter().collect(), true));
+        }
+        at = end;
+    }
+    if at < chars.len() {
+        out.push((chars[at..].iter().collect(), false));
+    }
+    out
+}
+
+/// A dialog with the opened source's passage, the supporting part highlighted.
+#[component]
+pub fn SourceViewer() -> impl IntoView {
+    let open = expect_context::<OpenSource>();
+    let close = move || open.0.set(None);
+    let panel = NodeRef::<leptos::html::Div>::new();
+    Effect::new(move |_| {
+        if open.0.with(Option::is_some) {
+            if let Some(panel) = panel.get() {
+                let _ = panel.focus();
+            }
+        }
+    });
+    view! {
+        {move || {
+            open.0
+                .get()
+                .map(|source| {
+                    let segments = highlight_segments(&source.text, &source.highlights);
+                    view! {
+                        <div class="scrim" on:click=move |_| close()></div>
+                        <div
+                            class="source-viewer"
+                            role="dialog"
+                            aria-modal="true"
+                            aria-labelledby="source-viewer-title"
+                            tabindex="-1"
+                            node_ref=panel
+                            on:keydown=move |ev: leptos::ev::KeyboardEvent| {
+                                if ev.key() == "Escape" {
+                                    close();
+                                }
+                            }
+                        >
+                            <header>
+                                <span class="source-n">{source.n}</span>
+                                <h2 id="source-viewer-title">{source.location()}</h2>
+                                <button type="button" class="icon-button" aria-label="Close" on:click=move |_| close()>
+                                    "×"
+                                </button>
+                            </header>
+                            <p class="source-text">
+                                {segments
+                                    .into_iter()
+                                    .map(|(text, marked)| {
+                                        if marked {
+                                            view! { <mark>{text}</mark> }.into_any()
+                                        } else {
+                                            view! { <span>{text}</span> }.into_any()
+                                        }
+                                    })
+                                    .collect_view()}
+                            </p>
+                            <footer class="muted">
+                                {format!("Passage {} of {}", source.chunk_index + 1, source.document_name)}
+                            </footer>
+                        </div>
+                    }
+                })
+        }}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn highlights_split_text_by_characters() {
+        let spans = [TextSpan { start: 2, end: 4 }];
+        assert_eq!(
+            highlight_segments("äöüß!", &spans),
+            vec![
+                ("äö".to_string(), false),
+                ("üß".to_string(), true),
+                ("!".to_string(), false)
+            ]
+        );
+        // Out-of-range spans are clamped, never panic.
+        assert_eq!(
+            highlight_segments("ab", &[TextSpan { start: 1, end: 99 }]),
+            vec![("a".to_string(), false), ("b".to_string(), true)]
+        );
     }
 }

@@ -1,4 +1,6 @@
 pub mod chat;
 pub mod composer;
+pub mod documents;
 pub mod message;
 pub mod sidebar;
+pub mod uploads;

@@ -45,6 +45,12 @@ pub fn Sidebar(open: RwSignal<bool>) -> impl IntoView {
                     <span aria-hidden="true">"+"</span>
                     " New chat"
                 </button>
+                <A href="/documents" attr:class="nav-link" on:click=move |_| open.set(false)>
+                    <svg viewBox="0 0 24 24" width="16" height="16" aria-hidden="true" fill="none" stroke="currentColor" stroke-width="2">
+                        <path d="M6 3h8l4 4v14H6z M14 3v4h4 M9 12h6 M9 16h6"></path>
+                    </svg>
+                    " Documents"
+                </A>
             </div>
             <Transition fallback=|| view! { <p class="muted pad">"Loading…"</p> }>
                 {move || {

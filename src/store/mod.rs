@@ -1,6 +1,10 @@
-//! SQLite persistence for users, conversations and messages.
+//! SQLite persistence for users, conversations, messages and documents.
 
-use app::wire::{ConversationSummary, MessageStatus, MessageView, Role};
+mod documents;
+
+pub use documents::{DocumentRow, NewDocument};
+
+use app::wire::{ConversationSummary, MessageStatus, MessageView, Role, Source};
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
@@ -42,6 +46,7 @@ pub struct AnswerRecord {
     pub completion_tokens: u32,
     pub ttft_ms: Option<u64>,
     pub total_ms: u64,
+    pub sources: Vec<Source>,
 }
 
 /// The rows created for one chat turn.
@@ -151,7 +156,7 @@ impl Store {
 
     pub async fn messages(&self, conversation_id: &str) -> Result<Vec<MessageView>, StoreError> {
         let rows = sqlx::query(
-            "SELECT id, role, content, status, error, model, completion_tokens, ttft_ms, total_ms \
+            "SELECT id, role, content, status, error, model, completion_tokens, ttft_ms, total_ms, sources \
              FROM messages WHERE conversation_id = ? ORDER BY seq",
         )
         .bind(conversation_id)
@@ -285,7 +290,7 @@ impl Store {
     ) -> Result<(), StoreError> {
         sqlx::query(
             "UPDATE messages SET content = ?, status = ?, error = ?, prompt_tokens = ?, completion_tokens = ?, \
-             ttft_ms = ?, total_ms = ? WHERE id = ?",
+             ttft_ms = ?, total_ms = ?, sources = ? WHERE id = ?",
         )
         .bind(&record.content)
         .bind(record.status.as_str())
@@ -294,6 +299,7 @@ impl Store {
         .bind(record.completion_tokens)
         .bind(record.ttft_ms.map(|v| i64::try_from(v).unwrap_or(i64::MAX)))
         .bind(i64::try_from(record.total_ms).unwrap_or(i64::MAX))
+        .bind(sources_json(&record.sources))
         .bind(message_id)
         .execute(&self.pool)
         .await?;
@@ -325,5 +331,18 @@ fn message_from_row(r: &sqlx::sqlite::SqliteRow) -> Result<MessageView, StoreErr
             .and_then(|v| u32::try_from(v).ok()),
         ttft_ms: to_u64(r.try_get("ttft_ms")?),
         total_ms: to_u64(r.try_get("total_ms")?),
+        sources: match r.try_get::<Option<String>, _>("sources")? {
+            Some(json) => serde_json::from_str(&json)
+                .map_err(|e| StoreError::Corrupt(format!("sources: {e}")))?,
+            None => Vec::new(),
+        },
     })
+}
+
+fn sources_json(sources: &[Source]) -> Option<String> {
+    if sources.is_empty() {
+        None
+    } else {
+        serde_json::to_string(sources).ok()
+    }
 }

@@ -1,0 +1,480 @@
+//! Vector index: one trait, two Qdrant backends with the same behaviour.
+//!
+//! * [`edge::EdgeIndex`] — Qdrant Edge, in-process, persisted under a data
+//!   directory. The default: nothing to deploy.
+//! * [`server::QdrantServerIndex`] — a Qdrant server over gRPC.
+//!
+//! Each chunk is stored as one point with two named vectors: `dense`
+//! (384-d cosine, sentence embedding) and `bm25` (sparse, see [`bm25`]), plus a
+//! [`ChunkPayload`]. Both backends keep a keyword index on `owner` (marked as
+//! the tenant key) and `document_id`, and every read filters on `owner`.
+//!
+//! Hybrid search runs the dense and the sparse query for a candidate pool
+//! each, orders both lists deterministically and fuses them here with
+//! reciprocal rank fusion ([`rrf`]), then fetches the payloads of the winners.
+//!
+//! Both Qdrant Edge 0.9 and the server could fuse natively (prefetch +
+//! `Fusion::Rrf`), but they order *equal-score* candidates differently —
+//! chunks with the same BM25 score are common (same terms, same length,
+//! re-uploaded documents) — and Qdrant's RRF leaves fused ties in hash-map
+//! order. Native fusion therefore gave different top-k lists on the two
+//! backends, and even between two runs on one. Fusing here makes the ranking
+//! a pure function of the candidate scores: identical on both backends.
+
+pub mod bm25;
+pub mod edge;
+pub mod server;
+
+use std::collections::HashMap;
+
+use serde::{Deserialize, Serialize};
+
+/// Name of the dense vector in both backends.
+pub const DENSE_VECTOR: &str = "dense";
+/// Name of the BM25 sparse vector in both backends.
+pub const SPARSE_VECTOR: &str = "bm25";
+/// Payload keys that carry a keyword index.
+pub const OWNER_FIELD: &str = "owner";
+pub const DOCUMENT_ID_FIELD: &str = "document_id";
+/// The constant of reciprocal rank fusion, in the textbook form
+/// `1 / (k + rank)` with 1-based ranks (Cormack et al. 2009).
+pub const RRF_K: f32 = 60.0;
+/// Extra results fetched beyond a limit so ties straddling the cut can be
+/// ordered deterministically (see [`sort_hits`]).
+const TIE_SLACK: usize = 8;
+
+/// Metadata stored with every chunk. Everything the chat needs to cite a
+/// source travels with the vector, so a search needs no second lookup.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct ChunkPayload {
+    /// User id; every search filters on it.
+    pub owner: String,
+    pub document_id: String,
+    pub document_name: String,
+    pub chunk_index: u32,
+    pub text: String,
+    pub heading_path: Vec<String>,
+    pub page: Option<u32>,
+    /// Char offsets into the document's extracted text.
+    pub char_start: u64,
+    pub char_end: u64,
+}
+
+/// Sparse vector with indices sorted ascending and unique.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct SparseVector {
+    pub indices: Vec<u32>,
+    pub values: Vec<f32>,
+}
+
+impl SparseVector {
+    pub fn is_empty(&self) -> bool {
+        self.indices.is_empty()
+    }
+
+    fn validate(&self) -> Result<(), IndexError> {
+        if self.indices.len() != self.values.len() {
+            return Err(IndexError::InvalidInput(format!(
+                "sparse vector has {} indices but {} values",
+                self.indices.len(),
+                self.values.len()
+            )));
+        }
+        if !self.indices.windows(2).all(|w| w[0] < w[1]) {
+            return Err(IndexError::InvalidInput(
+                "sparse vector indices must be sorted and unique".into(),
+            ));
+        }
+        if !self.values.iter().all(|v| v.is_finite()) {
+            return Err(IndexError::InvalidInput(
+                "sparse vector has a non-finite value".into(),
+            ));
+        }
+        Ok(())
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct ChunkPoint {
+    pub id: uuid::Uuid,
+    pub dense: Vec<f32>,
+    pub sparse: SparseVector,
+    pub payload: ChunkPayload,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SearchMode {
+    Dense,
+    Sparse,
+    #[default]
+    Hybrid,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct SearchRequest {
+    pub owner: String,
+    /// Query embedding; must have the index's dimension, except in
+    /// [`SearchMode::Sparse`], where it is ignored (may be empty).
+    pub dense: Vec<f32>,
+    /// [`bm25::query_vector`] of the query text. May be empty (e.g. a query made
+    /// only of stopwords): sparse search then finds nothing and hybrid search
+    /// degenerates to the dense ranking.
+    pub sparse: SparseVector,
+    pub limit: usize,
+    pub mode: SearchMode,
+}
+
+/// One search result. `score` is cosine similarity (dense), BM25 (sparse) or
+/// the RRF score (hybrid); only its order is comparable across modes.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Hit {
+    pub id: uuid::Uuid,
+    pub score: f32,
+    pub payload: ChunkPayload,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum IndexError {
+    #[error("invalid input: {0}")]
+    InvalidInput(String),
+    #[error("vector dimension mismatch: index has {expected}, got {actual}")]
+    DimensionMismatch { expected: usize, actual: usize },
+    /// The existing store or collection was created with other parameters.
+    #[error("incompatible index: {0}")]
+    Incompatible(String),
+    /// Another handle, in this process or another, has the Edge store open.
+    #[error("index directory {} is in use by another process or handle", .0.display())]
+    InUse(std::path::PathBuf),
+    #[error("{backend} error: {message}")]
+    Backend {
+        backend: &'static str,
+        message: String,
+    },
+    #[error("stored payload of point {id} is malformed: {message}")]
+    Payload { id: String, message: String },
+    #[error("index I/O error: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+#[async_trait::async_trait]
+pub trait VectorIndex: Send + Sync + 'static {
+    /// "qdrant-edge" or "qdrant".
+    fn backend(&self) -> &'static str;
+    /// Inserts or replaces points by id. Durable when it returns.
+    async fn upsert(&self, points: Vec<ChunkPoint>) -> Result<(), IndexError>;
+    /// Removes every chunk of one document of one owner. Durable when it returns.
+    async fn delete_document(&self, owner: &str, document_id: &str) -> Result<(), IndexError>;
+    /// Exact number of chunks of an owner, optionally of one document.
+    async fn count(&self, owner: &str, document_id: Option<&str>) -> Result<u64, IndexError>;
+    /// Best chunks of `request.owner` only, best first.
+    async fn search(&self, request: SearchRequest) -> Result<Vec<Hit>, IndexError>;
+}
+
+/// How many candidates each retriever contributes to hybrid fusion: deep
+/// enough that a chunk ranked well by only one retriever still makes the cut.
+pub fn candidate_pool(limit: usize) -> usize {
+    (limit * 4).max(40)
+}
+
+/// How many results to ask an engine for so that ties at the cut-off can be
+/// resolved identically on both backends (see [`sort_hits`]).
+fn fetch_limit(limit: usize) -> usize {
+    limit + TIE_SLACK
+}
+
+/// Orders one retriever's candidates (id, engine score) best first with the
+/// same tie-break as [`sort_hits`] and keeps the best `pool` ids.
+fn rank_candidates(mut candidates: Vec<(uuid::Uuid, f32)>, pool: usize) -> Vec<uuid::Uuid> {
+    candidates.sort_by(|a, b| ranking(a.0, a.1, b.0, b.1));
+    candidates.truncate(pool);
+    candidates.into_iter().map(|(id, _)| id).collect()
+}
+
+/// Reciprocal rank fusion over ranked id lists: `(id, score)` best first,
+/// ties broken by id, at most `limit`. Scores are summed in list order, so
+/// equal inputs give bit-identical outputs.
+fn fuse(lists: &[Vec<uuid::Uuid>], k: f32, limit: usize) -> Vec<(uuid::Uuid, f32)> {
+    let mut scores: HashMap<uuid::Uuid, f32> = HashMap::new();
+    for list in lists {
+        for (position, id) in list.iter().enumerate() {
+            *scores.entry(*id).or_insert(0.0) += 1.0 / (k + (position + 1) as f32);
+        }
+    }
+    let mut fused: Vec<(uuid::Uuid, f32)> = scores.into_iter().collect();
+    fused.sort_by(|a, b| ranking(a.0, a.1, b.0, b.1));
+    fused.truncate(limit);
+    fused
+}
+
+/// Pairs fused ids with their payloads, in fused order. An id without a
+/// payload was deleted between the candidate search and the payload fetch;
+/// it is dropped rather than failing the search.
+fn attach_payloads(
+    fused: Vec<(uuid::Uuid, f32)>,
+    mut payloads: HashMap<uuid::Uuid, ChunkPayload>,
+) -> Vec<Hit> {
+    fused
+        .into_iter()
+        .filter_map(|(id, score)| {
+            payloads
+                .remove(&id)
+                .map(|payload| Hit { id, score, payload })
+        })
+        .collect()
+}
+
+/// Orders hits best first with a deterministic tie-break on id (see
+/// [`rank_key`]).
+///
+/// Qdrant returns equal scores in an engine-specific order, and RRF produces
+/// exact ties routinely (the dense-only hit at rank r and the sparse-only hit
+/// at rank r score the same). Without this the two backends — or two runs of
+/// one — could return different top-k lists.
+pub fn sort_hits(hits: &mut [Hit]) {
+    hits.sort_by(|a, b| ranking(a.id, a.score, b.id, b.score));
+}
+
+/// Ranking key of a score: its position in float order with the lowest
+/// [`TIE_BITS`] mantissa bits dropped, i.e. scores within ≈2.4·10⁻⁴ relative
+/// of each other compare equal (and are then ordered by id).
+///
+/// Qdrant Edge and the Qdrant server compute the same BM25 score with
+/// different summation orders, so exactly tied chunks (same terms, same
+/// length — e.g. a document uploaded twice) come out one or two ULPs apart,
+/// in a different direction on each backend. Comparing raw floats let those
+/// ULPs reorder ties differently per backend; differences this small carry no
+/// relevance signal, so they are treated as ties.
+pub fn rank_key(score: f32) -> i32 {
+    // Standard total-order transform: makes the bit pattern of negative
+    // scores (cosine can be negative) sort correctly as a signed integer.
+    let bits = score.to_bits() as i32;
+    let ordered = bits ^ ((((bits >> 31) as u32) >> 1) as i32);
+    ordered >> TIE_BITS
+}
+
+/// Mantissa bits ignored by [`rank_key`]: 2¹² ULPs per bucket, so a
+/// ULP-level disagreement between backends lands in different buckets only
+/// about once in a thousand exact ties.
+const TIE_BITS: u32 = 12;
+
+/// Best first: higher [`rank_key`], then smaller id.
+fn ranking(a_id: uuid::Uuid, a_score: f32, b_id: uuid::Uuid, b_score: f32) -> std::cmp::Ordering {
+    rank_key(b_score)
+        .cmp(&rank_key(a_score))
+        .then_with(|| a_id.cmp(&b_id))
+}
+
+/// Reciprocal rank fusion of ranked lists (best first): each hit scores
+/// `Σ 1 / (k + rank)` over the lists it appears in, rank 1-based. Returns the
+/// best `limit`, ties broken by id. This is what hybrid search computes on
+/// both backends (on id lists, before fetching payloads).
+pub fn rrf(lists: &[Vec<Hit>], k: f32, limit: usize) -> Vec<Hit> {
+    let ids: Vec<Vec<uuid::Uuid>> = lists
+        .iter()
+        .map(|list| list.iter().map(|hit| hit.id).collect())
+        .collect();
+    let mut payloads: HashMap<uuid::Uuid, ChunkPayload> = HashMap::new();
+    for hit in lists.iter().flatten() {
+        payloads
+            .entry(hit.id)
+            .or_insert_with(|| hit.payload.clone());
+    }
+    attach_payloads(fuse(&ids, k, limit), payloads)
+}
+
+/// Checks shared by both backends before anything reaches an engine.
+fn validate_points(points: &[ChunkPoint], dim: usize) -> Result<(), IndexError> {
+    for point in points {
+        if point.dense.len() != dim {
+            return Err(IndexError::DimensionMismatch {
+                expected: dim,
+                actual: point.dense.len(),
+            });
+        }
+        if !point.dense.iter().all(|v| v.is_finite()) {
+            return Err(IndexError::InvalidInput(format!(
+                "dense vector of point {} has a non-finite value",
+                point.id
+            )));
+        }
+        point.sparse.validate()?;
+        validate_owner(&point.payload.owner)?;
+        if point.payload.document_id.is_empty() {
+            return Err(IndexError::InvalidInput(format!(
+                "point {} has an empty document_id",
+                point.id
+            )));
+        }
+    }
+    Ok(())
+}
+
+fn validate_request(request: &SearchRequest, dim: usize) -> Result<(), IndexError> {
+    validate_owner(&request.owner)?;
+    // Sparse-only search never looks at the dense vector, so callers may
+    // skip the embedding and pass an empty one.
+    if request.mode != SearchMode::Sparse && request.dense.len() != dim {
+        return Err(IndexError::DimensionMismatch {
+            expected: dim,
+            actual: request.dense.len(),
+        });
+    }
+    request.sparse.validate()
+}
+
+/// The owner filter is the only thing separating users' documents, so an
+/// empty owner is refused rather than matched literally.
+fn validate_owner(owner: &str) -> Result<(), IndexError> {
+    if owner.is_empty() {
+        return Err(IndexError::InvalidInput("owner must not be empty".into()));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn hit(n: u128) -> Hit {
+        Hit {
+            id: uuid::Uuid::from_u128(n),
+            score: 0.0,
+            payload: ChunkPayload {
+                owner: "u".into(),
+                document_id: "d".into(),
+                document_name: "d.txt".into(),
+                chunk_index: n as u32,
+                text: String::new(),
+                heading_path: vec![],
+                page: None,
+                char_start: 0,
+                char_end: 0,
+            },
+        }
+    }
+
+    fn ids(hits: &[Hit]) -> Vec<u128> {
+        hits.iter().map(|h| h.id.as_u128()).collect()
+    }
+
+    #[test]
+    fn rrf_scores_are_reciprocal_ranks_summed() {
+        let a = vec![hit(1), hit(2), hit(3)];
+        let b = vec![hit(3), hit(1)];
+        let fused = rrf(&[a, b], 60.0, 10);
+        assert_eq!(ids(&fused), vec![1, 3, 2]);
+        let expect = |ranks: &[f32]| ranks.iter().map(|r| 1.0 / (60.0 + r)).sum::<f32>();
+        assert!((fused[0].score - expect(&[1.0, 2.0])).abs() < 1e-7);
+        assert!((fused[1].score - expect(&[3.0, 1.0])).abs() < 1e-7);
+        assert!((fused[2].score - expect(&[2.0])).abs() < 1e-7);
+    }
+
+    #[test]
+    fn rrf_breaks_ties_by_id_and_truncates() {
+        // 7 is first in one list, 5 first in the other: an exact tie.
+        let fused = rrf(&[vec![hit(7), hit(9)], vec![hit(5)]], 60.0, 2);
+        assert_eq!(ids(&fused), vec![5, 7]);
+        assert_eq!(fused[0].score, fused[1].score);
+    }
+
+    #[test]
+    fn rrf_rewards_agreement_over_a_single_top_rank() {
+        // 2 is second in both lists; 1 and 3 are each first in only one.
+        let fused = rrf(&[vec![hit(1), hit(2)], vec![hit(3), hit(2)]], 60.0, 3);
+        assert_eq!(ids(&fused)[0], 2);
+    }
+
+    #[test]
+    fn rrf_of_nothing_is_empty() {
+        assert!(rrf(&[], 60.0, 5).is_empty());
+        assert!(rrf(&[vec![], vec![]], 60.0, 5).is_empty());
+        assert!(rrf(&[vec![hit(1)]], 60.0, 0).is_empty());
+    }
+
+    #[test]
+    fn rrf_keeps_the_payload_of_the_hit() {
+        let fused = rrf(&[vec![hit(4)]], 60.0, 1);
+        assert_eq!(fused[0].payload, hit(4).payload);
+    }
+
+    #[test]
+    fn candidates_are_ranked_by_score_then_id() {
+        let id = uuid::Uuid::from_u128;
+        let ranked = rank_candidates(
+            vec![(id(3), 0.5), (id(2), 0.9), (id(1), 0.5), (id(4), 0.1)],
+            3,
+        );
+        assert_eq!(ranked, vec![id(2), id(1), id(3)]);
+    }
+
+    #[test]
+    fn fusion_drops_hits_whose_payload_vanished() {
+        let id = uuid::Uuid::from_u128;
+        let fused = fuse(&[vec![id(1), id(2)]], 60.0, 10);
+        let payloads = HashMap::from([(id(2), hit(2).payload)]);
+        let hits = attach_payloads(fused, payloads);
+        assert_eq!(ids(&hits), vec![2]);
+    }
+
+    #[test]
+    fn rank_key_is_monotonic_and_absorbs_ulp_noise() {
+        let scores = [
+            -1.0f32, -0.5, -1e-3, 0.0, 1e-3, 0.016, 0.5, 0.7, 1.0, 3.56, 20.0,
+        ];
+        for w in scores.windows(2) {
+            assert!(rank_key(w[0]) < rank_key(w[1]), "{} vs {}", w[0], w[1]);
+        }
+        let x = 3.56151f32;
+        let neighbours = [
+            f32::from_bits(x.to_bits() - 1),
+            f32::from_bits(x.to_bits() + 1),
+        ];
+        let same = neighbours
+            .iter()
+            .filter(|n| rank_key(**n) == rank_key(x))
+            .count();
+        assert!(same >= 1, "a 1-ULP neighbour shares the bucket");
+    }
+
+    #[test]
+    fn near_ties_are_ordered_by_id() {
+        let mut hits = vec![hit(9), hit(3), hit(5)];
+        hits[0].score = 0.7;
+        hits[1].score = 0.7 - 1e-6;
+        hits[2].score = 0.5;
+        sort_hits(&mut hits);
+        assert_eq!(ids(&hits), vec![3, 9, 5]);
+    }
+
+    #[test]
+    fn candidate_pool_has_a_floor() {
+        assert_eq!(candidate_pool(1), 40);
+        assert_eq!(candidate_pool(10), 40);
+        assert_eq!(candidate_pool(25), 100);
+    }
+
+    #[test]
+    fn sparse_validation_rejects_unsorted_and_ragged_vectors() {
+        let ok = SparseVector {
+            indices: vec![1, 5],
+            values: vec![0.5, 1.0],
+        };
+        assert!(ok.validate().is_ok());
+        let unsorted = SparseVector {
+            indices: vec![5, 1],
+            values: vec![0.5, 1.0],
+        };
+        assert!(unsorted.validate().is_err());
+        let ragged = SparseVector {
+            indices: vec![1],
+            values: vec![],
+        };
+        assert!(ragged.validate().is_err());
+    }
+
+    #[test]
+    fn search_mode_defaults_to_hybrid() {
+        assert_eq!(SearchMode::default(), SearchMode::Hybrid);
+    }
+}

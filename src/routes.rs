@@ -1,0 +1,192 @@
+//! The documents HTTP API (multipart upload, list, status, delete), for the
+//! browser's upload progress and for curl. Chat and the rest are Leptos server
+//! functions; uploads are not, because they are multipart and large.
+
+use app::api::identity::session_user;
+use app::error::AppError;
+use app::ports::{Services, UserId};
+use app::wire::{DocumentView, UploadOutcome};
+use axum::extract::{DefaultBodyLimit, Multipart, Path};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Extension, Json, Router};
+use tower_sessions::Session;
+
+/// An [`AppError`] as an HTTP response: its status and its JSON form.
+pub struct ApiError(pub AppError);
+
+impl From<AppError> for ApiError {
+    fn from(e: AppError) -> Self {
+        Self(e)
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let status =
+            StatusCode::from_u16(self.0.status_code()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        (status, Json(self.0)).into_response()
+    }
+}
+
+pub fn documents_router<S: Clone + Send + Sync + 'static>(
+    services: Services,
+    max_file_bytes: u64,
+    max_files: usize,
+) -> Router<S> {
+    // Room for every file at the limit plus multipart framing; the per-file
+    // limit is enforced while reading, with a clearer message.
+    let body_limit = usize::try_from(max_file_bytes.saturating_add(1024 * 1024))
+        .unwrap_or(usize::MAX)
+        .saturating_mul(max_files.clamp(1, 4));
+    Router::new()
+        .route("/api/documents", get(list).post(upload))
+        .route("/api/documents/{id}", get(status).delete(delete))
+        .layer(DefaultBodyLimit::max(body_limit))
+        .layer(Extension(UploadLimits {
+            max_file_bytes,
+            max_files,
+        }))
+        .layer(Extension(services))
+}
+
+#[derive(Clone, Copy)]
+struct UploadLimits {
+    max_file_bytes: u64,
+    max_files: usize,
+}
+
+async fn user(session: &Session, services: &Services, create: bool) -> Result<UserId, ApiError> {
+    session_user(session, services.chat.as_ref(), create)
+        .await?
+        .ok_or(ApiError(AppError::NotFound))
+}
+
+async fn list(
+    session: Session,
+    Extension(services): Extension<Services>,
+) -> Result<Json<Vec<DocumentView>>, ApiError> {
+    match session_user(&session, services.chat.as_ref(), false).await? {
+        Some(user) => Ok(Json(services.documents.list(&user).await?)),
+        None => Ok(Json(Vec::new())),
+    }
+}
+
+async fn status(
+    session: Session,
+    Extension(services): Extension<Services>,
+    Path(id): Path<String>,
+) -> Result<Json<DocumentView>, ApiError> {
+    let user = user(&session, &services, false).await?;
+    Ok(Json(services.documents.get(&user, &id).await?))
+}
+
+async fn delete(
+    session: Session,
+    Extension(services): Extension<Services>,
+    Path(id): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    let user = user(&session, &services, false).await?;
+    services.documents.delete(&user, &id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// `POST /api/documents`, multipart with one or more `file` fields. Each file
+/// is accepted or refused on its own; the answer lists what happened to each.
+/// Status: 202 if any file was accepted, else the first refusal's status.
+async fn upload(
+    session: Session,
+    Extension(services): Extension<Services>,
+    Extension(limits): Extension<UploadLimits>,
+    mut multipart: Multipart,
+) -> Result<Response, ApiError> {
+    let user = user(&session, &services, true).await?;
+    let mut outcomes = Vec::new();
+    let mut first_error: Option<AppError> = None;
+    loop {
+        let mut field = match multipart.next_field().await {
+            Ok(Some(field)) => field,
+            Ok(None) => break,
+            Err(e) => {
+                let error = if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                    AppError::TooLarge("The upload is too large.".into())
+                } else {
+                    AppError::BadRequest(format!("The upload could not be read: {e}"))
+                };
+                return Err(ApiError(error));
+            }
+        };
+        let Some(file_name) = field.file_name().map(str::to_string) else {
+            continue;
+        };
+        if outcomes.len() >= limits.max_files {
+            return Err(ApiError(AppError::BadRequest(format!(
+                "Too many files in one upload (the limit is {}).",
+                limits.max_files
+            ))));
+        }
+        // Read up to the limit; past it, refuse this file but keep reading the rest.
+        let mut bytes = Vec::new();
+        let mut too_large = false;
+        loop {
+            match field.chunk().await {
+                Ok(Some(chunk)) => {
+                    if too_large {
+                        continue;
+                    }
+                    if (bytes.len() + chunk.len()) as u64 > limits.max_file_bytes {
+                        too_large = true;
+                        bytes = Vec::new();
+                    } else {
+                        bytes.extend_from_slice(&chunk);
+                    }
+                }
+                Ok(None) => break,
+                Err(e) => {
+                    return Err(ApiError(AppError::BadRequest(format!(
+                        "The upload of {file_name} broke off: {e}"
+                    ))))
+                }
+            }
+        }
+        let result = if too_large {
+            Err(AppError::TooLarge(format!(
+                "{file_name} is too large (the limit is {} MiB).",
+                limits.max_file_bytes / (1024 * 1024)
+            )))
+        } else {
+            services.documents.upload(&user, &file_name, bytes).await
+        };
+        outcomes.push(match result {
+            Ok((document, duplicate)) => UploadOutcome {
+                file_name,
+                document: Some(document),
+                duplicate,
+                error: None,
+            },
+            Err(error) => {
+                let outcome = UploadOutcome {
+                    file_name,
+                    document: None,
+                    duplicate: false,
+                    error: Some(error.to_string()),
+                };
+                first_error.get_or_insert(error);
+                outcome
+            }
+        });
+    }
+    if outcomes.is_empty() {
+        return Err(ApiError(AppError::BadRequest(
+            "No file in the upload (send multipart form data with a `file` field).".into(),
+        )));
+    }
+    let status = match first_error {
+        Some(error) if outcomes.iter().all(|o| o.document.is_none()) => {
+            StatusCode::from_u16(error.status_code()).unwrap_or(StatusCode::BAD_REQUEST)
+        }
+        _ => StatusCode::ACCEPTED,
+    };
+    Ok((status, Json(outcomes)).into_response())
+}
