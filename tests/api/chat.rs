@@ -1,7 +1,7 @@
 //! Validation, sessions, persistence and the page itself.
 
 use crate::faults::{upstream, Behaviour};
-use crate::helpers::{answer_text, spawn_app_http, spawn_app_in, started};
+use crate::helpers::{answer_text, spawn_app_http, started};
 use app::error::AppError;
 
 async fn app() -> (crate::helpers::TestApp, crate::faults::Upstream) {
@@ -128,24 +128,29 @@ async fn history_survives_a_restart() {
     })
     .await;
     let temp = tempfile::TempDir::new().unwrap();
-    let first = spawn_app_in(temp.path().to_path_buf(), |s| {
-        s.llm.base_url = Some(up.base_url.clone());
-    })
-    .await;
-    let events = first.chat(None, "Remember me").await;
+    // Real restarts: the server process ends and a new one opens the same data dir.
+    let env = [("APP__LLM__BASE_URL", up.base_url.as_str())];
+    let browser = crate::helpers::client();
+    let first = crate::crash_recovery::start_with(temp.path(), &env);
+    let response = browser
+        .post(format!("{}/api/chat", first.base))
+        .json(&serde_json::json!({ "conversation_id": null, "text": "Remember me" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let events = crate::helpers::read_events(response).await;
     let (conversation_id, _) = started(&events);
-    let client = first.client.clone();
     drop(first);
 
-    let mut second = spawn_app_in(temp.path().to_path_buf(), |s| {
-        s.llm.base_url = Some(up.base_url.clone());
-    })
-    .await;
-    // Same browser (same cookie jar), new server process state.
-    second.client = client;
-    let view: app::wire::ConversationView = second
-        .conversation(&conversation_id)
+    // Same browser (same cookie jar), new server process.
+    let second = crate::crash_recovery::start_with(temp.path(), &env);
+    let view: app::wire::ConversationView = browser
+        .post(format!("{}/api/conversation", second.base))
+        .form(&[("id", &conversation_id)])
+        .send()
         .await
+        .unwrap()
         .json()
         .await
         .unwrap();
@@ -153,9 +158,8 @@ async fn history_survives_a_restart() {
     assert_eq!(view.messages[1].content, "Persisted");
 
     // The server-rendered page shows the history too.
-    let page = second
-        .client
-        .get(second.url(&format!("/c/{conversation_id}")))
+    let page = browser
+        .get(format!("{}/c/{conversation_id}", second.base))
         .send()
         .await
         .unwrap();

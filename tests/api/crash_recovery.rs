@@ -11,9 +11,9 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-struct Server {
+pub struct Server {
     child: Child,
-    base: String,
+    pub base: String,
 }
 
 impl Drop for Server {
@@ -25,7 +25,13 @@ impl Drop for Server {
 
 /// Starts the real binary on a free port and waits for its "ready" line.
 fn start(data_dir: &Path) -> Server {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_ragchat"))
+    start_with(data_dir, &[])
+}
+
+/// [`start`] with extra environment (later settings win).
+pub fn start_with(data_dir: &Path, env: &[(&str, &str)]) -> Server {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_ragchat"));
+    command
         .env("APP__SERVER__BIND", "127.0.0.1:0")
         .env("APP__DATA_DIR", data_dir)
         // Chat isn't used here; pointing it at a server means the GGUF isn't loaded.
@@ -33,9 +39,11 @@ fn start(data_dir: &Path) -> Server {
         .env("APP__DOCUMENTS__EMBED_BATCH", "16")
         .env("RUST_LOG", "warn")
         .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("the ragchat binary starts");
+        .stderr(Stdio::piped());
+    for (key, value) in env {
+        command.env(key, value);
+    }
+    let mut child = command.spawn().expect("the ragchat binary starts");
     let stderr = child.stderr.take().expect("stderr is piped");
     let mut lines = BufReader::new(stderr).lines();
     let base = loop {
