@@ -2,7 +2,7 @@
 // citations, the source viewer, the Documents page, and hostile documents.
 const path = require('path');
 const { test, expect } = require('@playwright/test');
-const { startApp, startScriptedUpstream } = require('./helpers');
+const { startApp, startScriptedUpstream } = require('../tests/helpers');
 
 const FIXTURES = path.resolve(__dirname, '..', '..', 'tests', 'fixtures', 'docs');
 const fixture = (name) => path.join(FIXTURES, name);
