@@ -80,6 +80,16 @@ fn long_document() -> Vec<u8> {
     text.into_bytes()
 }
 
+/// The stopped server's database.
+async fn database(data_dir: &Path) -> sqlx::SqlitePool {
+    sqlx::SqlitePool::connect(&format!(
+        "sqlite://{}",
+        data_dir.join("ragchat.db").display()
+    ))
+    .await
+    .unwrap()
+}
+
 async fn status(client: &reqwest::Client, base: &str, id: &str) -> DocumentView {
     client
         .get(format!("{base}/api/documents/{id}"))
@@ -135,19 +145,11 @@ async fn killed_mid_ingestion_resumes_without_orphan_vectors() {
     drop(server);
 
     // With the server gone, open its index and count: exactly one vector per chunk.
-    let owner: String = {
-        let db = sqlx::SqlitePool::connect(&format!(
-            "sqlite://{}",
-            data.path().join("ragchat.db").display()
-        ))
+    let owner: String = sqlx::query_scalar("SELECT user_id FROM documents WHERE id = ?")
+        .bind(&id)
+        .fetch_one(&database(data.path()).await)
         .await
         .unwrap();
-        sqlx::query_scalar("SELECT user_id FROM documents WHERE id = ?")
-            .bind(&id)
-            .fetch_one(&db)
-            .await
-            .unwrap()
-    };
     let index = ragchat::index::edge::EdgeIndex::open(&data.path().join("qdrant-edge"), 384)
         .await
         .unwrap();
@@ -200,17 +202,9 @@ async fn killed_before_indexing_a_deleted_document_leaves_nothing() {
     let index = ragchat::index::edge::EdgeIndex::open(&data.path().join("qdrant-edge"), 384)
         .await
         .unwrap();
-    let owner: Option<String> = {
-        let db = sqlx::SqlitePool::connect(&format!(
-            "sqlite://{}",
-            data.path().join("ragchat.db").display()
-        ))
+    let owner: Option<String> = sqlx::query_scalar("SELECT id FROM users LIMIT 1")
+        .fetch_optional(&database(data.path()).await)
         .await
         .unwrap();
-        sqlx::query_scalar("SELECT id FROM users LIMIT 1")
-            .fetch_optional(&db)
-            .await
-            .unwrap()
-    };
     assert_eq!(index.count(&owner.unwrap(), None).await.unwrap(), 0);
 }
