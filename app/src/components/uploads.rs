@@ -109,9 +109,12 @@ impl UploadState {
         }
     }
 
-    /// Starts uploading each file; each gets its own row and outcome.
+    /// Uploads the files one after another; each gets its own row and outcome.
+    /// One at a time: a browser without a session yet would otherwise get a
+    /// new identity per parallel request, and keep only the last one's.
     #[cfg(feature = "hydrate")]
     pub fn upload(self, files: Vec<web_sys::File>) {
+        let mut queue = std::collections::VecDeque::new();
         for file in files {
             let key = self.next_key.get_untracked();
             self.next_key.set(key + 1);
@@ -132,14 +135,28 @@ impl UploadState {
                 )));
                 continue;
             }
-            let stage = item.stage;
-            browser::upload_file(
-                "/api/documents",
-                file,
-                move |sent| stage.set(UploadStage::Uploading(sent)),
-                move |result| self.uploaded(stage, result),
-            );
+            queue.push_back((file, item.stage));
         }
+        self.upload_next(queue);
+    }
+
+    #[cfg(feature = "hydrate")]
+    fn upload_next(
+        self,
+        mut queue: std::collections::VecDeque<(web_sys::File, RwSignal<UploadStage>)>,
+    ) {
+        let Some((file, stage)) = queue.pop_front() else {
+            return;
+        };
+        browser::upload_file(
+            "/api/documents",
+            file,
+            move |sent| stage.set(UploadStage::Uploading(sent)),
+            move |result| {
+                self.uploaded(stage, result);
+                self.upload_next(queue);
+            },
+        );
     }
 
     #[cfg(feature = "hydrate")]
