@@ -2,6 +2,7 @@
 //! llama.cpp's server, text-embeddings-inference, LiteLLM…).
 
 use super::{normalize, EmbedError, Embedder};
+use crate::llm::openai::without_url;
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 use std::time::Duration;
@@ -315,15 +316,6 @@ fn error_message(body: &str) -> String {
 
 fn clip(s: &str) -> String {
     s.chars().take(300).collect()
-}
-
-/// reqwest's message without the URL, which may carry credentials.
-fn without_url(e: &reqwest::Error) -> String {
-    let mut message = e.to_string();
-    if let Some(url) = e.url() {
-        message = message.replace(url.as_str(), "<endpoint>");
-    }
-    message
 }
 
 #[cfg(test)]

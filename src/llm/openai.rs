@@ -247,7 +247,7 @@ impl ChatModel for OpenAiModel {
 }
 
 /// reqwest errors name the URL; keep only the cause (URLs can carry keys).
-fn without_url(e: &reqwest::Error) -> String {
+pub(crate) fn without_url(e: &reqwest::Error) -> String {
     let mut message = e.to_string();
     if let Some(url) = e.url() {
         message = message.replace(url.as_str(), "<endpoint>");
