@@ -6,14 +6,19 @@
 //! query encoding, search + fusion, and the total.
 //!
 //! Chunk text is PubMedQA abstract sentences recombined (falls back to
-//! generated text if the file is missing); dense vectors are clustered per
-//! source abstract the way real embeddings cluster per topic. The query
-//! embedding step is the [`QueryEmbedder`] trait: the synthetic one here
-//! perturbs the topic centroid; plug the real model in its place.
+//! generated text if the file is missing). Queries are the PubMedQA questions,
+//! embedded by the app's own all-MiniLM-L6-v2 embedder through the same async
+//! call the chat makes (`Embedder::embed_query`). Embedding 100k chunks with
+//! the model would take half an hour, so each chunk's dense vector is its
+//! abstract's real embedding perturbed to cosine ≈ 0.8: chunks of one topic
+//! cluster around the abstract, and a real question lands near its abstract,
+//! as in the app. Without the model (or with `BENCH_EMBEDDER=synthetic`)
+//! everything is synthetic and the line says so.
 //!
 //! Environment: `BENCH_POINTS`, `BENCH_QUERIES`, `BENCH_LIMIT` (default 8),
 //! `BENCH_DIR` (keep/reuse the index there instead of a temp dir),
-//! `BENCH_PUBMEDQA` (path of `ori_pqal.json`).
+//! `BENCH_PUBMEDQA` (path of `ori_pqal.json`), `BENCH_EMBEDDER`
+//! (`model`, the default, or `synthetic`).
 //!
 //! Run: `cargo +nightly bench --features ssr --bench retrieval`.
 
@@ -21,6 +26,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use ragchat::embed::local::LocalEmbedder;
+use ragchat::embed::Embedder;
 use ragchat::index::bm25::Bm25;
 use ragchat::index::edge::EdgeIndex;
 use ragchat::index::{ChunkPayload, ChunkPoint, SearchMode, SearchRequest, VectorIndex};
@@ -30,10 +37,27 @@ const OWNER: &str = "bench-user";
 const DEFAULT_PUBMEDQA: &str = "/work/shared/data/pubmedqa/ori_pqal.json";
 const INGEST_BATCH: usize = 1_000;
 
-/// Turns a query into its dense embedding. The real implementation ignores
-/// `topic` and embeds `query.text`.
-trait QueryEmbedder {
-    fn embed(&mut self, query: &BenchQuery) -> Vec<f32>;
+/// Turns a query into its dense embedding: the real model embeds
+/// `query.text`; the synthetic stand-in only looks at `topic`.
+enum QueryEmbedder {
+    Model(Arc<LocalEmbedder>),
+    Synthetic(SyntheticEmbedder),
+}
+
+impl QueryEmbedder {
+    async fn embed(&mut self, query: &BenchQuery) -> Result<Vec<f32>, Box<dyn std::error::Error>> {
+        match self {
+            Self::Model(model) => Ok(model.embed_query(query.text.clone()).await?),
+            Self::Synthetic(synthetic) => Ok(synthetic.embed(query)),
+        }
+    }
+
+    fn label(&self) -> &'static str {
+        match self {
+            Self::Model(_) => "  query embedding (all-MiniLM-L6-v2)",
+            Self::Synthetic(_) => "  query embedding (synthetic)",
+        }
+    }
 }
 
 struct BenchQuery {
@@ -50,7 +74,7 @@ struct SyntheticEmbedder {
     rng: Rng,
 }
 
-impl QueryEmbedder for SyntheticEmbedder {
+impl SyntheticEmbedder {
     fn embed(&mut self, query: &BenchQuery) -> Vec<f32> {
         perturb(&self.centroids[query.topic], 0.9, &mut self.rng)
     }
@@ -81,11 +105,23 @@ async fn run(
         corpus.source
     );
     let mut rng = Rng(0x5eed);
-    let centroids: Arc<Vec<Vec<f32>>> = Arc::new(
-        (0..corpus.questions.len())
+    let model = load_model().await;
+    let centroids: Arc<Vec<Vec<f32>>> = Arc::new(match &model {
+        Some(model) => {
+            let started = Instant::now();
+            let abstracts = corpus.abstracts();
+            let vectors = model.embed_documents(abstracts).await?;
+            println!(
+                "embedded {} abstracts as topic centroids in {:.1} s",
+                vectors.len(),
+                started.elapsed().as_secs_f64()
+            );
+            vectors
+        }
+        None => (0..corpus.questions.len())
             .map(|_| random_unit(&mut rng))
             .collect(),
-    );
+    });
 
     let (dir, _temp) = match std::env::var_os("BENCH_DIR") {
         Some(dir) => (PathBuf::from(dir), None),
@@ -94,7 +130,24 @@ async fn run(
             (temp.path().to_path_buf(), Some(temp))
         }
     };
+    // An index kept in BENCH_DIR is only reused with the same kind of vectors.
+    let kind = if model.is_some() {
+        "model"
+    } else {
+        "synthetic"
+    };
+    let marker = dir.join("ragchat-bench-vectors");
+    if let Ok(previous) = std::fs::read_to_string(&marker) {
+        if previous != kind {
+            return Err(format!(
+                "{} holds {previous} vectors, this run makes {kind} ones; use another BENCH_DIR",
+                dir.display()
+            )
+            .into());
+        }
+    }
     let index = EdgeIndex::open(&dir, DIM).await?;
+    std::fs::write(&marker, kind)?;
     let existing = index.count(OWNER, None).await?;
     if existing as usize != points {
         build(&index, &corpus, &centroids, points, existing).await?;
@@ -111,9 +164,12 @@ async fn run(
     let engine: &dyn VectorIndex = &index;
 
     let bm25 = Bm25::new();
-    let mut embedder = SyntheticEmbedder {
-        centroids: centroids.clone(),
-        rng: Rng(0xface),
+    let mut embedder = match model {
+        Some(model) => QueryEmbedder::Model(model),
+        None => QueryEmbedder::Synthetic(SyntheticEmbedder {
+            centroids: centroids.clone(),
+            rng: Rng(0xface),
+        }),
     };
     let workload: Vec<BenchQuery> = (0..queries + 50)
         .map(|_| {
@@ -133,7 +189,7 @@ async fn run(
         let mut relevant_at_1 = 0usize;
         for (i, query) in workload.iter().enumerate() {
             let start = Instant::now();
-            let dense = embedder.embed(query);
+            let dense = embedder.embed(query).await?;
             let embedded = Instant::now();
             let sparse = bm25.query(&query.text);
             let encoded = Instant::now();
@@ -160,7 +216,7 @@ async fn run(
             relevant_at_1 += usize::from(hits.first().is_some_and(main_topic));
         }
         println!("\n{mode:?} search, limit {limit}, {queries} queries");
-        report("  query embedding (synthetic)", &mut embed_times);
+        report(embedder.label(), &mut embed_times);
         report("  bm25 query encoding", &mut encode_times);
         report("  search + fusion", &mut search_times);
         report("  total", &mut total_times);
@@ -171,6 +227,35 @@ async fn run(
     }
     index.close().await?;
     Ok(())
+}
+
+/// The app's embedder on its default model directory, unless
+/// `BENCH_EMBEDDER=synthetic` or the model is not installed.
+async fn load_model() -> Option<Arc<LocalEmbedder>> {
+    if std::env::var("BENCH_EMBEDDER").as_deref() == Ok("synthetic") {
+        println!("query embedding: synthetic (BENCH_EMBEDDER=synthetic)");
+        return None;
+    }
+    let dir = ragchat::config::EmbeddingSettings::default().local_model_dir();
+    let loaded = tokio::task::spawn_blocking({
+        let dir = dir.clone();
+        move || LocalEmbedder::shared(&dir, 0)
+    })
+    .await;
+    match loaded {
+        Ok(Ok(model)) => {
+            println!("query embedding: all-MiniLM-L6-v2 from {}", dir.display());
+            Some(model)
+        }
+        Ok(Err(err)) => {
+            println!("query embedding: synthetic ({err}; run scripts/fetch-models.sh)");
+            None
+        }
+        Err(err) => {
+            println!("query embedding: synthetic (loading the model panicked: {err})");
+            None
+        }
+    }
 }
 
 async fn build(
@@ -259,6 +344,20 @@ impl Corpus {
             return Err("no entries".into());
         }
         Ok(corpus)
+    }
+
+    /// Each topic's sentences as one text (its abstract).
+    fn abstracts(&self) -> Vec<String> {
+        self.by_topic
+            .iter()
+            .map(|range| {
+                self.sentences[range.clone()]
+                    .iter()
+                    .map(|(_, s)| s.as_str())
+                    .collect::<Vec<_>>()
+                    .join(" ")
+            })
+            .collect()
     }
 
     /// Zipf-ish synthetic vocabulary, 1,000 topics of 10 sentences each.

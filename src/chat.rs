@@ -103,14 +103,6 @@ pub fn title_from(text: &str) -> String {
 
 #[async_trait::async_trait]
 impl ChatService for ChatServiceImpl {
-    async fn create_user(&self) -> Result<UserId, AppError> {
-        Ok(UserId(self.store.create_user().await?))
-    }
-
-    async fn user_exists(&self, user: &UserId) -> Result<bool, AppError> {
-        Ok(self.store.user_exists(&user.0).await?)
-    }
-
     async fn list_conversations(
         &self,
         user: &UserId,

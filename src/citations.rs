@@ -54,46 +54,44 @@ pub fn annotate(answer: &str, sources: &mut [Source]) {
     }
 }
 
-/// The sentence of `passage` that shares the most content words with `claims`,
-/// plus adjacent sentences nearly as good. Empty when nothing overlaps.
+/// For each sentence of `claims`, the sentence of `passage` that shares the
+/// most content words with it (at least two, and a third of the claim's);
+/// neighbouring supporting sentences merge into one span. Empty when nothing
+/// supports the claims. An answer that restates several sentences of a
+/// passage gets each of them highlighted, not only the longest.
 pub fn supporting_spans(claims: &str, passage: &str) -> Vec<TextSpan> {
-    let claim_terms: HashSet<String> = terms(claims).collect();
-    if claim_terms.is_empty() {
-        return Vec::new();
-    }
-    let scored: Vec<((usize, usize), usize)> = sentences(passage)
+    let passage_sentences: Vec<((usize, usize), HashSet<String>)> = sentences(passage)
         .into_iter()
-        .map(|(s, e)| {
-            let shared: HashSet<String> = terms(&slice_chars(passage, s, e))
-                .filter(|t| claim_terms.contains(t))
-                .collect();
-            ((s, e), shared.len())
-        })
+        .map(|(s, e)| ((s, e), terms(&slice_chars(passage, s, e)).collect()))
         .collect();
-    let Some(best) = scored
-        .iter()
-        .map(|(_, score)| *score)
-        .max()
-        .filter(|&b| b >= 2)
-    else {
-        return Vec::new();
-    };
-    let Some(at) = scored.iter().position(|(_, score)| *score == best) else {
-        return Vec::new();
-    };
-    let good = |i: usize| scored[i].1 * 10 >= best * 7;
-    let mut first = at;
-    while first > 0 && good(first - 1) {
-        first -= 1;
+    let mut supporting = std::collections::BTreeSet::new();
+    for (s, e) in sentences(claims) {
+        let claim: HashSet<String> = terms(&slice_chars(claims, s, e)).collect();
+        let best = passage_sentences
+            .iter()
+            .enumerate()
+            .map(|(i, (_, words))| (i, words.intersection(&claim).count()))
+            // Ties go to the earlier sentence.
+            .max_by_key(|&(i, shared)| (shared, std::cmp::Reverse(i)));
+        if let Some((i, shared)) = best {
+            if shared >= 2 && shared * 3 >= claim.len() {
+                supporting.insert(i);
+            }
+        }
     }
-    let mut last = at;
-    while last + 1 < scored.len() && good(last + 1) {
-        last += 1;
+    let mut spans: Vec<TextSpan> = Vec::new();
+    let mut previous: Option<usize> = None;
+    for i in supporting {
+        let ((start, end), _) = passage_sentences[i];
+        let start = u32::try_from(start).unwrap_or(u32::MAX);
+        let end = u32::try_from(end).unwrap_or(u32::MAX);
+        match spans.last_mut() {
+            Some(last) if previous == Some(i - 1) => last.end = end,
+            _ => spans.push(TextSpan { start, end }),
+        }
+        previous = Some(i);
     }
-    vec![TextSpan {
-        start: u32::try_from(scored[first].0 .0).unwrap_or(u32::MAX),
-        end: u32::try_from(scored[last].0 .1).unwrap_or(u32::MAX),
-    }]
+    spans
 }
 
 fn slice_chars(text: &str, start: usize, end: usize) -> String {
@@ -247,6 +245,36 @@ mod tests {
         let spans = supporting_spans("ETH university in Zürich since 1855", passage);
         let text = slice_chars(passage, spans[0].start as usize, spans[0].end as usize);
         assert_eq!(text, "Zürich hosts the ETH university since 1855.");
+    }
+
+    #[test]
+    fn every_restated_sentence_is_highlighted() {
+        let passage = "The Velloran bridge was completed in 1873 by engineer Mara Quist. \
+            It spans 212 metres across the Tesk river. The town holds a fair in May. \
+            Quist insisted that the arches be built from granite quarried at Hollin Scar, \
+            because the local sandstone crumbled after two winters of frost.";
+        let answer = "The bridge was completed in 1873 by engineer Mara Quist [1]. \
+            Quist insisted on granite from Hollin Scar because sandstone crumbled [1].";
+        let spans = supporting_spans(answer, passage);
+        let texts: Vec<String> = spans
+            .iter()
+            .map(|s| slice_chars(passage, s.start as usize, s.end as usize))
+            .collect();
+        assert_eq!(texts.len(), 2, "{texts:?}");
+        assert!(texts[0].contains("1873") && !texts[0].contains("Tesk"));
+        assert!(texts[1].starts_with("Quist insisted"));
+    }
+
+    #[test]
+    fn neighbouring_supporting_sentences_form_one_span() {
+        let passage = "Intro words here. The bridge opened in 1873. It spans the Tesk river. Unrelated ending.";
+        let spans = supporting_spans(
+            "It opened in 1873. The bridge spans the Tesk river.",
+            passage,
+        );
+        assert_eq!(spans.len(), 1);
+        let text = slice_chars(passage, spans[0].start as usize, spans[0].end as usize);
+        assert_eq!(text, "The bridge opened in 1873. It spans the Tesk river.");
     }
 
     #[test]

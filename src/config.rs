@@ -16,6 +16,21 @@ pub struct Settings {
     pub retrieval: RetrievalSettings,
     pub embedding: EmbeddingSettings,
     pub qdrant: QdrantSettings,
+    pub auth: AuthSettings,
+    pub limits: crate::limits::LimitSettings,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default)]
+pub struct AuthSettings {
+    /// People without an account may chat (limited per address).
+    pub allow_guests: bool,
+}
+
+impl Default for AuthSettings {
+    fn default() -> Self {
+        Self { allow_guests: true }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -147,6 +162,10 @@ pub struct ServerSettings {
     pub site_root: PathBuf,
     /// Set the `Secure` flag on the session cookie (enable behind HTTPS).
     pub secure_cookies: bool,
+    /// Behind a reverse proxy: the header holding the client's address
+    /// (e.g. `x-forwarded-for`; its first entry is used). Unset: the peer
+    /// address. Only set this when the proxy overwrites the header.
+    pub client_ip_header: Option<String>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -243,6 +262,8 @@ impl Default for Settings {
             retrieval: RetrievalSettings::default(),
             embedding: EmbeddingSettings::default(),
             qdrant: QdrantSettings::default(),
+            auth: AuthSettings::default(),
+            limits: crate::limits::LimitSettings::default(),
         }
     }
 }
@@ -253,6 +274,7 @@ impl Default for ServerSettings {
             bind: "127.0.0.1:3000".into(),
             site_root: PathBuf::from("target/site"),
             secure_cookies: false,
+            client_ip_header: None,
         }
     }
 }

@@ -2,6 +2,8 @@
 //! RAG Chat: the server (behind `ssr`) and the browser entry point (behind `hydrate`).
 
 #[cfg(feature = "ssr")]
+pub mod accounts;
+#[cfg(feature = "ssr")]
 pub mod chat;
 #[cfg(feature = "ssr")]
 pub mod citations;
@@ -15,6 +17,8 @@ pub mod embed;
 pub mod index;
 #[cfg(feature = "ssr")]
 pub mod ingest;
+#[cfg(feature = "ssr")]
+pub mod limits;
 #[cfg(feature = "ssr")]
 pub mod llm;
 #[cfg(feature = "ssr")]

@@ -2,7 +2,7 @@
 //! browser's upload progress and for curl. Chat and the rest are Leptos server
 //! functions; uploads are not, because they are multipart and large.
 
-use app::api::identity::session_user;
+use app::api::identity::session_account;
 use app::error::AppError;
 use app::ports::{Services, UserId};
 use app::wire::{DocumentView, UploadOutcome};
@@ -24,9 +24,21 @@ impl From<AppError> for ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let status =
-            StatusCode::from_u16(self.0.status_code()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-        (status, Json(self.0)).into_response()
+        let mut response = Json(&self.0).into_response();
+        error_status_and_headers(&self.0, &mut response);
+        response
+    }
+}
+
+/// The one place an [`AppError`] becomes an HTTP status (and, for rate
+/// limits, a `Retry-After` header in whole seconds, rounded up).
+pub fn error_status_and_headers(error: &AppError, response: &mut Response) {
+    *response.status_mut() =
+        StatusCode::from_u16(error.status_code()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    if let Some(secs) = error.retry_after_secs() {
+        response
+            .headers_mut()
+            .insert(axum::http::header::RETRY_AFTER, secs.into());
     }
 }
 
@@ -58,8 +70,9 @@ struct UploadLimits {
 }
 
 async fn user(session: &Session, services: &Services, create: bool) -> Result<UserId, ApiError> {
-    session_user(session, services.chat.as_ref(), create)
+    session_account(session, services.accounts.as_ref(), create)
         .await?
+        .map(|account| UserId(account.user_id))
         .ok_or(ApiError(AppError::NotFound))
 }
 
@@ -67,8 +80,10 @@ async fn list(
     session: Session,
     Extension(services): Extension<Services>,
 ) -> Result<Json<Vec<DocumentView>>, ApiError> {
-    match session_user(&session, services.chat.as_ref(), false).await? {
-        Some(user) => Ok(Json(services.documents.list(&user).await?)),
+    match session_account(&session, services.accounts.as_ref(), false).await? {
+        Some(account) => Ok(Json(
+            services.documents.list(&UserId(account.user_id)).await?,
+        )),
         None => Ok(Json(Vec::new())),
     }
 }

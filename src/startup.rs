@@ -1,22 +1,25 @@
 //! Builds the app: storage, model provider, services, router and layers.
 
+use crate::accounts::AccountServiceImpl;
 use crate::chat::{ChatServiceImpl, Grounding};
 use crate::config::{EmbeddingProvider, Provider, Settings};
 use crate::documents::DocumentServiceImpl;
 use crate::embed::Embedder;
 use crate::index::VectorIndex;
 use crate::ingest::chunk::TokenSpans;
+use crate::limits::{ChatLimits, LocalRateLimiter, RateLimiter};
 use crate::llm::local::LocalModel;
 use crate::llm::openai::OpenAiModel;
 use crate::llm::ChatModel;
 use crate::retrieve::Retriever;
 use crate::store::Store;
 use anyhow::Context;
+use app::api::identity::ClientIp;
 use app::error::AppError;
 use app::ports::Services;
 use app::{shell, App};
 use axum::body::Body;
-use axum::extract::Request;
+use axum::extract::{ConnectInfo, Request};
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
@@ -196,7 +199,13 @@ impl Application {
             settings.llm.max_tokens,
             settings.llm.temperature,
         );
+        let limiter: Arc<dyn RateLimiter> = Arc::new(LocalRateLimiter::new());
+        let accounts =
+            AccountServiceImpl::new(store.clone(), limiter.clone(), settings.auth.allow_guests)?;
+        let limits = ChatLimits::new(limiter, store.clone(), settings.limits.clone());
         let services = Services {
+            accounts: Arc::new(accounts),
+            limits: Arc::new(limits),
             chat: Arc::new(chat),
             documents: Arc::new(documents),
         };
@@ -218,7 +227,13 @@ impl Application {
             settings.documents.max_file_bytes,
             settings.documents.max_files_per_upload,
         );
-        let router = router(options, services, documents, session_layer);
+        let router = router(
+            options,
+            services,
+            documents,
+            session_layer,
+            settings.server.client_ip_header.clone(),
+        );
         Ok(Self {
             listener,
             router,
@@ -243,9 +258,13 @@ impl Application {
     }
 
     pub async fn run_until_stopped(self) -> anyhow::Result<()> {
-        axum::serve(self.listener, self.router)
-            .with_graceful_shutdown(shutdown_signal())
-            .await?;
+        axum::serve(
+            self.listener,
+            self.router
+                .into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .with_graceful_shutdown(shutdown_signal())
+        .await?;
         Ok(())
     }
 }
@@ -255,6 +274,7 @@ fn router(
     services: Services,
     documents: Router<LeptosOptions>,
     sessions: SessionManagerLayer<SqliteStore>,
+    client_ip_header: Option<String>,
 ) -> Router {
     let routes = generate_route_list(App);
     // `leptos_routes_with_context` also mounts every server function (under
@@ -271,6 +291,10 @@ fn router(
         ))
         .layer(middleware::from_fn(error_status))
         .layer(sessions)
+        .layer(middleware::from_fn(move |req: Request, next: Next| {
+            client_ip(client_ip_header.clone(), req, next)
+        }))
+        .layer(middleware::from_fn(same_origin_writes))
         .layer(middleware::from_fn(security_headers))
         .with_state(options)
 }
@@ -285,15 +309,68 @@ async fn error_status(req: Request, next: Next) -> Response {
     {
         return response;
     }
-    let (mut parts, body) = response.into_parts();
+    let (parts, body) = response.into_parts();
     let Ok(bytes) = axum::body::to_bytes(body, 64 * 1024).await else {
         return (StatusCode::INTERNAL_SERVER_ERROR, "error body too large").into_response();
     };
-    if let Ok(error) = serde_json::from_slice::<AppError>(&bytes) {
-        parts.status =
-            StatusCode::from_u16(error.status_code()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    let error = serde_json::from_slice::<AppError>(&bytes).ok();
+    let mut response = Response::from_parts(parts, Body::from(bytes));
+    if let Some(error) = error {
+        crate::routes::error_status_and_headers(&error, &mut response);
     }
-    Response::from_parts(parts, Body::from(bytes))
+    response
+}
+
+/// Records the client's address for rate limits: the peer, or the first
+/// entry of a configured proxy header.
+async fn client_ip(header: Option<String>, mut req: Request, next: Next) -> Response {
+    let forwarded = header.as_deref().and_then(|name| {
+        req.headers()
+            .get(name)?
+            .to_str()
+            .ok()?
+            .split(',')
+            .next()?
+            .trim()
+            .parse()
+            .ok()
+    });
+    let peer = req
+        .extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|c| c.0.ip());
+    if let Some(ip) = forwarded.or(peer) {
+        req.extensions_mut().insert(ClientIp(ip));
+    }
+    next.run(req).await
+}
+
+/// CSRF defence on top of SameSite=Lax cookies: a state-changing request
+/// that names its origin must come from this site.
+async fn same_origin_writes(req: Request, next: Next) -> Response {
+    let safe = matches!(
+        *req.method(),
+        axum::http::Method::GET | axum::http::Method::HEAD | axum::http::Method::OPTIONS
+    );
+    if !safe {
+        if let Some(origin) = req.headers().get(header::ORIGIN) {
+            let host = req
+                .headers()
+                .get(header::HOST)
+                .and_then(|h| h.to_str().ok());
+            let origin_host = origin
+                .to_str()
+                .ok()
+                .and_then(|o| o.split_once("://"))
+                .map(|(_, rest)| rest);
+            if host.is_none() || origin_host != host {
+                tracing::warn!(origin = ?origin, host = ?host, "cross-origin write refused");
+                let error = AppError::Forbidden("Cross-site requests are not allowed.".into());
+                return crate::routes::ApiError(error).into_response();
+            }
+        }
+    }
+    next.run(req).await
 }
 
 async fn security_headers(req: Request, next: Next) -> Response {

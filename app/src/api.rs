@@ -1,61 +1,197 @@
 //! Thin server functions: take the user from the session, call one service.
 
 use crate::error::AppError;
-use crate::wire::{ClientLimits, ConversationSummary, ConversationView, DocumentView};
+use crate::wire::{
+    AccountView, ClientLimits, ConversationSummary, ConversationView, DocumentView, SessionView,
+    UserList, UserRole,
+};
 use leptos::prelude::*;
 use server_fn::codec::{ByteStream, Json, Streaming};
 
 #[cfg(feature = "ssr")]
 pub mod identity {
     use crate::error::AppError;
-    use crate::ports::{ChatService, Services, UserId};
+    use crate::ports::{AccountService, Caller, Services, UserId};
+    use crate::wire::{AccountView, UserRole};
     use leptos::prelude::*;
+    use std::net::IpAddr;
     use tower_sessions::Session;
 
     const USER_KEY: &str = "user_id";
+
+    /// The client's address, put into the request's extensions by the server
+    /// (from the connection, or a trusted proxy header).
+    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    pub struct ClientIp(pub IpAddr);
 
     pub fn services() -> Services {
         expect_context::<Services>()
     }
 
-    /// The user of this browser, if it has one. With `create`, a browser
-    /// without an identity gets a new user and a session cookie.
-    pub async fn current_user(create: bool) -> Result<Option<UserId>, AppError> {
-        let session: Session = leptos_axum::extract().await.map_err(|e| {
+    pub async fn session() -> Result<Session, AppError> {
+        leptos_axum::extract().await.map_err(|e| {
             leptos::logging::error!("session layer missing: {e}");
             AppError::Internal
-        })?;
-        session_user(&session, services().chat.as_ref(), create).await
+        })
     }
 
-    /// [`current_user`] for handlers outside Leptos that extract the session themselves.
-    pub async fn session_user(
+    pub fn client_ip() -> Option<IpAddr> {
+        use_context::<http::request::Parts>()
+            .and_then(|parts| parts.extensions.get::<ClientIp>().map(|ip| ip.0))
+    }
+
+    /// The account (or guest) of this browser, if it has one. With `create`, a
+    /// browser without one becomes a new guest (if guests are allowed).
+    pub async fn current_account(create: bool) -> Result<Option<AccountView>, AppError> {
+        session_account(&session().await?, services().accounts.as_ref(), create).await
+    }
+
+    pub async fn current_user(create: bool) -> Result<Option<UserId>, AppError> {
+        Ok(current_account(create)
+            .await?
+            .map(|account| UserId(account.user_id)))
+    }
+
+    /// Who is asking: user, role and address.
+    pub async fn caller(create: bool) -> Result<Option<Caller>, AppError> {
+        let ip = client_ip();
+        Ok(current_account(create).await?.map(|account| Caller {
+            user: UserId(account.user_id),
+            role: account.role,
+            ip,
+        }))
+    }
+
+    /// The admin making this request; anyone else is refused.
+    pub async fn require_admin() -> Result<UserId, AppError> {
+        match current_account(false).await? {
+            Some(account) if account.role == UserRole::Admin => Ok(UserId(account.user_id)),
+            Some(_) => Err(AppError::Forbidden(
+                "Only administrators can do this.".into(),
+            )),
+            None => Err(AppError::Unauthorized(
+                "Sign in as an administrator.".into(),
+            )),
+        }
+    }
+
+    /// [`current_account`] for handlers outside Leptos that extract the
+    /// session themselves. Every request reads the user's row, so disabling
+    /// an account takes effect at once.
+    pub async fn session_account(
         session: &Session,
-        chat: &dyn ChatService,
+        accounts: &dyn AccountService,
         create: bool,
-    ) -> Result<Option<UserId>, AppError> {
+    ) -> Result<Option<AccountView>, AppError> {
         let stored = session.get::<String>(USER_KEY).await.map_err(|e| {
             leptos::logging::error!("reading session: {e}");
             AppError::Internal
         })?;
         if let Some(id) = stored {
-            let user = UserId(id);
-            if chat.user_exists(&user).await? {
-                return Ok(Some(user));
+            match accounts.account(&UserId(id)).await {
+                Ok(Some(account)) => return Ok(Some(account)),
+                Ok(None) => {}
+                Err(refused @ AppError::Forbidden(_)) => {
+                    // A disabled account's session ends now.
+                    let _ = session.flush().await;
+                    return Err(refused);
+                }
+                Err(e) => return Err(e),
             }
         }
         if !create {
             return Ok(None);
         }
-        let user = chat.create_user().await?;
-        // Cycle the id so a session fixed before sign-in can't be reused.
+        let user = accounts.create_guest().await?;
+        sign_in(session, &user).await?;
+        Ok(Some(AccountView {
+            user_id: user.0,
+            username: None,
+            role: UserRole::Guest,
+        }))
+    }
+
+    /// Binds the session to `user`, under a new session id (so an id fixed
+    /// before signing in can't be reused).
+    pub async fn sign_in(session: &Session, user: &UserId) -> Result<(), AppError> {
         session.cycle_id().await.map_err(|_| AppError::Internal)?;
         session.insert(USER_KEY, &user.0).await.map_err(|e| {
             leptos::logging::error!("writing session: {e}");
             AppError::Internal
-        })?;
-        Ok(Some(user))
+        })
     }
+}
+
+/// Who this browser is signed in as, and whether guests may chat.
+#[server(prefix = "/api", endpoint = "session")]
+pub async fn get_session() -> Result<SessionView, AppError> {
+    Ok(SessionView {
+        account: identity::current_account(false).await?,
+        guests_allowed: identity::services().accounts.guests_allowed(),
+    })
+}
+
+/// Creates an account and signs in. A guest's chats and documents move into it.
+#[server(prefix = "/api", endpoint = "sign_up")]
+pub async fn sign_up(username: String, password: String) -> Result<AccountView, AppError> {
+    let session = identity::session().await?;
+    let services = identity::services();
+    let guest = identity::session_account(&session, services.accounts.as_ref(), false)
+        .await
+        .ok()
+        .flatten()
+        .filter(|account| account.username.is_none())
+        .map(|account| crate::ports::UserId(account.user_id));
+    let account = services
+        .accounts
+        .sign_up(guest.as_ref(), &username, &password, identity::client_ip())
+        .await?;
+    identity::sign_in(&session, &crate::ports::UserId(account.user_id.clone())).await?;
+    Ok(account)
+}
+
+#[server(prefix = "/api", endpoint = "log_in")]
+pub async fn log_in(username: String, password: String) -> Result<AccountView, AppError> {
+    let account = identity::services()
+        .accounts
+        .log_in(&username, &password, identity::client_ip())
+        .await?;
+    let session = identity::session().await?;
+    identity::sign_in(&session, &crate::ports::UserId(account.user_id.clone())).await?;
+    Ok(account)
+}
+
+#[server(prefix = "/api", endpoint = "log_out")]
+pub async fn log_out() -> Result<(), AppError> {
+    identity::session().await?.flush().await.map_err(|e| {
+        leptos::logging::error!("ending a session: {e}");
+        AppError::Internal
+    })
+}
+
+/// Admin: every account, with activity.
+#[server(prefix = "/api", endpoint = "admin/users")]
+pub async fn list_users() -> Result<UserList, AppError> {
+    identity::require_admin().await?;
+    identity::services().accounts.list_users().await
+}
+
+#[server(prefix = "/api", endpoint = "admin/set_role")]
+pub async fn set_user_role(user_id: String, role: UserRole) -> Result<(), AppError> {
+    let admin = identity::require_admin().await?;
+    identity::services()
+        .accounts
+        .set_role(&admin, &user_id, role)
+        .await
+}
+
+#[server(prefix = "/api", endpoint = "admin/set_disabled")]
+pub async fn set_user_disabled(user_id: String, disabled: bool) -> Result<(), AppError> {
+    let admin = identity::require_admin().await?;
+    identity::services()
+        .accounts
+        .set_disabled(&admin, &user_id, disabled)
+        .await
 }
 
 #[server(prefix = "/api", endpoint = "conversations")]
@@ -102,13 +238,13 @@ pub async fn send_message(
     use futures::StreamExt;
 
     // The session cookie must be written before the streamed response head goes out.
-    let user = identity::current_user(true)
-        .await?
-        .ok_or(AppError::Internal)?;
-    let events = identity::services()
+    let caller = identity::caller(true).await?.ok_or(AppError::Internal)?;
+    let services = identity::services();
+    services.limits.admit_chat(&caller).await?;
+    let events = services
         .chat
         .send(
-            &user,
+            &caller.user,
             SendMessage {
                 conversation_id,
                 text,

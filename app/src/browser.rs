@@ -11,6 +11,25 @@ pub fn replace_url(path: &str) {
     let _ = path;
 }
 
+/// Loads `path` as a new page, so everything is rendered for the new session
+/// (after signing in or out).
+pub fn load_page(path: &str) {
+    #[cfg(feature = "hydrate")]
+    if let Some(window) = web_sys::window() {
+        let _ = window.location().assign(path);
+    }
+    #[cfg(not(feature = "hydrate"))]
+    let _ = path;
+}
+
+/// Milliseconds since the epoch (0 on the server, where nothing counts down).
+pub fn now_ms() -> f64 {
+    #[cfg(feature = "hydrate")]
+    return js_sys::Date::now();
+    #[cfg(not(feature = "hydrate"))]
+    0.0
+}
+
 /// Copies text to the clipboard (best effort: the browser may refuse).
 pub fn copy_text(text: &str) {
     #[cfg(feature = "hydrate")]

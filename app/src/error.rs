@@ -18,9 +18,25 @@ pub enum AppError {
     /// An upload is of a type we can't read.
     #[error("{0}")]
     Unsupported(String),
+    /// Signing in is needed (or the credentials were wrong).
+    #[error("{0}")]
+    Unauthorized(String),
+    /// Signed in, but not allowed (not an admin, or the account is disabled).
+    #[error("{0}")]
+    Forbidden(String),
     /// The thing does not exist, or belongs to someone else.
     #[error("Not found")]
     NotFound,
+    /// A name that must be unique is taken.
+    #[error("{0}")]
+    Conflict(String),
+    /// Over a rate limit or budget; a request after `retry_after_ms` will be
+    /// allowed again.
+    #[error("{message}")]
+    RateLimited {
+        message: String,
+        retry_after_ms: u64,
+    },
     /// The model provider failed before anything could be streamed.
     #[error("{0}")]
     Upstream(String),
@@ -37,11 +53,23 @@ impl AppError {
     pub fn status_code(&self) -> u16 {
         match self {
             Self::BadRequest(_) => 400,
+            Self::Unauthorized(_) => 401,
+            Self::Forbidden(_) => 403,
             Self::NotFound => 404,
+            Self::Conflict(_) => 409,
+            Self::RateLimited { .. } => 429,
             Self::TooLarge(_) => 413,
             Self::Unsupported(_) => 415,
             Self::Upstream(_) => 502,
             Self::Network(_) | Self::Internal => 500,
+        }
+    }
+
+    /// The `Retry-After` header value (whole seconds, rounded up), if any.
+    pub fn retry_after_secs(&self) -> Option<u64> {
+        match self {
+            Self::RateLimited { retry_after_ms, .. } => Some(retry_after_ms.div_ceil(1000).max(1)),
+            _ => None,
         }
     }
 }

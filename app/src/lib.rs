@@ -11,6 +11,8 @@ pub mod ndjson;
 pub mod ports;
 pub mod wire;
 
+use components::account::{LoginPage, SignupPage};
+use components::admin::UsersPage;
 use components::chat::{ChatPage, ChatState};
 use components::documents::DocumentsPage;
 use components::message::OpenSource;
@@ -70,6 +72,9 @@ pub fn App() -> impl IntoView {
                         <Route path=path!("/") view=ChatPage />
                         <Route path=path!("/c/:id") view=ChatPage />
                         <Route path=path!("/documents") view=DocumentsPage />
+                        <Route path=path!("/login") view=LoginPage />
+                        <Route path=path!("/signup") view=SignupPage />
+                        <Route path=path!("/admin/users") view=UsersPage />
                     </Routes>
                 </main>
             </div>

@@ -2,13 +2,71 @@
 //! crate, handed to Leptos through context). Server-only.
 
 use crate::error::AppError;
-use crate::wire::{ChatEvent, ClientLimits, ConversationSummary, ConversationView, DocumentView};
+use crate::wire::{
+    AccountView, ChatEvent, ClientLimits, ConversationSummary, ConversationView, DocumentView,
+    UserList, UserRole,
+};
 use futures::stream::BoxStream;
 use std::sync::Arc;
 
 /// An opaque user id, taken from the session cookie.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct UserId(pub String);
+
+/// Who is making a request: the user, their role, and where from (guests are
+/// rate-limited by address).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Caller {
+    pub user: UserId,
+    pub role: UserRole,
+    pub ip: Option<std::net::IpAddr>,
+}
+
+/// Guests, accounts and roles.
+#[async_trait::async_trait]
+pub trait AccountService: Send + Sync + 'static {
+    /// A new guest (no account), for a browser without a session.
+    async fn create_guest(&self) -> Result<UserId, AppError>;
+    /// The user behind a session, if it still exists. A disabled account is
+    /// `Forbidden`.
+    async fn account(&self, user: &UserId) -> Result<Option<AccountView>, AppError>;
+    /// Creates an account, from the session's guest if there is one (keeping
+    /// its chats and documents). The first account becomes admin.
+    async fn sign_up(
+        &self,
+        guest: Option<&UserId>,
+        username: &str,
+        password: &str,
+        ip: Option<std::net::IpAddr>,
+    ) -> Result<AccountView, AppError>;
+    /// Checks a username and password. Wrong either way is one `Unauthorized`.
+    async fn log_in(
+        &self,
+        username: &str,
+        password: &str,
+        ip: Option<std::net::IpAddr>,
+    ) -> Result<AccountView, AppError>;
+    /// Whether people without an account may chat.
+    fn guests_allowed(&self) -> bool;
+    // Admin operations; the caller has been checked to be an admin.
+    async fn list_users(&self) -> Result<UserList, AppError>;
+    async fn set_role(&self, admin: &UserId, user_id: &str, role: UserRole)
+        -> Result<(), AppError>;
+    async fn set_disabled(
+        &self,
+        admin: &UserId,
+        user_id: &str,
+        disabled: bool,
+    ) -> Result<(), AppError>;
+}
+
+/// Per-user request rates and token budgets.
+#[async_trait::async_trait]
+pub trait UsageLimits: Send + Sync + 'static {
+    /// Admits one chat request, or refuses it with `RateLimited` (and when to
+    /// retry).
+    async fn admit_chat(&self, caller: &Caller) -> Result<(), AppError>;
+}
 
 /// A request to add a user message to a conversation and stream the answer.
 #[derive(Debug, Clone)]
@@ -20,8 +78,6 @@ pub struct SendMessage {
 
 #[async_trait::async_trait]
 pub trait ChatService: Send + Sync + 'static {
-    async fn create_user(&self) -> Result<UserId, AppError>;
-    async fn user_exists(&self, user: &UserId) -> Result<bool, AppError>;
     async fn list_conversations(&self, user: &UserId)
         -> Result<Vec<ConversationSummary>, AppError>;
     async fn conversation(&self, user: &UserId, id: &str) -> Result<ConversationView, AppError>;
@@ -62,6 +118,8 @@ pub trait DocumentService: Send + Sync + 'static {
 /// The services the app takes from context.
 #[derive(Clone)]
 pub struct Services {
+    pub accounts: Arc<dyn AccountService>,
+    pub limits: Arc<dyn UsageLimits>,
     pub chat: Arc<dyn ChatService>,
     pub documents: Arc<dyn DocumentService>,
 }

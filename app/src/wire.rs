@@ -252,3 +252,71 @@ pub struct UploadOutcome {
     /// Why the file was refused.
     pub error: Option<String>,
 }
+
+/// What a user may do. Guests are users without an account (no username).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum UserRole {
+    Guest,
+    User,
+    Admin,
+}
+
+impl UserRole {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Guest => "guest",
+            Self::User => "user",
+            Self::Admin => "admin",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "guest" => Some(Self::Guest),
+            "user" => Some(Self::User),
+            "admin" => Some(Self::Admin),
+            _ => None,
+        }
+    }
+}
+
+/// The signed-in user (or guest) as the page shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AccountView {
+    pub user_id: String,
+    /// `None` for a guest.
+    pub username: Option<String>,
+    pub role: UserRole,
+}
+
+/// Who may use the app, for the page to decide what to offer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SessionView {
+    /// `None`: nobody yet (a guest is created on first use, if allowed).
+    pub account: Option<AccountView>,
+    pub guests_allowed: bool,
+}
+
+/// One account in the admin's user list.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UserSummary {
+    pub id: String,
+    pub username: String,
+    pub role: UserRole,
+    pub disabled: bool,
+    /// Milliseconds since the Unix epoch.
+    pub created_at: i64,
+    pub conversations: u64,
+    pub documents: u64,
+    /// Prompt + completion tokens since 00:00 UTC.
+    pub tokens_today: u64,
+}
+
+/// The admin's user list.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UserList {
+    pub users: Vec<UserSummary>,
+    /// Guests (users without an account) are counted, not listed.
+    pub guests: u64,
+}

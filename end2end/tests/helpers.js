@@ -41,7 +41,15 @@ async function startApp(env = {}) {
   const logs = [];
   const child = spawn(bin, [], {
     cwd: ROOT,
-    env: { ...process.env, APP__SERVER__BIND: `127.0.0.1:${port}`, APP__DATA_DIR: dataDir, ...env },
+    env: {
+      ...process.env,
+      APP__SERVER__BIND: `127.0.0.1:${port}`,
+      APP__DATA_DIR: dataDir,
+      // Tests chat quickly; the rate-limit test sets its own limits.
+      APP__LIMITS__GUEST__REQUESTS_PER_MINUTE: '0',
+      APP__LIMITS__USER__REQUESTS_PER_MINUTE: '0',
+      ...env,
+    },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   child.stdout.on('data', (d) => logs.push(d.toString()));

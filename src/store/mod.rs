@@ -1,7 +1,9 @@
 //! SQLite persistence for users, conversations, messages and documents.
 
+mod accounts;
 mod documents;
 
+pub use accounts::{AccountRow, SignUpRefused};
 pub use documents::{DocumentRow, NewDocument};
 
 use app::wire::{ConversationSummary, MessageStatus, MessageView, Role, Source};
@@ -99,24 +101,6 @@ impl Store {
         .execute(&self.pool)
         .await?;
         Ok(done.rows_affected())
-    }
-
-    pub async fn create_user(&self) -> Result<String, StoreError> {
-        let id = Uuid::new_v4().to_string();
-        sqlx::query("INSERT INTO users (id, created_at) VALUES (?, ?)")
-            .bind(&id)
-            .bind(now_ms())
-            .execute(&self.pool)
-            .await?;
-        Ok(id)
-    }
-
-    pub async fn user_exists(&self, user_id: &str) -> Result<bool, StoreError> {
-        let row = sqlx::query("SELECT 1 FROM users WHERE id = ?")
-            .bind(user_id)
-            .fetch_optional(&self.pool)
-            .await?;
-        Ok(row.is_some())
     }
 
     pub async fn list_conversations(

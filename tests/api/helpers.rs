@@ -36,6 +36,15 @@ pub fn test_settings(data_dir: &std::path::Path) -> Settings {
     settings.server.bind = "127.0.0.1:0".into();
     settings.data_dir = data_dir.to_path_buf();
     settings.llm.max_tokens = 48;
+    // Tests send many messages quickly; the limits tests set their own.
+    for role in [
+        &mut settings.limits.guest,
+        &mut settings.limits.user,
+        &mut settings.limits.admin,
+    ] {
+        role.requests_per_minute = 0;
+        role.tokens_per_day = 0;
+    }
     settings
 }
 
@@ -93,6 +102,11 @@ pub fn local_model_or_skip(test: &str) -> Option<LocalSettings> {
 }
 
 impl TestApp {
+    /// The app's SQLite pool (to check what is stored).
+    pub fn db(&self) -> sqlx::SqlitePool {
+        self.db.clone()
+    }
+
     pub fn index(&self) -> Arc<dyn VectorIndex> {
         self.index.clone()
     }

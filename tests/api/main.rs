@@ -1,6 +1,7 @@
 //! One integration-test binary: each test spawns the real server on port 0
 //! with its own temp data dir and drives it over HTTP.
 
+mod accounts;
 mod chat;
 mod crash_recovery;
 mod documents;
@@ -9,5 +10,6 @@ mod faults;
 mod helpers;
 mod index;
 mod isolation;
+mod limits;
 mod local_model;
 mod real_http_server;

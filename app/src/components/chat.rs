@@ -27,6 +27,10 @@ pub struct ChatState {
     /// The answer being generated, once the server has named it.
     pub streaming_id: RwSignal<Option<String>>,
     pub stop_requested: RwSignal<bool>,
+    /// Rate-limited: no sending before this time (ms since the epoch).
+    pub retry_at: RwSignal<Option<f64>>,
+    /// The current time while counting down to `retry_at`.
+    clock: RwSignal<f64>,
     next_key: RwSignal<u64>,
 }
 
@@ -39,6 +43,8 @@ impl ChatState {
             busy: RwSignal::new(false),
             streaming_id: RwSignal::new(None),
             stop_requested: RwSignal::new(false),
+            retry_at: RwSignal::new(None),
+            clock: RwSignal::new(0.0),
             next_key: RwSignal::new(0),
         }
     }
@@ -61,9 +67,44 @@ impl ChatState {
         browser::replace_url("/");
     }
 
+    /// Whole seconds until sending is allowed again, while rate-limited.
+    pub fn wait_secs(&self) -> Option<u64> {
+        let until = self.retry_at.get()?;
+        Some(((until - self.clock.get()) / 1000.0).ceil().max(1.0) as u64)
+    }
+
+    /// Holds sending back until `until`, counting down, then re-enables it.
+    fn hold_until(self, until: f64) {
+        self.retry_at.set(Some(until));
+        self.clock.set(browser::now_ms());
+        let tick = move || {
+            let now = browser::now_ms();
+            self.clock.set(now);
+            let done = self
+                .retry_at
+                .get_untracked()
+                .is_none_or(|until| now >= until);
+            if done {
+                self.retry_at.set(None);
+            }
+            done
+        };
+        fn every_quarter_second(tick: impl Fn() -> bool + 'static) {
+            set_timeout(
+                move || {
+                    if !tick() {
+                        every_quarter_second(tick);
+                    }
+                },
+                std::time::Duration::from_millis(250),
+            );
+        }
+        every_quarter_second(tick);
+    }
+
     /// Sends `text` and streams the answer into the page.
     pub fn send(self, text: String) {
-        if self.busy.get_untracked() {
+        if self.busy.get_untracked() || self.retry_at.get_untracked().is_some() {
             return;
         }
         let user_message = UiMessage::new(self.key(), Role::User, text.clone(), UiStatus::Complete);
@@ -99,6 +140,14 @@ impl ChatState {
             Err(AppError::BadRequest(message)) => {
                 answer.status.set(UiStatus::Failed);
                 answer.error.set(Some(message));
+                return;
+            }
+            Err(AppError::RateLimited {
+                message,
+                retry_after_ms,
+            }) => {
+                fail(message);
+                self.hold_until(browser::now_ms() + retry_after_ms as f64);
                 return;
             }
             Err(e) => return fail(e.to_string()),

@@ -28,7 +28,8 @@ pub fn Composer() -> impl IntoView {
     let length = move || draft.with(|d| d.chars().count());
     let too_long = move || length() > max_chars();
     let blank = move || draft.with(|d| d.trim().is_empty());
-    let can_send = move || !blank() && !too_long() && !state.busy.get();
+    let can_send =
+        move || !blank() && !too_long() && !state.busy.get() && state.wait_secs().is_none();
 
     let submit = move || {
         if can_send() {
@@ -83,7 +84,9 @@ pub fn Composer() -> impl IntoView {
             </div>
             <div class="composer-hint" aria-live="polite">
                 {move || {
-                    if too_long() {
+                    if let Some(secs) = state.wait_secs() {
+                        format!("Rate limit reached: you can send again in {secs} s.")
+                    } else if too_long() {
                         format!(
                             "Message is too long: {} of {} characters. Shorten it to send.",
                             length(),

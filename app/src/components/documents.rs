@@ -94,7 +94,8 @@ fn status_text(doc: &DocumentView) -> String {
     }
 }
 
-fn added(ms: i64) -> String {
+/// A date as YYYY-MM-DD (UTC).
+pub fn format_date(ms: i64) -> String {
     // Rendered the same on server and client (UTC), so hydration agrees.
     let days = ms.div_euclid(86_400_000);
     let (y, m, d) = civil_from_days(days);
@@ -152,7 +153,7 @@ fn DocumentTable(
                                 <td>
                                     <span class=format!("status-pill {status}")>{status_text(&doc)}</span>
                                 </td>
-                                <td class="muted">{added(doc.created_at_ms)}</td>
+                                <td class="muted">{format_date(doc.created_at_ms)}</td>
                                 <td>
                                     <button
                                         type="button"

@@ -1,3 +1,5 @@
+pub mod account;
+pub mod admin;
 pub mod chat;
 pub mod composer;
 pub mod documents;

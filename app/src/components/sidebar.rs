@@ -1,5 +1,6 @@
 //! Conversation list: new chat, switch, delete.
 
+use super::account::AccountMenu;
 use super::chat::ChatState;
 use crate::api::{delete_conversation, list_conversations};
 use leptos::prelude::*;
@@ -99,6 +100,7 @@ pub fn Sidebar(open: RwSignal<bool>) -> impl IntoView {
                     })
                 }}
             </Transition>
+            <AccountMenu open=open />
         </nav>
     }
 }

@@ -96,7 +96,16 @@ pub struct UploadState {
     pub max_bytes: RwSignal<u64>,
     next_key: RwSignal<u64>,
     polling: RwSignal<bool>,
+    /// Files waiting to be sent, across every pick and drop of this page.
+    #[cfg(feature = "hydrate")]
+    queue: StoredValue<std::collections::VecDeque<Queued>, LocalStorage>,
+    /// A file is being sent.
+    #[cfg(feature = "hydrate")]
+    sending: RwSignal<bool>,
 }
+
+#[cfg(feature = "hydrate")]
+type Queued = (web_sys::File, RwSignal<UploadStage>);
 
 impl UploadState {
     pub fn new() -> Self {
@@ -106,15 +115,19 @@ impl UploadState {
             max_bytes: RwSignal::new(50 * 1024 * 1024),
             next_key: RwSignal::new(0),
             polling: RwSignal::new(false),
+            #[cfg(feature = "hydrate")]
+            queue: StoredValue::new_local(Default::default()),
+            #[cfg(feature = "hydrate")]
+            sending: RwSignal::new(false),
         }
     }
 
-    /// Uploads the files one after another; each gets its own row and outcome.
-    /// One at a time: a browser without a session yet would otherwise get a
-    /// new identity per parallel request, and keep only the last one's.
+    /// Queues the files for upload; each gets its own row and outcome.
+    /// One file at a time for the whole page, even across several picks: a
+    /// browser without a session yet would otherwise get a new identity per
+    /// parallel request, and keep only the last one's.
     #[cfg(feature = "hydrate")]
     pub fn upload(self, files: Vec<web_sys::File>) {
-        let mut queue = std::collections::VecDeque::new();
         for file in files {
             let key = self.next_key.get_untracked();
             self.next_key.set(key + 1);
@@ -135,26 +148,27 @@ impl UploadState {
                 )));
                 continue;
             }
-            queue.push_back((file, item.stage));
+            self.queue.update_value(|q| q.push_back((file, item.stage)));
         }
-        self.upload_next(queue);
+        if !self.sending.get_untracked() {
+            self.upload_next();
+        }
     }
 
     #[cfg(feature = "hydrate")]
-    fn upload_next(
-        self,
-        mut queue: std::collections::VecDeque<(web_sys::File, RwSignal<UploadStage>)>,
-    ) {
-        let Some((file, stage)) = queue.pop_front() else {
+    fn upload_next(self) {
+        let Some((file, stage)) = self.queue.try_update_value(|q| q.pop_front()).flatten() else {
+            self.sending.set(false);
             return;
         };
+        self.sending.set(true);
         browser::upload_file(
             "/api/documents",
             file,
             move |sent| stage.set(UploadStage::Uploading(sent)),
             move |result| {
                 self.uploaded(stage, result);
-                self.upload_next(queue);
+                self.upload_next();
             },
         );
     }
@@ -206,6 +220,18 @@ impl UploadState {
             return;
         }
         self.polling.set(true);
+        // Only rows already processing when the list is requested can be judged
+        // by it: an upload answered while the request is in flight is newer
+        // than the list and would look deleted.
+        let asked_about: Vec<String> = self.items.with_untracked(|items| {
+            items
+                .iter()
+                .filter_map(|i| match i.stage.get_untracked() {
+                    UploadStage::Processing(d) => Some(d.id),
+                    _ => None,
+                })
+                .collect()
+        });
         spawn_local(async move {
             if let Ok(documents) = list_documents().await {
                 let mut finished = false;
@@ -214,6 +240,9 @@ impl UploadState {
                         let UploadStage::Processing(current) = item.stage.get_untracked() else {
                             continue;
                         };
+                        if !asked_about.contains(&current.id) {
+                            continue;
+                        }
                         let Some(latest) = documents.iter().find(|d| d.id == current.id) else {
                             item.stage
                                 .set(UploadStage::Failed("The document was deleted.".into()));

@@ -1,0 +1,101 @@
+// Accounts and limits in the browser: the first account is admin and sees the
+// user list; a rate-limited message shows a countdown and the composer comes
+// back when it ends.
+const { test, expect } = require('@playwright/test');
+const { startApp, startScriptedUpstream } = require('./helpers');
+
+const composer = (page) => page.getByRole('textbox', { name: 'Message' });
+
+async function send(page, text) {
+  await composer(page).fill(text);
+  await composer(page).press('Enter');
+}
+
+test.describe('accounts', () => {
+  let upstream;
+  let app;
+  test.beforeAll(async () => {
+    upstream = await startScriptedUpstream(['Sure', ', here', ' it is.']);
+    app = await startApp({
+      APP__LLM__BASE_URL: upstream.baseUrl,
+      APP__LLM__MODEL: 'scripted',
+    });
+  });
+  test.afterAll(() => { app && app.stop(); upstream && upstream.stop(); });
+
+  test('a guest signs up, keeps the chat, and as the first account administers users', async ({ page }) => {
+    await page.goto(app.url);
+    await expect(page.locator('.account')).toContainText('Guest');
+    await send(page, 'Remember this question');
+    await expect(page.locator('article.message.assistant').last()).toContainText('here it is');
+
+    await page.locator('.account').getByRole('link', { name: 'Sign up' }).click();
+    await expect(page.getByRole('heading', { name: 'Create an account' })).toBeVisible();
+    await page.getByLabel('Username').fill('ada');
+    await page.getByLabel('Password').fill('short');
+    await page.getByRole('button', { name: 'Create account' }).click();
+    // The browser's own check stops a short password before it is sent.
+    await expect(page).toHaveURL(/\/signup$/);
+    await page.getByLabel('Password').fill('correct horse');
+    await page.getByRole('button', { name: 'Create account' }).click();
+
+    await expect(page.locator('.account')).toContainText('ada');
+    await expect(page.locator('.account .badge')).toHaveText('admin');
+    await expect(page.locator('.conversation-list')).toContainText('Remember this question');
+
+    await page.locator('.account').getByRole('link', { name: 'Users' }).click();
+    await expect(page.getByRole('heading', { name: 'Users' })).toBeVisible();
+    await expect(page.locator('tr.user')).toHaveCount(1);
+    await expect(page.locator('tr.user').first()).toContainText('ada');
+    await page.screenshot({ path: 'test-results/users.png' });
+
+    await page.locator('.account').getByRole('button', { name: 'Sign out' }).click();
+    await expect(page.locator('.account')).toContainText('Sign in');
+    await page.goto(`${app.url}/login`);
+    await page.getByLabel('Username').fill('ada');
+    await page.getByLabel('Password').fill('wrong horse');
+    await page.getByRole('button', { name: 'Sign in' }).click();
+    await expect(page.locator('.form-error')).toHaveText('Wrong username or password.');
+    await page.getByLabel('Password').fill('correct horse');
+    await page.getByRole('button', { name: 'Sign in' }).click();
+    await expect(page.locator('.account')).toContainText('ada');
+  });
+
+});
+
+test.describe('rate limits', () => {
+  let upstream;
+  let app;
+  test.beforeAll(async () => {
+    upstream = await startScriptedUpstream(['Sure', ', here', ' it is.']);
+    app = await startApp({
+      APP__LLM__BASE_URL: upstream.baseUrl,
+      APP__LLM__MODEL: 'scripted',
+      // One message, then one every 5 s.
+      APP__LIMITS__GUEST__REQUESTS_PER_MINUTE: '12',
+      APP__LIMITS__GUEST__BURST: '1',
+    });
+  });
+  test.afterAll(() => { app && app.stop(); upstream && upstream.stop(); });
+
+  test('over the rate limit: a countdown, then the composer works again', async ({ page }) => {
+    await page.goto(app.url);
+    await send(page, 'first');
+    await expect(page.locator('article.message.assistant').last()).toContainText('here it is');
+    await send(page, 'second, too soon');
+    const hint = page.locator('.composer-hint');
+    await expect(hint).toContainText(/you can send again in \d+ s/);
+    await expect(page.locator('article.message.assistant').last()).toContainText('too quickly');
+    await composer(page).fill('third');
+    await expect(page.getByRole('button', { name: 'Send message' })).toBeDisabled();
+    const first = Number((await hint.innerText()).match(/in (\d+) s/)[1]);
+    await page.waitForTimeout(1_500);
+    const later = Number((await hint.innerText()).match(/in (\d+) s/)[1]);
+    expect(later).toBeLessThan(first);
+    await page.screenshot({ path: 'test-results/rate-limited.png' });
+    await expect(hint).toHaveText('', { timeout: 10_000 });
+    await expect(page.getByRole('button', { name: 'Send message' })).toBeEnabled();
+    await composer(page).press('Enter');
+    await expect(page.locator('article.message.assistant').last()).toContainText('here it is');
+  });
+});

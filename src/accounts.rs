@@ -1,0 +1,327 @@
+//! Guests, accounts and roles: sign-up and log-in with argon2 password
+//! hashes, the first account as admin, and the admin's user management.
+
+use crate::limits::{Decision, Quota, RateLimiter};
+use crate::store::{AccountRow, SignUpRefused, Store};
+use app::error::AppError;
+use app::ports::{AccountService, UserId};
+use app::wire::{AccountView, UserList, UserRole};
+use argon2::password_hash::rand_core::OsRng;
+use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
+use argon2::Argon2;
+use std::net::IpAddr;
+use std::sync::Arc;
+
+pub const MIN_PASSWORD_CHARS: usize = 8;
+pub const MAX_PASSWORD_BYTES: usize = 1024;
+pub const MAX_USERNAME_CHARS: usize = 32;
+
+/// Log-in and sign-up attempts per address: enough for typos, too few to
+/// guess passwords.
+const AUTH_ATTEMPTS: Quota = Quota {
+    per_minute: 10,
+    burst: 10,
+};
+
+/// A username: 3–32 letters, digits, `.`, `_` or `-`, starting with a letter
+/// or digit. Parsed once at the boundary.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Username(String);
+
+impl Username {
+    pub fn parse(raw: &str) -> Result<Self, AppError> {
+        let name = raw.trim();
+        let chars = name.chars().count();
+        if !(3..=MAX_USERNAME_CHARS).contains(&chars) {
+            return Err(AppError::BadRequest(format!(
+                "A username has 3 to {MAX_USERNAME_CHARS} characters."
+            )));
+        }
+        let allowed = |c: char| c.is_alphanumeric() || matches!(c, '.' | '_' | '-');
+        if !name.chars().all(allowed) || !name.starts_with(char::is_alphanumeric) {
+            return Err(AppError::BadRequest(
+                "A username may use letters, digits, '.', '_' and '-', and starts with a letter or digit."
+                    .into(),
+            ));
+        }
+        Ok(Self(name.to_owned()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// A password that meets the rules (it is never logged or echoed).
+pub struct NewPassword(String);
+
+impl NewPassword {
+    pub fn parse(raw: &str) -> Result<Self, AppError> {
+        if raw.chars().count() < MIN_PASSWORD_CHARS {
+            return Err(AppError::BadRequest(format!(
+                "A password has at least {MIN_PASSWORD_CHARS} characters."
+            )));
+        }
+        if raw.len() > MAX_PASSWORD_BYTES {
+            return Err(AppError::BadRequest("That password is too long.".into()));
+        }
+        Ok(Self(raw.to_owned()))
+    }
+}
+
+impl std::fmt::Debug for NewPassword {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("NewPassword(***)")
+    }
+}
+
+/// Hashes with argon2id and a random salt. CPU-heavy: call off the executor.
+pub fn hash_password(password: &str) -> Result<String, argon2::password_hash::Error> {
+    let salt = SaltString::generate(&mut OsRng);
+    Ok(Argon2::default()
+        .hash_password(password.as_bytes(), &salt)?
+        .to_string())
+}
+
+/// Checks a password against a stored PHC string. CPU-heavy.
+pub fn verify_password(password: &str, hash: &str) -> bool {
+    PasswordHash::new(hash)
+        .map(|parsed| {
+            Argon2::default()
+                .verify_password(password.as_bytes(), &parsed)
+                .is_ok()
+        })
+        .unwrap_or(false)
+}
+
+fn view(row: AccountRow) -> AccountView {
+    AccountView {
+        user_id: row.id,
+        username: row.username,
+        role: row.role,
+    }
+}
+
+pub struct AccountServiceImpl {
+    store: Store,
+    limiter: Arc<dyn RateLimiter>,
+    allow_guests: bool,
+    /// Verified against when the username is unknown, so a wrong username
+    /// takes as long as a wrong password.
+    dummy_hash: String,
+}
+
+impl AccountServiceImpl {
+    pub fn new(
+        store: Store,
+        limiter: Arc<dyn RateLimiter>,
+        allow_guests: bool,
+    ) -> anyhow::Result<Self> {
+        let dummy_hash = hash_password("not a real password")
+            .map_err(|e| anyhow::anyhow!("argon2 does not work here: {e}"))?;
+        Ok(Self {
+            store,
+            limiter,
+            allow_guests,
+            dummy_hash,
+        })
+    }
+
+    async fn throttle(&self, ip: Option<IpAddr>) -> Result<(), AppError> {
+        let Some(ip) = ip else { return Ok(()) };
+        match self
+            .limiter
+            .check(&format!("auth:ip:{ip}"), AUTH_ATTEMPTS)
+            .await
+        {
+            Decision::Allowed => Ok(()),
+            Decision::Limited { retry_after } => Err(AppError::RateLimited {
+                message: "Too many sign-in attempts. Wait a moment and try again.".into(),
+                retry_after_ms: retry_after.as_millis() as u64,
+            }),
+        }
+    }
+}
+
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> T + Send + 'static,
+) -> Result<T, AppError> {
+    tokio::task::spawn_blocking(f).await.map_err(|e| {
+        tracing::error!(error = %e, "password hashing task failed");
+        AppError::Internal
+    })
+}
+
+#[async_trait::async_trait]
+impl AccountService for AccountServiceImpl {
+    async fn create_guest(&self) -> Result<UserId, AppError> {
+        if !self.allow_guests {
+            return Err(AppError::Unauthorized("Sign in to use this app.".into()));
+        }
+        Ok(UserId(self.store.create_user().await?))
+    }
+
+    async fn account(&self, user: &UserId) -> Result<Option<AccountView>, AppError> {
+        match self.store.account(&user.0).await? {
+            None => Ok(None),
+            Some(row) if row.disabled => Err(AppError::Forbidden(
+                "This account has been disabled. Ask an administrator.".into(),
+            )),
+            Some(row) if row.role == UserRole::Guest && !self.allow_guests => Ok(None),
+            Some(row) => Ok(Some(view(row))),
+        }
+    }
+
+    async fn sign_up(
+        &self,
+        guest: Option<&UserId>,
+        username: &str,
+        password: &str,
+        ip: Option<IpAddr>,
+    ) -> Result<AccountView, AppError> {
+        let username = Username::parse(username)?;
+        let password = NewPassword::parse(password)?;
+        self.throttle(ip).await?;
+        let hash = blocking(move || hash_password(&password.0))
+            .await?
+            .map_err(|e| {
+                tracing::error!(error = %e, "hashing a password");
+                AppError::Internal
+            })?;
+        let created = match self
+            .store
+            .sign_up(guest.map(|g| g.0.as_str()), username.as_str(), &hash)
+            .await?
+        {
+            // The session's user already has an account: sign up a new one.
+            Err(SignUpRefused::AlreadyRegistered) => {
+                self.store.sign_up(None, username.as_str(), &hash).await?
+            }
+            other => other,
+        };
+        match created {
+            Ok(row) => {
+                tracing::info!(user_id = %row.id, role = row.role.as_str(), "account created");
+                Ok(view(row))
+            }
+            Err(SignUpRefused::UsernameTaken) => Err(AppError::Conflict(
+                "That username is taken. Choose another.".into(),
+            )),
+            Err(SignUpRefused::AlreadyRegistered) => Err(AppError::Internal),
+        }
+    }
+
+    async fn log_in(
+        &self,
+        username: &str,
+        password: &str,
+        ip: Option<IpAddr>,
+    ) -> Result<AccountView, AppError> {
+        self.throttle(ip).await?;
+        let refused = || AppError::Unauthorized("Wrong username or password.".into());
+        if password.len() > MAX_PASSWORD_BYTES {
+            return Err(refused());
+        }
+        let candidate = self.store.login_candidate(username.trim()).await?;
+        let hash = candidate
+            .as_ref()
+            .map_or(self.dummy_hash.clone(), |(_, h)| h.clone());
+        let password = password.to_owned();
+        let matches = blocking(move || verify_password(&password, &hash)).await?;
+        match candidate {
+            Some((row, _)) if matches => {
+                if row.disabled {
+                    return Err(AppError::Forbidden(
+                        "This account has been disabled. Ask an administrator.".into(),
+                    ));
+                }
+                Ok(view(row))
+            }
+            _ => Err(refused()),
+        }
+    }
+
+    fn guests_allowed(&self) -> bool {
+        self.allow_guests
+    }
+
+    async fn list_users(&self) -> Result<UserList, AppError> {
+        let (users, guests) = self
+            .store
+            .list_accounts(crate::limits::utc_midnight_ms())
+            .await?;
+        Ok(UserList { users, guests })
+    }
+
+    async fn set_role(
+        &self,
+        admin: &UserId,
+        user_id: &str,
+        role: UserRole,
+    ) -> Result<(), AppError> {
+        if role == UserRole::Guest {
+            return Err(AppError::BadRequest(
+                "An account's role is user or admin.".into(),
+            ));
+        }
+        if admin.0 == user_id {
+            return Err(AppError::BadRequest(
+                "You can't change your own role.".into(),
+            ));
+        }
+        if !self.store.set_role(user_id, role).await? {
+            return Err(AppError::NotFound);
+        }
+        tracing::info!(admin = %admin.0, user_id, role = role.as_str(), "role changed");
+        Ok(())
+    }
+
+    async fn set_disabled(
+        &self,
+        admin: &UserId,
+        user_id: &str,
+        disabled: bool,
+    ) -> Result<(), AppError> {
+        if admin.0 == user_id {
+            return Err(AppError::BadRequest(
+                "You can't disable your own account.".into(),
+            ));
+        }
+        if !self.store.set_disabled(user_id, disabled).await? {
+            return Err(AppError::NotFound);
+        }
+        tracing::info!(admin = %admin.0, user_id, disabled, "account access changed");
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn usernames_are_checked_once() {
+        assert_eq!(Username::parse("  ada.l ").unwrap().as_str(), "ada.l");
+        assert!(Username::parse("ab").is_err());
+        assert!(Username::parse("_ada").is_err());
+        assert!(Username::parse("ada lovelace").is_err());
+        assert!(Username::parse("<script>").is_err());
+        assert!(Username::parse(&"a".repeat(33)).is_err());
+        assert!(Username::parse("zoë-2").is_ok());
+    }
+
+    #[test]
+    fn passwords_hash_and_verify_and_never_print() {
+        assert!(NewPassword::parse("short").is_err());
+        let password = NewPassword::parse("correct horse").unwrap();
+        assert_eq!(format!("{password:?}"), "NewPassword(***)");
+        let hash = hash_password(&password.0).unwrap();
+        assert!(hash.starts_with("$argon2id$"));
+        assert!(!hash.contains("correct horse"));
+        assert!(verify_password("correct horse", &hash));
+        assert!(!verify_password("correct horsE", &hash));
+        assert!(!verify_password("correct horse", "not a hash"));
+        // Salted: the same password hashes differently.
+        assert_ne!(hash, hash_password("correct horse").unwrap());
+    }
+}
