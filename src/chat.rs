@@ -3,6 +3,7 @@
 
 use crate::citations;
 use crate::config::ChatSettings;
+use crate::events::{ChatTurnEvent, EventRecorder};
 use crate::ingest::chunk::TokenSpans;
 use crate::llm::{ChatModel, CompletionRequest, LlmError, LlmEvent};
 use crate::prompt::{build_prompt, fit_sources};
@@ -35,6 +36,7 @@ pub struct ChatServiceImpl {
     store: Store,
     model: Arc<dyn ChatModel>,
     grounding: Arc<Grounding>,
+    recorder: EventRecorder,
     settings: ChatSettings,
     max_tokens: u32,
     temperature: f32,
@@ -54,6 +56,7 @@ impl ChatServiceImpl {
         store: Store,
         model: Arc<dyn ChatModel>,
         grounding: Arc<Grounding>,
+        recorder: EventRecorder,
         settings: ChatSettings,
         max_tokens: u32,
         temperature: f32,
@@ -62,6 +65,7 @@ impl ChatServiceImpl {
             store,
             model,
             grounding,
+            recorder,
             settings,
             max_tokens,
             temperature,
@@ -174,6 +178,7 @@ impl ChatService for ChatServiceImpl {
             store: self.store.clone(),
             model: self.model.clone(),
             grounding: self.grounding.clone(),
+            recorder: self.recorder.clone(),
             owner: user.0.clone(),
             question: request.text,
             history: turn.history,
@@ -219,6 +224,7 @@ struct Generation {
     store: Store,
     model: Arc<dyn ChatModel>,
     grounding: Arc<Grounding>,
+    recorder: EventRecorder,
     owner: String,
     question: String,
     history: Vec<HistoryMessage>,
@@ -292,6 +298,7 @@ impl Generation {
                 })
                 .await;
         }
+        let prompt_started = Instant::now();
         let request = CompletionRequest {
             messages: build_prompt(
                 &self.system_prompt,
@@ -303,11 +310,15 @@ impl Generation {
             max_tokens: self.max_tokens,
             temperature: self.temperature,
         };
+        let prompt_build_ms = elapsed_ms_f64(prompt_started);
         let prompt_chars: usize = request.messages.iter().map(|m| m.content.len()).sum();
         let mut content = String::new();
         let mut usage: Option<Usage> = None;
         let mut pieces = 0u32;
         let mut ttft_ms = None;
+        let mut first_token_at = None;
+        let mut queue_ms = None;
+        let model_called = Instant::now();
         let outcome = match self.model.stream(request, self.cancel.clone()).await {
             Err(e) => Outcome::Failed(e),
             Ok(mut stream) => loop {
@@ -328,8 +339,12 @@ impl Generation {
                     LlmEvent::Queued { position } => {
                         let _ = tx.send(ChatEvent::Queued { position }).await;
                     }
+                    LlmEvent::Started => {
+                        queue_ms.get_or_insert_with(|| elapsed_ms_f64(model_called));
+                    }
                     LlmEvent::Token(text) => {
                         ttft_ms.get_or_insert_with(|| elapsed_ms(self.started));
+                        first_token_at.get_or_insert_with(Instant::now);
                         pieces += 1;
                         content.push_str(&text);
                         let _ = tx.send(ChatEvent::Token { text }).await;
@@ -405,22 +420,44 @@ impl Generation {
         if let Ok(mut in_flight) = self.in_flight.lock() {
             in_flight.remove(&self.message_id);
         }
-        tracing::info!(
-            target: "chat_turn",
-            model = %self.model_name,
-            conversation_id = %self.conversation_id,
-            message_id = %self.message_id,
-            prompt_tokens = usage.prompt_tokens,
-            completion_tokens = usage.completion_tokens,
-            usage_estimated,
-            ttft_ms = ttft_ms,
-            total_ms,
-            embed_ms = timings.embed_ms,
-            search_ms = timings.search_ms,
-            sources = record_sources,
-            outcome = outcome_name,
-            "chat turn"
-        );
+        // Generation speed after the first token (the prompt is excluded).
+        let tokens_per_s = first_token_at.and_then(|first| {
+            let secs = first.elapsed().as_secs_f64();
+            (usage.completion_tokens > 1 && secs > 0.0)
+                .then(|| f64::from(usage.completion_tokens - 1) / secs)
+        });
+        let turn = ChatTurnEvent {
+            id: uuid::Uuid::new_v4().to_string(),
+            at: crate::store::now_ms(),
+            user_id: self.owner.clone(),
+            conversation_id: self.conversation_id.clone(),
+            message_id: self.message_id.clone(),
+            model: self.model_name.clone(),
+            provider: self.model.provider().to_owned(),
+            variant: None,
+            embed_ms: timings.embed_ms,
+            retrieve_ms: timings.search_ms,
+            prompt_build_ms: Some(prompt_build_ms),
+            queue_ms,
+            ttft_ms: ttft_ms.map(|ms| ms as f64),
+            upstream_ttft_ms: first_token_at
+                .map(|first| (first - model_called).as_secs_f64() * 1000.0),
+            total_ms: total_ms as f64,
+            prompt_tokens: usage.prompt_tokens,
+            completion_tokens: usage.completion_tokens,
+            tokens_estimated: usage_estimated,
+            tokens_per_s,
+            cache_hit: false,
+            retries: 0,
+            fallback_used: false,
+            sources: u32::try_from(record_sources).unwrap_or(u32::MAX),
+            outcome: outcome_name.to_owned(),
+            error_class: match &outcome {
+                Outcome::Failed(e) => Some(e.class().to_owned()),
+                Outcome::Finished(_) => None,
+            },
+        };
+        self.recorder.record_turn(&turn).await;
         let _ = tx.send(event).await;
     }
 }
@@ -435,6 +472,10 @@ fn finish_name(reason: FinishReason) -> &'static str {
 
 fn elapsed_ms(since: Instant) -> u64 {
     u64::try_from(since.elapsed().as_millis()).unwrap_or(u64::MAX)
+}
+
+fn elapsed_ms_f64(since: Instant) -> f64 {
+    since.elapsed().as_secs_f64() * 1000.0
 }
 
 #[cfg(test)]

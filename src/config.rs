@@ -18,6 +18,16 @@ pub struct Settings {
     pub qdrant: QdrantSettings,
     pub auth: AuthSettings,
     pub limits: crate::limits::LimitSettings,
+    /// Prices per model name, for the dashboard's cost estimates.
+    pub prices: std::collections::HashMap<String, Price>,
+}
+
+/// What a model costs, in USD per million tokens.
+#[derive(Debug, Clone, Copy, PartialEq, Default, Deserialize)]
+#[serde(default)]
+pub struct Price {
+    pub prompt_per_million: f64,
+    pub completion_per_million: f64,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -264,6 +274,7 @@ impl Default for Settings {
             qdrant: QdrantSettings::default(),
             auth: AuthSettings::default(),
             limits: crate::limits::LimitSettings::default(),
+            prices: Default::default(),
         }
     }
 }

@@ -26,6 +26,15 @@ use uuid::Uuid;
 /// ingestion overwrites rather than duplicates.
 const POINT_NAMESPACE: Uuid = Uuid::from_u128(0x6a1d_4c35_8f0e_4b7a_9e21_5d3c_0b8f_2a47);
 
+/// The vector index id of a document's chunk: stable across retries, so a
+/// resumed ingestion overwrites rather than duplicates.
+pub fn point_id(document_id: &str, chunk_index: u32) -> Uuid {
+    Uuid::new_v5(
+        &POINT_NAMESPACE,
+        format!("{document_id}/{chunk_index}").as_bytes(),
+    )
+}
+
 pub struct DocumentServiceImpl {
     inner: Arc<Inner>,
 }
@@ -478,10 +487,7 @@ impl Inner {
                 .zip(texts.iter())
                 .zip(dense)
                 .map(|((chunk, text), dense)| ChunkPoint {
-                    id: Uuid::new_v5(
-                        &POINT_NAMESPACE,
-                        format!("{}/{}", doc.id, chunk.index).as_bytes(),
-                    ),
+                    id: point_id(&doc.id, chunk.index),
                     dense,
                     sparse: bm25::document_vector(text),
                     payload: ChunkPayload {

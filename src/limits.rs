@@ -9,6 +9,7 @@
 //! store (Redis, one `SET` per request in a script) can hold it for many app
 //! replicas behind the same [`RateLimiter`] trait.
 
+use crate::metrics::Metrics;
 use crate::store::Store;
 use app::error::AppError;
 use app::ports::{Caller, UsageLimits};
@@ -180,14 +181,21 @@ pub struct ChatLimits {
     limiter: Arc<dyn RateLimiter>,
     store: Store,
     settings: LimitSettings,
+    metrics: Arc<Metrics>,
 }
 
 impl ChatLimits {
-    pub fn new(limiter: Arc<dyn RateLimiter>, store: Store, settings: LimitSettings) -> Self {
+    pub fn new(
+        limiter: Arc<dyn RateLimiter>,
+        store: Store,
+        settings: LimitSettings,
+        metrics: Arc<Metrics>,
+    ) -> Self {
         Self {
             limiter,
             store,
             settings,
+            metrics,
         }
     }
 }
@@ -205,6 +213,7 @@ impl UsageLimits for ChatLimits {
             if used >= limits.tokens_per_day {
                 let wait = (midnight + DAY_MS - crate::store::now_ms()).max(1000) as u64;
                 tracing::info!(user_id = %caller.user.0, used, budget = limits.tokens_per_day, "token budget exhausted");
+                self.metrics.rate_limited("budget");
                 return Err(AppError::RateLimited {
                     message: format!(
                         "You have used today's budget of {} tokens. It renews at 00:00 UTC.",
@@ -225,6 +234,7 @@ impl UsageLimits for ChatLimits {
         match self.limiter.check(&key, quota).await {
             Decision::Allowed => Ok(()),
             Decision::Limited { retry_after } => {
+                self.metrics.rate_limited("rate");
                 tracing::info!(user_id = %caller.user.0, %key, retry_after_ms = retry_after.as_millis() as u64, "chat rate limited");
                 Err(AppError::RateLimited {
                     message: format!(

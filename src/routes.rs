@@ -2,11 +2,11 @@
 //! browser's upload progress and for curl. Chat and the rest are Leptos server
 //! functions; uploads are not, because they are multipart and large.
 
-use app::api::identity::session_account;
+use app::api::identity::{admin_only, session_account};
 use app::error::AppError;
 use app::ports::{Services, UserId};
 use app::wire::{DocumentView, UploadOutcome};
-use axum::extract::{DefaultBodyLimit, Multipart, Path};
+use axum::extract::{DefaultBodyLimit, Multipart, Path, Query};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -19,6 +19,12 @@ pub struct ApiError(pub AppError);
 impl From<AppError> for ApiError {
     fn from(e: AppError) -> Self {
         Self(e)
+    }
+}
+
+impl From<crate::store::StoreError> for ApiError {
+    fn from(e: crate::store::StoreError) -> Self {
+        Self(e.into())
     }
 }
 
@@ -204,4 +210,99 @@ async fn upload(
         _ => StatusCode::ACCEPTED,
     };
     Ok((status, Json(outcomes)).into_response())
+}
+
+/// `/metrics` (Prometheus text format) and the admin's exports:
+/// `/api/admin/export/{feedback,events}.{jsonl,csv}?since=&until=` (ms since
+/// the epoch; default: everything).
+pub fn operator_router<S: Clone + Send + Sync + 'static>(
+    services: Services,
+    store: crate::store::Store,
+    metrics: std::sync::Arc<crate::metrics::Metrics>,
+) -> Router<S> {
+    Router::new()
+        .route("/metrics", get(metrics_text))
+        .route("/api/admin/export/{name}", get(export))
+        .layer(Extension(services))
+        .layer(Extension(store))
+        .layer(Extension(metrics))
+}
+
+async fn metrics_text(
+    Extension(metrics): Extension<std::sync::Arc<crate::metrics::Metrics>>,
+) -> Response {
+    (
+        [(
+            axum::http::header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        metrics.render(),
+    )
+        .into_response()
+}
+
+#[derive(serde::Deserialize)]
+struct TimeRange {
+    since: Option<i64>,
+    until: Option<i64>,
+}
+
+async fn export(
+    session: Session,
+    Extension(services): Extension<Services>,
+    Extension(store): Extension<crate::store::Store>,
+    Path(name): Path<String>,
+    Query(range): Query<TimeRange>,
+) -> Result<Response, ApiError> {
+    admin_only(session_account(&session, services.accounts.as_ref(), false).await?)?;
+    let since = range.since.unwrap_or(0);
+    let until = range.until.unwrap_or(i64::MAX);
+    let body = match name.as_str() {
+        "feedback.jsonl" => jsonl(&store.export_feedback(since, until).await?),
+        "feedback.csv" => csv_text(&store.export_feedback(since, until).await?),
+        "events.jsonl" => jsonl(&store.export_turns(since, until).await?),
+        "events.csv" => csv_text(&store.export_turns(since, until).await?),
+        _ => return Err(ApiError(AppError::NotFound)),
+    }?;
+    let content_type = if name.ends_with(".csv") {
+        "text/csv; charset=utf-8"
+    } else {
+        "application/x-ndjson"
+    };
+    Ok((
+        [
+            (axum::http::header::CONTENT_TYPE, content_type.to_owned()),
+            (
+                axum::http::header::CONTENT_DISPOSITION,
+                format!("attachment; filename=\"{name}\""),
+            ),
+        ],
+        body,
+    )
+        .into_response())
+}
+
+fn jsonl<T: serde::Serialize>(rows: &[T]) -> Result<String, ApiError> {
+    let mut out = String::new();
+    for row in rows {
+        out.push_str(&serde_json::to_string(row).map_err(|e| {
+            tracing::error!(error = %e, "exporting JSONL");
+            ApiError(AppError::Internal)
+        })?);
+        out.push('\n');
+    }
+    Ok(out)
+}
+
+fn csv_text<T: serde::Serialize>(rows: &[T]) -> Result<String, ApiError> {
+    let failed = |e: &dyn std::fmt::Display| {
+        tracing::error!(error = %e, "exporting CSV");
+        ApiError(AppError::Internal)
+    };
+    let mut writer = csv::Writer::from_writer(Vec::new());
+    for row in rows {
+        writer.serialize(row).map_err(|e| failed(&e))?;
+    }
+    let bytes = writer.into_inner().map_err(|e| failed(&e))?;
+    String::from_utf8(bytes).map_err(|e| failed(&e))
 }

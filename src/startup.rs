@@ -3,14 +3,18 @@
 use crate::accounts::AccountServiceImpl;
 use crate::chat::{ChatServiceImpl, Grounding};
 use crate::config::{EmbeddingProvider, Provider, Settings};
+use crate::dashboard::DashboardServiceImpl;
 use crate::documents::DocumentServiceImpl;
 use crate::embed::Embedder;
+use crate::events::EventRecorder;
+use crate::feedback::FeedbackServiceImpl;
 use crate::index::VectorIndex;
 use crate::ingest::chunk::TokenSpans;
 use crate::limits::{ChatLimits, LocalRateLimiter, RateLimiter};
 use crate::llm::local::LocalModel;
 use crate::llm::openai::OpenAiModel;
 use crate::llm::ChatModel;
+use crate::metrics::Metrics;
 use crate::retrieve::Retriever;
 use crate::store::Store;
 use anyhow::Context;
@@ -191,10 +195,13 @@ impl Application {
             context_tokens: settings.retrieval.context_tokens,
             max_upload_bytes: settings.documents.max_file_bytes,
         });
+        let metrics = Arc::new(Metrics::new().context("setting up metrics")?);
+        let recorder = EventRecorder::new(store.clone(), metrics.clone());
         let chat = ChatServiceImpl::new(
             store.clone(),
             model,
             grounding,
+            recorder,
             settings.chat.clone(),
             settings.llm.max_tokens,
             settings.llm.temperature,
@@ -202,11 +209,21 @@ impl Application {
         let limiter: Arc<dyn RateLimiter> = Arc::new(LocalRateLimiter::new());
         let accounts =
             AccountServiceImpl::new(store.clone(), limiter.clone(), settings.auth.allow_guests)?;
-        let limits = ChatLimits::new(limiter, store.clone(), settings.limits.clone());
+        let limits = ChatLimits::new(
+            limiter,
+            store.clone(),
+            settings.limits.clone(),
+            metrics.clone(),
+        );
         let services = Services {
             accounts: Arc::new(accounts),
             limits: Arc::new(limits),
             chat: Arc::new(chat),
+            feedback: Arc::new(FeedbackServiceImpl::new(store.clone(), metrics.clone())),
+            dashboard: Arc::new(DashboardServiceImpl::new(
+                store.clone(),
+                settings.prices.clone(),
+            )),
             documents: Arc::new(documents),
         };
 
@@ -226,7 +243,12 @@ impl Application {
             services.clone(),
             settings.documents.max_file_bytes,
             settings.documents.max_files_per_upload,
-        );
+        )
+        .merge(crate::routes::operator_router(
+            services.clone(),
+            store.clone(),
+            metrics,
+        ));
         let router = router(
             options,
             services,

@@ -2,8 +2,8 @@
 
 use crate::error::AppError;
 use crate::wire::{
-    AccountView, ClientLimits, ConversationSummary, ConversationView, DocumentView, SessionView,
-    UserList, UserRole,
+    AccountView, ClientLimits, ConversationSummary, ConversationView, Dashboard, DocumentView,
+    Rating, SessionView, UserList, UserRole,
 };
 use leptos::prelude::*;
 use server_fn::codec::{ByteStream, Json, Streaming};
@@ -64,7 +64,12 @@ pub mod identity {
 
     /// The admin making this request; anyone else is refused.
     pub async fn require_admin() -> Result<UserId, AppError> {
-        match current_account(false).await? {
+        admin_only(current_account(false).await?)
+    }
+
+    /// The account if it is an admin's: 403 for others, 401 without one.
+    pub fn admin_only(account: Option<AccountView>) -> Result<UserId, AppError> {
+        match account {
             Some(account) if account.role == UserRole::Admin => Ok(UserId(account.user_id)),
             Some(_) => Err(AppError::Forbidden(
                 "Only administrators can do this.".into(),
@@ -279,4 +284,35 @@ pub async fn delete_document(id: String) -> Result<(), AppError> {
         .await?
         .ok_or(AppError::NotFound)?;
     identity::services().documents.delete(&user, &id).await
+}
+
+/// Thumbs up/down (with an optional comment) on one of the user's answers;
+/// `rating` absent withdraws the vote.
+#[server(prefix = "/api", endpoint = "rate")]
+pub async fn rate_answer(
+    message_id: String,
+    rating: Option<Rating>,
+    comment: Option<String>,
+) -> Result<(), AppError> {
+    let user = identity::current_user(false)
+        .await?
+        .ok_or(AppError::NotFound)?;
+    identity::services()
+        .feedback
+        .rate(&user, &message_id, rating, comment)
+        .await
+}
+
+/// Admin: the dashboard for the last `hours` hours (1 to 90 days).
+#[server(prefix = "/api", endpoint = "admin/dashboard")]
+pub async fn get_dashboard(hours: u32) -> Result<Dashboard, AppError> {
+    identity::require_admin().await?;
+    let hours = i64::from(hours.clamp(1, 24 * 90));
+    let until = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX));
+    identity::services()
+        .dashboard
+        .dashboard(until - hours * 3_600_000, until + 1)
+        .await
 }

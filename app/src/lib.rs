@@ -14,6 +14,7 @@ pub mod wire;
 use components::account::{LoginPage, SignupPage};
 use components::admin::UsersPage;
 use components::chat::{ChatPage, ChatState};
+use components::dashboard::DashboardPage;
 use components::documents::DocumentsPage;
 use components::message::OpenSource;
 use components::sidebar::Sidebar;
@@ -74,6 +75,7 @@ pub fn App() -> impl IntoView {
                         <Route path=path!("/documents") view=DocumentsPage />
                         <Route path=path!("/login") view=LoginPage />
                         <Route path=path!("/signup") view=SignupPage />
+                        <Route path=path!("/admin") view=DashboardPage />
                         <Route path=path!("/admin/users") view=UsersPage />
                     </Routes>
                 </main>

@@ -3,8 +3,8 @@
 
 use crate::error::AppError;
 use crate::wire::{
-    AccountView, ChatEvent, ClientLimits, ConversationSummary, ConversationView, DocumentView,
-    UserList, UserRole,
+    AccountView, ChatEvent, ClientLimits, ConversationSummary, ConversationView, Dashboard,
+    DocumentView, Rating, UserList, UserRole,
 };
 use futures::stream::BoxStream;
 use std::sync::Arc;
@@ -68,6 +68,27 @@ pub trait UsageLimits: Send + Sync + 'static {
     async fn admit_chat(&self, caller: &Caller) -> Result<(), AppError>;
 }
 
+/// Votes on answers, kept with what the answer was made from.
+#[async_trait::async_trait]
+pub trait FeedbackService: Send + Sync + 'static {
+    /// Records (or changes, or with `None` withdraws) the user's vote on one
+    /// of their answers. Someone else's message is `NotFound`.
+    async fn rate(
+        &self,
+        user: &UserId,
+        message_id: &str,
+        rating: Option<Rating>,
+        comment: Option<String>,
+    ) -> Result<(), AppError>;
+}
+
+/// The admin dashboard's figures (the caller has been checked to be an admin).
+#[async_trait::async_trait]
+pub trait DashboardService: Send + Sync + 'static {
+    /// Figures for `[since, until)` (ms since the epoch).
+    async fn dashboard(&self, since: i64, until: i64) -> Result<Dashboard, AppError>;
+}
+
 /// A request to add a user message to a conversation and stream the answer.
 #[derive(Debug, Clone)]
 pub struct SendMessage {
@@ -121,5 +142,7 @@ pub struct Services {
     pub accounts: Arc<dyn AccountService>,
     pub limits: Arc<dyn UsageLimits>,
     pub chat: Arc<dyn ChatService>,
+    pub feedback: Arc<dyn FeedbackService>,
+    pub dashboard: Arc<dyn DashboardService>,
     pub documents: Arc<dyn DocumentService>,
 }

@@ -110,6 +110,9 @@ pub struct MessageView {
     /// The sources the answer was grounded in (empty without documents).
     #[serde(default)]
     pub sources: Vec<Source>,
+    /// The viewer's vote on this answer.
+    #[serde(default)]
+    pub rating: Option<Rating>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -319,4 +322,123 @@ pub struct UserList {
     pub users: Vec<UserSummary>,
     /// Guests (users without an account) are counted, not listed.
     pub guests: u64,
+}
+
+/// A thumbs-up or thumbs-down on an answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Rating {
+    Up,
+    Down,
+}
+
+impl Rating {
+    /// +1 or -1, as stored.
+    pub fn score(self) -> i64 {
+        match self {
+            Self::Up => 1,
+            Self::Down => -1,
+        }
+    }
+
+    pub fn from_score(score: i64) -> Option<Self> {
+        match score {
+            1 => Some(Self::Up),
+            -1 => Some(Self::Down),
+            _ => None,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Up => "up",
+            Self::Down => "down",
+        }
+    }
+}
+
+/// A rate with its 95% confidence interval.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct RateCi {
+    pub successes: u64,
+    pub trials: u64,
+    pub rate: f64,
+    pub low: f64,
+    pub high: f64,
+}
+
+/// Latency percentiles (milliseconds).
+#[derive(Debug, Clone, Copy, PartialEq, Default, Serialize, Deserialize)]
+pub struct Percentiles {
+    pub p50: Option<f64>,
+    pub p90: Option<f64>,
+    pub p99: Option<f64>,
+}
+
+/// Everything measured for one model (or one experiment variant).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct GroupStats {
+    pub name: String,
+    pub turns: u64,
+    pub ttft: Percentiles,
+    pub total: Percentiles,
+    pub errors: u64,
+    pub up_rate: Option<RateCi>,
+    pub prompt_tokens: u64,
+    pub completion_tokens: u64,
+    /// Estimated from the configured prices (USD).
+    pub cost: f64,
+}
+
+/// One time bucket of one model's latency.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SeriesPoint {
+    /// Bucket start, ms since the epoch.
+    pub start: i64,
+    pub model: String,
+    pub turns: u64,
+    pub ttft_p50: Option<f64>,
+    pub ttft_p90: Option<f64>,
+    pub total_p50: Option<f64>,
+}
+
+/// Tokens and cost of one user or model.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct UsageRow {
+    pub name: String,
+    pub turns: u64,
+    pub prompt_tokens: u64,
+    pub completion_tokens: u64,
+    pub cost: f64,
+}
+
+/// An answer people voted down, with what it was built from.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DownvotedAnswer {
+    pub message_id: String,
+    pub model: Option<String>,
+    pub question: String,
+    pub answer: String,
+    pub down: u64,
+    pub up: u64,
+    pub comments: Vec<String>,
+    pub sources: Vec<Source>,
+}
+
+/// The admin dashboard for one time range.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Dashboard {
+    pub since: i64,
+    pub until: i64,
+    /// Width of one series bucket (ms).
+    pub bucket_ms: i64,
+    pub turns: u64,
+    pub error_rate: Option<RateCi>,
+    pub cache_hit_rate: Option<RateCi>,
+    pub up_rate: Option<RateCi>,
+    pub by_model: Vec<GroupStats>,
+    pub by_variant: Vec<GroupStats>,
+    pub series: Vec<SeriesPoint>,
+    pub by_user: Vec<UsageRow>,
+    pub downvoted: Vec<DownvotedAnswer>,
 }

@@ -61,6 +61,43 @@ test.describe('accounts', () => {
     await expect(page.locator('.account')).toContainText('ada');
   });
 
+
+  test('a vote on an answer shows up on the dashboard, with its comment and sources', async ({ page }) => {
+    await page.goto(`${app.url}/login`);
+    await page.getByLabel('Username').fill('ada');
+    await page.getByLabel('Password').fill('correct horse');
+    await page.getByRole('button', { name: 'Sign in' }).click();
+    await expect(page.locator('.account')).toContainText('ada');
+
+    await send(page, 'Rate this answer');
+    const answer = page.locator('article.message.assistant').last();
+    await expect(answer).toContainText('here it is');
+    await answer.hover();
+    await answer.getByRole('button', { name: 'Bad answer' }).click();
+    await expect(answer.getByRole('button', { name: 'Bad answer' })).toHaveAttribute('aria-pressed', 'true');
+    await answer.getByRole('textbox', { name: 'Comment on this answer' }).fill('Too vague.');
+    await answer.getByRole('button', { name: 'Send' }).click();
+    // The vote survives a reload.
+    await page.reload();
+    await expect(page.locator('article.message.assistant').last().getByRole('button', { name: 'Bad answer' }))
+      .toHaveAttribute('aria-pressed', 'true');
+
+    await page.locator('.account').getByRole('link', { name: 'Dashboard' }).click();
+    await expect(page.getByRole('heading', { name: 'Dashboard' })).toBeVisible();
+    const row = page.locator('tr.group[data-name="scripted"]');
+    await expect(row).toBeVisible();
+    await expect(row.locator('.up-rate')).toContainText('0%');
+    await expect(row.locator('.up-rate')).toContainText('n=1');
+    await expect(page.locator('.chart svg polyline.p50')).toHaveCount(1);
+    const worst = page.locator('.downvoted li').first();
+    await expect(worst).toContainText('Rate this answer');
+    await worst.locator('summary').click();
+    await expect(worst.locator('.comments')).toContainText('Too vague.');
+    await page.locator('.range-picker').getByRole('link', { name: '7 days' }).click();
+    await expect(page).toHaveURL(/hours=168/);
+    await expect(row).toBeVisible();
+    await page.screenshot({ path: 'test-results/dashboard.png', fullPage: true });
+  });
 });
 
 test.describe('rate limits', () => {

@@ -133,6 +133,10 @@ impl ChatModel for LocalModel {
         &self.name
     }
 
+    fn provider(&self) -> &'static str {
+        "llama.cpp"
+    }
+
     async fn stream(
         &self,
         request: CompletionRequest,
@@ -201,6 +205,7 @@ fn worker(
         } = job;
         let stop = || cancel.is_cancelled() || events.is_closed();
         let emit = |event: Result<LlmEvent, LlmError>| events.blocking_send(event).is_ok();
+        emit(Ok(LlmEvent::Started));
         let result = model.generate(&mut ctx, &request, &stop, &mut |piece| {
             emit(Ok(LlmEvent::Token(piece)))
         });

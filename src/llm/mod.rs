@@ -45,6 +45,8 @@ pub enum LlmEvent {
     Queued {
         position: usize,
     },
+    /// The model has started on this request (after any queueing).
+    Started,
     Token(String),
     /// Token counts, as the provider reports them.
     Usage {
@@ -134,6 +136,9 @@ pub type LlmStream = BoxStream<'static, Result<LlmEvent, LlmError>>;
 pub trait ChatModel: Send + Sync + 'static {
     /// The model name shown to users and written to logs.
     fn name(&self) -> &str;
+
+    /// Which engine serves it (`llama.cpp`, `openai`), for events and metrics.
+    fn provider(&self) -> &'static str;
 
     /// Streams a completion. Generation stops soon after `cancel` fires or the
     /// returned stream is dropped.

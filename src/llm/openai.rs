@@ -164,6 +164,10 @@ impl ChatModel for OpenAiModel {
         &self.display_name
     }
 
+    fn provider(&self) -> &'static str {
+        "openai"
+    }
+
     async fn stream(
         &self,
         request: CompletionRequest,

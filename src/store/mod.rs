@@ -2,11 +2,15 @@
 
 mod accounts;
 mod documents;
+mod feedback;
 
 pub use accounts::{AccountRow, SignUpRefused};
 pub use documents::{DocumentRow, NewDocument};
+pub use feedback::{
+    AnswerForFeedback, DownvotedRow, FeedbackExport, FeedbackRecord, TurnRow, VoteRow,
+};
 
-use app::wire::{ConversationSummary, MessageStatus, MessageView, Role, Source};
+use app::wire::{ConversationSummary, MessageStatus, MessageView, Rating, Role, Source};
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
@@ -140,8 +144,12 @@ impl Store {
 
     pub async fn messages(&self, conversation_id: &str) -> Result<Vec<MessageView>, StoreError> {
         let rows = sqlx::query(
-            "SELECT id, role, content, status, error, model, completion_tokens, ttft_ms, total_ms, sources \
-             FROM messages WHERE conversation_id = ? ORDER BY seq",
+            "SELECT m.id, m.role, m.content, m.status, m.error, m.model, m.completion_tokens, \
+               m.ttft_ms, m.total_ms, m.sources, f.rating \
+             FROM messages m \
+             LEFT JOIN feedback f ON f.message_id = m.id \
+               AND f.user_id = (SELECT user_id FROM conversations c WHERE c.id = m.conversation_id) \
+             WHERE m.conversation_id = ? ORDER BY m.seq",
         )
         .bind(conversation_id)
         .fetch_all(&self.pool)
@@ -320,6 +328,9 @@ fn message_from_row(r: &sqlx::sqlite::SqliteRow) -> Result<MessageView, StoreErr
                 .map_err(|e| StoreError::Corrupt(format!("sources: {e}")))?,
             None => Vec::new(),
         },
+        rating: r
+            .try_get::<Option<i64>, _>("rating")?
+            .and_then(Rating::from_score),
     })
 }
 

@@ -74,7 +74,7 @@ impl TestApp {
     }
 
     /// Uploads one file that must be accepted, and waits for its ingestion.
-    async fn ingest(&self, name: &str, bytes: Vec<u8>) -> DocumentView {
+    pub async fn ingest(&self, name: &str, bytes: Vec<u8>) -> DocumentView {
         let (status, body) = self.upload(&[(name, bytes)]).await;
         assert_eq!(status, 202, "{body}");
         let doc = outcomes(body).remove(0).document.expect("accepted");

@@ -12,4 +12,5 @@ mod index;
 mod isolation;
 mod limits;
 mod local_model;
+mod operate;
 mod real_http_server;

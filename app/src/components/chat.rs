@@ -198,6 +198,7 @@ impl ChatState {
                     self.refresh_list();
                 }
                 answer.meta.set(Some(model));
+                answer.server_id.set(Some(message_id.clone()));
                 if self.stop_requested.get_untracked() {
                     spawn_local(request_stop(message_id.clone()));
                 }

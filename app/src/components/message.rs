@@ -1,9 +1,11 @@
 //! One message bubble: markdown, streaming caret, status and errors.
 
+use crate::api::rate_answer;
 use crate::browser;
 use crate::markdown::render_markdown;
-use crate::wire::{MessageStatus, MessageView, Role, Source, TextSpan};
+use crate::wire::{MessageStatus, MessageView, Rating, Role, Source, TextSpan};
 use leptos::prelude::*;
+use leptos::task::spawn_local;
 
 /// Where an answer is in its life, as the UI shows it.
 #[derive(Debug, Clone, PartialEq)]
@@ -37,6 +39,10 @@ pub struct UiMessage {
     pub retry: RwSignal<Option<String>>,
     /// The passages the answer is grounded in.
     pub sources: RwSignal<Vec<Source>>,
+    /// The server's id of the message, once known (votes need it).
+    pub server_id: RwSignal<Option<String>>,
+    /// The reader's vote on this answer.
+    pub rating: RwSignal<Option<Rating>>,
 }
 
 impl UiMessage {
@@ -50,6 +56,8 @@ impl UiMessage {
             meta: RwSignal::new(None),
             retry: RwSignal::new(None),
             sources: RwSignal::new(Vec::new()),
+            server_id: RwSignal::new(None),
+            rating: RwSignal::new(None),
         }
     }
 
@@ -65,7 +73,9 @@ impl UiMessage {
             message.ttft_ms,
             message.total_ms,
         );
-        let ui = Self::new(message.id, message.role, message.content, status);
+        let ui = Self::new(message.id.clone(), message.role, message.content, status);
+        ui.server_id.set(Some(message.id));
+        ui.rating.set(message.rating);
         ui.sources.set(message.sources);
         let error = match message.status {
             MessageStatus::Streaming => Some("This answer was interrupted.".to_string()),
@@ -120,6 +130,8 @@ pub fn MessageBubble(
         meta,
         retry,
         sources,
+        server_id,
+        rating,
         ..
     } = message;
     let is_user = role == Role::User;
@@ -215,10 +227,95 @@ pub fn MessageBubble(
                             <path d="M5 15V5a2 2 0 0 1 2-2h10"></path>
                         </svg>
                     </button>
+                    <Show when=move || server_id.get().is_some() && status.get() != UiStatus::Failed>
+                        <Votes server_id rating />
+                    </Show>
                     <span class="meta">{move || meta.get().unwrap_or_default()}</span>
                 </div>
             </Show>
         </article>
+    }
+}
+
+/// Thumbs up/down, changeable (a second click withdraws), with an optional
+/// comment once voted.
+#[component]
+fn Votes(server_id: RwSignal<Option<String>>, rating: RwSignal<Option<Rating>>) -> impl IntoView {
+    let comment = RwSignal::new(String::new());
+    let commenting = RwSignal::new(false);
+    let problem = RwSignal::new(None::<String>);
+    let send = move |vote: Option<Rating>, text: Option<String>| {
+        let Some(id) = server_id.get_untracked() else {
+            return;
+        };
+        let before = rating.get_untracked();
+        rating.set(vote);
+        spawn_local(async move {
+            match rate_answer(id, vote, text).await {
+                Ok(()) => problem.set(None),
+                Err(e) => {
+                    rating.set(before);
+                    problem.set(Some(format!("Your vote was not saved: {e}")));
+                }
+            }
+        });
+    };
+    let click = move |vote: Rating| {
+        let next = if rating.get_untracked() == Some(vote) {
+            None
+        } else {
+            Some(vote)
+        };
+        commenting.set(next.is_some());
+        send(next, None);
+    };
+    view! {
+        <button
+            class="icon-button vote"
+            class:chosen=move || rating.get() == Some(Rating::Up)
+            aria-label="Good answer"
+            title="Good answer"
+            aria-pressed=move || (rating.get() == Some(Rating::Up)).to_string()
+            on:click=move |_| click(Rating::Up)
+        >
+            <svg viewBox="0 0 24 24" width="16" height="16" aria-hidden="true" fill="none" stroke="currentColor" stroke-width="2">
+                <path d="M7 10v11H3V10zM7 10l4-8a3 3 0 0 1 3 3v4h6a2 2 0 0 1 2 2.3l-1.4 8A2 2 0 0 1 18.6 21H7"></path>
+            </svg>
+        </button>
+        <button
+            class="icon-button vote"
+            class:chosen=move || rating.get() == Some(Rating::Down)
+            aria-label="Bad answer"
+            title="Bad answer"
+            aria-pressed=move || (rating.get() == Some(Rating::Down)).to_string()
+            on:click=move |_| click(Rating::Down)
+        >
+            <svg viewBox="0 0 24 24" width="16" height="16" aria-hidden="true" fill="none" stroke="currentColor" stroke-width="2">
+                <path d="M17 14V3h4v11zM17 14l-4 8a3 3 0 0 1-3-3v-4H4a2 2 0 0 1-2-2.3l1.4-8A2 2 0 0 1 5.4 3H17"></path>
+            </svg>
+        </button>
+        <Show when=move || commenting.get()>
+            <form
+                class="vote-comment"
+                on:submit=move |ev| {
+                    ev.prevent_default();
+                    let text = comment.get_untracked();
+                    send(rating.get_untracked(), Some(text));
+                    commenting.set(false);
+                }
+            >
+                <input
+                    type="text"
+                    maxlength="2000"
+                    placeholder="What was good or wrong? (optional)"
+                    aria-label="Comment on this answer"
+                    prop:value=move || comment.get()
+                    on:input=move |ev| comment.set(event_target_value(&ev))
+                />
+                <button type="submit" class="link-button">"Send"</button>
+            </form>
+        </Show>
+        {move || problem.get().map(|p| view! { <span class="error small" role="alert">{p}</span> })}
     }
 }
 

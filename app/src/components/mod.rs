@@ -2,6 +2,7 @@ pub mod account;
 pub mod admin;
 pub mod chat;
 pub mod composer;
+pub mod dashboard;
 pub mod documents;
 pub mod message;
 pub mod sidebar;

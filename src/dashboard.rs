@@ -1,0 +1,300 @@
+//! The admin dashboard's figures, computed from the turn events and votes of
+//! a time range: latency percentiles per model and per variant and over time,
+//! thumbs-up rates with confidence intervals, error and cache-hit rates,
+//! tokens and estimated cost per user and model, and the most down-voted
+//! answers with their sources.
+
+use crate::analytics::{percentile, wilson, Proportion};
+use crate::config::Price;
+use crate::store::{Store, TurnRow, VoteRow};
+use app::error::AppError;
+use app::ports::DashboardService;
+use app::wire::{
+    Dashboard, DownvotedAnswer, GroupStats, Percentiles, RateCi, SeriesPoint, UsageRow,
+};
+use std::collections::{BTreeMap, HashMap};
+
+/// About this many points per series, whatever the range.
+const BUCKETS: i64 = 48;
+const DOWNVOTED_SHOWN: i64 = 10;
+
+pub struct DashboardServiceImpl {
+    store: Store,
+    prices: HashMap<String, Price>,
+}
+
+impl DashboardServiceImpl {
+    pub fn new(store: Store, prices: HashMap<String, Price>) -> Self {
+        Self { store, prices }
+    }
+
+    fn cost(&self, model: &str, prompt: u64, completion: u64) -> f64 {
+        self.prices.get(model).map_or(0.0, |price| {
+            (prompt as f64 * price.prompt_per_million
+                + completion as f64 * price.completion_per_million)
+                / 1e6
+        })
+    }
+}
+
+fn rate_ci(p: Option<Proportion>) -> Option<RateCi> {
+    p.map(|p| RateCi {
+        successes: p.successes,
+        trials: p.trials,
+        rate: p.rate,
+        low: p.low,
+        high: p.high,
+    })
+}
+
+fn percentiles(mut values: Vec<f64>) -> Percentiles {
+    values.sort_by(f64::total_cmp);
+    Percentiles {
+        p50: percentile(&values, 50.0),
+        p90: percentile(&values, 90.0),
+        p99: percentile(&values, 99.0),
+    }
+}
+
+/// Stats per group (model or variant); `key` picks the group of a turn or vote.
+fn group_stats(
+    turns: &[TurnRow],
+    votes: &[VoteRow],
+    turn_key: impl Fn(&TurnRow) -> Option<String>,
+    vote_key: impl Fn(&VoteRow) -> Option<String>,
+    cost: impl Fn(&TurnRow) -> f64,
+) -> Vec<GroupStats> {
+    let mut groups: BTreeMap<String, Vec<&TurnRow>> = BTreeMap::new();
+    for turn in turns {
+        if let Some(key) = turn_key(turn) {
+            groups.entry(key).or_default().push(turn);
+        }
+    }
+    let mut tally: HashMap<String, (u64, u64)> = HashMap::new();
+    for vote in votes {
+        if let Some(key) = vote_key(vote) {
+            let entry = tally.entry(key).or_default();
+            entry.0 += u64::from(vote.up);
+            entry.1 += 1;
+        }
+    }
+    for key in tally.keys() {
+        groups.entry(key.clone()).or_default();
+    }
+    groups
+        .into_iter()
+        .map(|(name, rows)| {
+            let (up, votes) = tally.get(&name).copied().unwrap_or_default();
+            GroupStats {
+                turns: rows.len() as u64,
+                ttft: percentiles(rows.iter().filter_map(|t| t.ttft_ms).collect()),
+                total: percentiles(rows.iter().map(|t| t.total_ms).collect()),
+                errors: rows.iter().filter(|t| t.failed).count() as u64,
+                up_rate: rate_ci(wilson(up, votes)),
+                prompt_tokens: rows.iter().map(|t| t.prompt_tokens).sum(),
+                completion_tokens: rows.iter().map(|t| t.completion_tokens).sum(),
+                cost: rows.iter().map(|t| cost(t)).sum(),
+                name,
+            }
+        })
+        .collect()
+}
+
+/// A bucket width that is a round number of minutes or hours.
+fn bucket_ms(since: i64, until: i64) -> i64 {
+    const NICE: [i64; 10] = [1, 2, 5, 10, 15, 30, 60, 120, 360, 720];
+    let wanted = ((until - since) / BUCKETS).max(1);
+    NICE.iter()
+        .map(|minutes| minutes * 60_000)
+        .find(|&width| width >= wanted)
+        .unwrap_or(86_400_000)
+}
+
+fn series(turns: &[TurnRow], since: i64, width: i64) -> Vec<SeriesPoint> {
+    let mut buckets: BTreeMap<(i64, String), Vec<&TurnRow>> = BTreeMap::new();
+    for turn in turns {
+        let start = since + (turn.at - since).div_euclid(width) * width;
+        buckets
+            .entry((start, turn.model.clone()))
+            .or_default()
+            .push(turn);
+    }
+    buckets
+        .into_iter()
+        .map(|((start, model), rows)| {
+            let ttft = percentiles(rows.iter().filter_map(|t| t.ttft_ms).collect());
+            let total = percentiles(rows.iter().map(|t| t.total_ms).collect());
+            SeriesPoint {
+                start,
+                model,
+                turns: rows.len() as u64,
+                ttft_p50: ttft.p50,
+                ttft_p90: ttft.p90,
+                total_p50: total.p50,
+            }
+        })
+        .collect()
+}
+
+#[async_trait::async_trait]
+impl DashboardService for DashboardServiceImpl {
+    async fn dashboard(&self, since: i64, until: i64) -> Result<Dashboard, AppError> {
+        let turns = self.store.turns_between(since, until).await?;
+        let votes = self.store.votes_between(since, until).await?;
+        let downvoted = self
+            .store
+            .most_downvoted(since, until, DOWNVOTED_SHOWN)
+            .await?;
+        let cost = |t: &TurnRow| self.cost(&t.model, t.prompt_tokens, t.completion_tokens);
+        let by_model = group_stats(
+            &turns,
+            &votes,
+            |t| Some(t.model.clone()),
+            |v| v.model.clone(),
+            cost,
+        );
+        let by_variant = group_stats(
+            &turns,
+            &votes,
+            |t| t.variant.clone(),
+            |v| v.variant.clone(),
+            cost,
+        );
+        let mut users: BTreeMap<String, UsageRow> = BTreeMap::new();
+        for turn in &turns {
+            let row = users.entry(turn.user.clone()).or_insert_with(|| UsageRow {
+                name: turn.user.clone(),
+                turns: 0,
+                prompt_tokens: 0,
+                completion_tokens: 0,
+                cost: 0.0,
+            });
+            row.turns += 1;
+            row.prompt_tokens += turn.prompt_tokens;
+            row.completion_tokens += turn.completion_tokens;
+            row.cost += cost(turn);
+        }
+        let mut by_user: Vec<UsageRow> = users.into_values().collect();
+        by_user.sort_by(|a, b| {
+            (b.prompt_tokens + b.completion_tokens).cmp(&(a.prompt_tokens + a.completion_tokens))
+        });
+        let total = turns.len() as u64;
+        let width = bucket_ms(since, until);
+        Ok(Dashboard {
+            since,
+            until,
+            bucket_ms: width,
+            turns: total,
+            error_rate: rate_ci(wilson(
+                turns.iter().filter(|t| t.failed).count() as u64,
+                total,
+            )),
+            cache_hit_rate: rate_ci(wilson(
+                turns.iter().filter(|t| t.cache_hit).count() as u64,
+                total,
+            )),
+            up_rate: rate_ci(wilson(
+                votes.iter().filter(|v| v.up).count() as u64,
+                votes.len() as u64,
+            )),
+            series: series(&turns, since, width),
+            by_model,
+            by_variant,
+            by_user,
+            downvoted: downvoted
+                .into_iter()
+                .map(|d| DownvotedAnswer {
+                    message_id: d.message_id,
+                    model: d.model,
+                    question: d.question,
+                    answer: d.answer,
+                    down: d.down,
+                    up: d.up,
+                    comments: d.comments,
+                    sources: d.sources,
+                })
+                .collect(),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn turn(at: i64, model: &str, ttft: f64, failed: bool) -> TurnRow {
+        TurnRow {
+            at,
+            user: "ada".into(),
+            model: model.into(),
+            variant: None,
+            ttft_ms: Some(ttft),
+            total_ms: ttft * 10.0,
+            prompt_tokens: 100,
+            completion_tokens: 10,
+            cache_hit: false,
+            failed,
+        }
+    }
+
+    #[test]
+    fn groups_get_percentiles_votes_and_cost() {
+        let turns: Vec<TurnRow> = (1..=10)
+            .map(|i| turn(i, "a", f64::from(i as i32) * 100.0, i == 10))
+            .chain([turn(5, "b", 50.0, false)])
+            .collect();
+        let votes = vec![
+            VoteRow {
+                model: Some("a".into()),
+                variant: None,
+                up: true,
+            },
+            VoteRow {
+                model: Some("a".into()),
+                variant: None,
+                up: false,
+            },
+            VoteRow {
+                model: Some("c".into()),
+                variant: None,
+                up: true,
+            },
+        ];
+        let stats = group_stats(
+            &turns,
+            &votes,
+            |t| Some(t.model.clone()),
+            |v| v.model.clone(),
+            |t| t.prompt_tokens as f64 * 0.01,
+        );
+        let names: Vec<&str> = stats.iter().map(|s| s.name.as_str()).collect();
+        assert_eq!(names, ["a", "b", "c"]);
+        let a = &stats[0];
+        assert_eq!(a.turns, 10);
+        assert_eq!(a.ttft.p50, Some(550.0));
+        assert_eq!(a.errors, 1);
+        assert_eq!(a.up_rate.unwrap().trials, 2);
+        assert!((a.cost - 10.0).abs() < 1e-9);
+        assert_eq!(stats[2].turns, 0, "votes alone still show the group");
+    }
+
+    #[test]
+    fn buckets_are_round_and_cover_the_range() {
+        assert_eq!(bucket_ms(0, 3_600_000), 2 * 60_000);
+        assert_eq!(bucket_ms(0, 24 * 3_600_000), 30 * 60_000);
+        assert_eq!(bucket_ms(0, 7 * 24 * 3_600_000), 360 * 60_000);
+        let points = series(
+            &[
+                turn(0, "a", 1.0, false),
+                turn(59_999, "a", 3.0, false),
+                turn(60_000, "a", 5.0, false),
+            ],
+            0,
+            60_000,
+        );
+        assert_eq!(points.len(), 2);
+        assert_eq!(points[0].turns, 2);
+        assert_eq!(points[0].ttft_p50, Some(2.0));
+        assert_eq!(points[1].start, 60_000);
+    }
+}
