@@ -122,7 +122,7 @@ pub fn AccountMenu(open: RwSignal<bool>) -> impl IntoView {
                                     {(role == UserRole::Admin)
                                         .then(|| {
                                             view! {
-                                                <A href="/admin" attr:class="nav-link" on:click=close>
+                                                <A href="/admin" exact=true attr:class="nav-link" on:click=close>
                                                     "Dashboard"
                                                 </A>
                                                 <A href="/admin/users" attr:class="nav-link" on:click=close>

@@ -95,7 +95,7 @@ fn user_row(user: UserSummary, apply: impl Fn(Change) + Copy + 'static) -> impl 
                 </select>
             </td>
             <td>
-                <span class="status">{if disabled { "Disabled" } else { "Active" }}</span>
+                <span class="access-state">{if disabled { "Disabled" } else { "Active" }}</span>
                 " "
                 <button
                     class="link-button"

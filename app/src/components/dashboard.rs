@@ -131,7 +131,14 @@ fn body(d: Dashboard) -> impl IntoView {
     let models: Vec<String> = d.by_model.iter().map(|m| m.name.clone()).collect();
     view! {
         <div class="cards">
-            {card("Chat turns", d.turns.to_string(), format!("{} models", d.by_model.len()))}
+            {card(
+                "Chat turns",
+                d.turns.to_string(),
+                match d.by_model.len() {
+                    1 => "1 model".to_string(),
+                    n => format!("{n} models"),
+                },
+            )}
             {card("Thumbs up", up, up_detail)}
             {card("Errors", errors, errors_detail)}
             {card("Cache hits", cache, cache_detail)}
