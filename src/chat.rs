@@ -318,6 +318,10 @@ impl Generation {
         let mut ttft_ms = None;
         let mut first_token_at = None;
         let mut queue_ms = None;
+        let mut answering_model = self.model_name.clone();
+        let mut provider = self.model.provider();
+        let mut retries = 0u32;
+        let mut fallback_used = false;
         let model_called = Instant::now();
         let outcome = match self.model.stream(request, self.cancel.clone()).await {
             Err(e) => Outcome::Failed(e),
@@ -341,6 +345,24 @@ impl Generation {
                     }
                     LlmEvent::Started => {
                         queue_ms.get_or_insert_with(|| elapsed_ms_f64(model_called));
+                    }
+                    LlmEvent::Served {
+                        model,
+                        provider: served_provider,
+                        retries: failed_attempts,
+                        fallback,
+                    } => {
+                        answering_model = model.clone();
+                        provider = served_provider;
+                        retries = failed_attempts;
+                        fallback_used = fallback;
+                        let _ = tx
+                            .send(ChatEvent::Model {
+                                model,
+                                retries: failed_attempts,
+                                fallback,
+                            })
+                            .await;
                     }
                     LlmEvent::Token(text) => {
                         ttft_ms.get_or_insert_with(|| elapsed_ms(self.started));
@@ -404,6 +426,7 @@ impl Generation {
                 .await;
         }
         let record = AnswerRecord {
+            model: answering_model.clone(),
             sources,
             content,
             status,
@@ -432,8 +455,8 @@ impl Generation {
             user_id: self.owner.clone(),
             conversation_id: self.conversation_id.clone(),
             message_id: self.message_id.clone(),
-            model: self.model_name.clone(),
-            provider: self.model.provider().to_owned(),
+            model: answering_model,
+            provider: provider.to_owned(),
             variant: None,
             embed_ms: timings.embed_ms,
             retrieve_ms: timings.search_ms,
@@ -448,8 +471,8 @@ impl Generation {
             tokens_estimated: usage_estimated,
             tokens_per_s,
             cache_hit: false,
-            retries: 0,
-            fallback_used: false,
+            retries,
+            fallback_used,
             sources: u32::try_from(record_sources).unwrap_or(u32::MAX),
             outcome: outcome_name.to_owned(),
             error_class: match &outcome {

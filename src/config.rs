@@ -211,7 +211,25 @@ pub struct LlmSettings {
     /// Seconds without a byte from the upstream before the answer is abandoned.
     pub stall_timeout_secs: u64,
     pub connect_timeout_secs: u64,
+    /// Giving up on an attempt that has streamed no token in this long.
+    pub first_token_timeout_secs: u64,
+    /// Retries per model before its first token (429, 5xx, connection
+    /// errors, stalls), with exponential backoff and jitter.
+    pub max_retries: u32,
+    pub retry_base_ms: u64,
+    pub retry_max_ms: u64,
+    /// Models tried in order when the primary keeps failing.
+    pub fallbacks: Vec<FallbackModel>,
     pub local: LocalSettings,
+}
+
+/// A model to fall back to: an OpenAI-compatible endpoint, or (without a
+/// base URL) the embedded model.
+#[derive(Debug, Clone, Deserialize)]
+pub struct FallbackModel {
+    pub base_url: Option<String>,
+    pub model: Option<String>,
+    pub api_key: Option<SecretString>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -314,6 +332,11 @@ impl Default for LlmSettings {
             temperature: 0.3,
             stall_timeout_secs: 30,
             connect_timeout_secs: 10,
+            first_token_timeout_secs: 120,
+            max_retries: 2,
+            retry_base_ms: 250,
+            retry_max_ms: 8_000,
+            fallbacks: Vec::new(),
             local: LocalSettings::default(),
         }
     }

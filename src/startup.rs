@@ -13,6 +13,7 @@ use crate::ingest::chunk::TokenSpans;
 use crate::limits::{ChatLimits, LocalRateLimiter, RateLimiter};
 use crate::llm::local::LocalModel;
 use crate::llm::openai::OpenAiModel;
+use crate::llm::resilient::{ResilientModel, RetryPolicy};
 use crate::llm::ChatModel;
 use crate::metrics::Metrics;
 use crate::retrieve::Retriever;
@@ -71,6 +72,39 @@ pub async fn build_model(settings: &Settings) -> anyhow::Result<Arc<dyn ChatMode
             tokio::task::spawn_blocking(move || LocalModel::shared(&local)).await??
         }
     })
+}
+
+/// The primary model behind retries, with the configured fallbacks after it.
+pub async fn with_fallbacks(
+    settings: &Settings,
+    primary: Arc<dyn ChatModel>,
+) -> anyhow::Result<Arc<dyn ChatModel>> {
+    let llm = &settings.llm;
+    let mut chain = vec![primary];
+    for fallback in &llm.fallbacks {
+        let model: Arc<dyn ChatModel> = match &fallback.base_url {
+            Some(base_url) => Arc::new(OpenAiModel::new(
+                base_url,
+                fallback.model.clone().unwrap_or_else(|| "default".into()),
+                fallback.api_key.clone(),
+                Duration::from_secs(llm.connect_timeout_secs),
+                Duration::from_secs(llm.stall_timeout_secs.max(1)),
+            )?),
+            None => {
+                let local = llm.local.clone();
+                tokio::task::spawn_blocking(move || LocalModel::shared(&local)).await??
+            }
+        };
+        tracing::info!(model = model.name(), "fallback model");
+        chain.push(model);
+    }
+    let policy = RetryPolicy {
+        max_retries: llm.max_retries,
+        base_delay: Duration::from_millis(llm.retry_base_ms),
+        max_delay: Duration::from_millis(llm.retry_max_ms.max(llm.retry_base_ms)),
+        first_token_timeout: Duration::from_secs(llm.first_token_timeout_secs.max(1)),
+    };
+    Ok(Arc::new(ResilientModel::new(chain, policy)?))
 }
 
 /// The embedding backend, and the tokenizer chunks are sized with.
@@ -153,6 +187,7 @@ impl Application {
         settings: Settings,
         model: Arc<dyn ChatModel>,
     ) -> anyhow::Result<Self> {
+        let model = with_fallbacks(&settings, model).await?;
         let store = Store::open(&settings.data_dir)
             .await
             .with_context(|| format!("opening the database in {}", settings.data_dir.display()))?;

@@ -18,6 +18,13 @@ pub enum ChatEvent {
     Queued { position: usize },
     /// The passages retrieved for this question, numbered as the model sees them.
     Sources { sources: Vec<Source> },
+    /// The model that is answering (sent before its first token): a fallback
+    /// when the primary kept failing, and how many attempts failed first.
+    Model {
+        model: String,
+        retries: u32,
+        fallback: bool,
+    },
     /// A piece of the answer.
     Token { text: String },
     /// Which sources the finished answer cites, and the supporting passages.

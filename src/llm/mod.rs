@@ -3,6 +3,7 @@
 
 pub mod local;
 pub mod openai;
+pub mod resilient;
 
 use app::wire::FinishReason;
 use futures::stream::BoxStream;
@@ -47,6 +48,14 @@ pub enum LlmEvent {
     },
     /// The model has started on this request (after any queueing).
     Started,
+    /// Which model is answering (sent before its first token), after how
+    /// many failed attempts, and whether it is a fallback.
+    Served {
+        model: String,
+        provider: &'static str,
+        retries: u32,
+        fallback: bool,
+    },
     Token(String),
     /// Token counts, as the provider reports them.
     Usage {
@@ -62,7 +71,12 @@ pub enum LlmError {
     #[error("could not reach the model server: {0}")]
     Unreachable(String),
     #[error("the model server answered {status}: {message}")]
-    Status { status: u16, message: String },
+    Status {
+        status: u16,
+        message: String,
+        /// The server's `Retry-After`.
+        retry_after: Option<std::time::Duration>,
+    },
     #[error("the model server sent nothing for {0} s")]
     Stalled(u64),
     #[error("the model server's stream ended before the answer was complete")]
@@ -85,13 +99,17 @@ impl LlmError {
             Self::Status { status: 429, .. } => {
                 "The model server is rate limiting requests. Please wait a moment and retry.".into()
             }
-            Self::Status { status, message } if *status >= 500 => {
+            Self::Status {
+                status, message, ..
+            } if *status >= 500 => {
                 format!(
                     "The model server failed ({status}). Please try again. Details: {}",
                     clip(message, 200)
                 )
             }
-            Self::Status { status, message } => format!(
+            Self::Status {
+                status, message, ..
+            } => format!(
                 "The model server rejected the request ({status}): {}",
                 clip(message, 200)
             ),
@@ -104,6 +122,14 @@ impl LlmError {
                 "This conversation is too long for the model. Start a new chat.".into()
             }
             Self::Local(_) => "The local model failed to generate an answer.".into(),
+        }
+    }
+
+    /// How long the server asked us to wait, if it did.
+    pub fn retry_after(&self) -> Option<std::time::Duration> {
+        match self {
+            Self::Status { retry_after, .. } => *retry_after,
+            _ => None,
         }
     }
 

@@ -127,6 +127,7 @@ impl ChunkParser {
                 message: error
                     .message
                     .unwrap_or_else(|| "error event in stream".into()),
+                retry_after: None,
             });
         }
         let mut events = Vec::new();
@@ -201,6 +202,13 @@ impl ChatModel for OpenAiModel {
         };
         let status = response.status();
         if !status.is_success() {
+            // Seconds only; an HTTP date falls back to our own backoff.
+            let retry_after = response
+                .headers()
+                .get(reqwest::header::RETRY_AFTER)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.trim().parse::<u64>().ok())
+                .map(Duration::from_secs);
             let body = tokio::time::timeout(self.stall_timeout, response.text())
                 .await
                 .ok()
@@ -209,6 +217,7 @@ impl ChatModel for OpenAiModel {
             return Err(LlmError::Status {
                 status: status.as_u16(),
                 message: error_message(&body),
+                retry_after,
             });
         }
         let stall = self.stall_timeout;

@@ -45,6 +45,8 @@ pub struct HistoryMessage {
 /// What a finished (or failed, or stopped) answer leaves behind.
 #[derive(Debug, Clone)]
 pub struct AnswerRecord {
+    /// The model that answered (a fallback may have taken over).
+    pub model: String,
     pub content: String,
     pub status: MessageStatus,
     pub error: Option<String>,
@@ -281,9 +283,10 @@ impl Store {
         record: &AnswerRecord,
     ) -> Result<(), StoreError> {
         sqlx::query(
-            "UPDATE messages SET content = ?, status = ?, error = ?, prompt_tokens = ?, completion_tokens = ?, \
-             ttft_ms = ?, total_ms = ?, sources = ? WHERE id = ?",
+            "UPDATE messages SET model = ?, content = ?, status = ?, error = ?, prompt_tokens = ?, \
+             completion_tokens = ?, ttft_ms = ?, total_ms = ?, sources = ? WHERE id = ?",
         )
+        .bind(&record.model)
         .bind(&record.content)
         .bind(record.status.as_str())
         .bind(&record.error)

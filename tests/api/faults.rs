@@ -19,6 +19,10 @@ pub enum Behaviour {
     StallAfter(Vec<&'static str>),
     TruncateAfter(Vec<&'static str>),
     Endless,
+    /// A status with a `Retry-After` header (seconds).
+    StatusRetryAfter(u16, u64),
+    /// The n-th request gets the n-th behaviour (the last one repeats).
+    Sequence(Vec<Behaviour>),
 }
 
 #[derive(Default)]
@@ -39,8 +43,14 @@ pub async fn upstream(behaviour: Behaviour) -> Upstream {
     let seen = Arc::new(Mutex::new(Seen::default()));
     let state = seen.clone();
     tokio::spawn(async move {
+        let mut served = 0usize;
         while let Ok((socket, _)) = listener.accept().await {
-            tokio::spawn(serve(socket, behaviour.clone(), state.clone()));
+            let this = match &behaviour {
+                Behaviour::Sequence(steps) => steps[served.min(steps.len() - 1)].clone(),
+                other => other.clone(),
+            };
+            served += 1;
+            tokio::spawn(serve(socket, this, state.clone()));
         }
     });
     Upstream { base_url, seen }
@@ -85,6 +95,15 @@ async fn serve(mut socket: TcpStream, behaviour: Behaviour, seen: Arc<Mutex<Seen
     let sse_head =
         "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nConnection: close\r\n\r\n";
     match behaviour {
+        Behaviour::Sequence(_) => unreachable!("resolved per request"),
+        Behaviour::StatusRetryAfter(code, secs) => {
+            let body = "{\"error\":{\"message\":\"slow down\"}}";
+            let head = format!(
+                "HTTP/1.1 {code} Error\r\nRetry-After: {secs}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                body.len()
+            );
+            let _ = socket.write_all(head.as_bytes()).await;
+        }
         Behaviour::Status(code, body) => {
             let head = format!(
                 "HTTP/1.1 {code} Error\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",

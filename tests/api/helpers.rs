@@ -36,6 +36,8 @@ pub fn test_settings(data_dir: &std::path::Path) -> Settings {
     settings.server.bind = "127.0.0.1:0".into();
     settings.data_dir = data_dir.to_path_buf();
     settings.llm.max_tokens = 48;
+    // The fault tests check single attempts; the resilience tests turn retries on.
+    settings.llm.max_retries = 0;
     // Tests send many messages quickly; the limits tests set their own.
     for role in [
         &mut settings.limits.guest,

@@ -14,3 +14,4 @@ mod limits;
 mod local_model;
 mod operate;
 mod real_http_server;
+mod resilience;

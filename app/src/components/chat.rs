@@ -220,6 +220,16 @@ impl ChatState {
                 answer.sources.set(sources);
                 false
             }
+            ChatEvent::Model {
+                model, fallback, ..
+            } => {
+                answer.meta.set(Some(if fallback {
+                    format!("{model} (fallback)")
+                } else {
+                    model
+                }));
+                false
+            }
             ChatEvent::Token { text } => {
                 answer.status.set(UiStatus::Streaming);
                 answer.content.update(|c| c.push_str(&text));
