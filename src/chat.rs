@@ -1,14 +1,15 @@
 //! The chat service: validates a message, stores the turn, streams the
 //! answer from the model and records how it ended.
 
+use crate::cache::{cache_key, CacheKeyParts, ResponseCache};
 use crate::citations;
 use crate::config::ChatSettings;
 use crate::events::{ChatTurnEvent, EventRecorder};
 use crate::ingest::chunk::TokenSpans;
 use crate::llm::{ChatModel, CompletionRequest, LlmError, LlmEvent};
-use crate::prompt::{build_prompt, fit_sources};
+use crate::prompt::{build_prompt, fit_sources, TEMPLATE_VERSION};
 use crate::retrieve::{sources_from, Retriever};
-use crate::store::{AnswerRecord, HistoryMessage, Store, StoreError};
+use crate::store::{AnswerRecord, CachedAnswer, HistoryMessage, Store, StoreError};
 use app::error::AppError;
 use app::ports::{ChatService, SendMessage, UserId};
 use app::wire::{
@@ -37,6 +38,7 @@ pub struct ChatServiceImpl {
     model: Arc<dyn ChatModel>,
     grounding: Arc<Grounding>,
     recorder: EventRecorder,
+    cache: Option<ResponseCache>,
     settings: ChatSettings,
     max_tokens: u32,
     temperature: f32,
@@ -51,24 +53,38 @@ impl From<StoreError> for AppError {
     }
 }
 
+/// How answers are sampled.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Sampling {
+    pub max_tokens: u32,
+    pub temperature: f32,
+}
+
+/// Where each turn's usage goes, and the response cache (if on).
+#[derive(Clone)]
+pub struct Operations {
+    pub recorder: EventRecorder,
+    pub cache: Option<ResponseCache>,
+}
+
 impl ChatServiceImpl {
     pub fn new(
         store: Store,
         model: Arc<dyn ChatModel>,
         grounding: Arc<Grounding>,
-        recorder: EventRecorder,
+        operations: Operations,
         settings: ChatSettings,
-        max_tokens: u32,
-        temperature: f32,
+        sampling: Sampling,
     ) -> Self {
         Self {
             store,
             model,
             grounding,
-            recorder,
+            recorder: operations.recorder,
+            cache: operations.cache,
             settings,
-            max_tokens,
-            temperature,
+            max_tokens: sampling.max_tokens,
+            temperature: sampling.temperature,
             in_flight: Arc::default(),
         }
     }
@@ -179,6 +195,7 @@ impl ChatService for ChatServiceImpl {
             model: self.model.clone(),
             grounding: self.grounding.clone(),
             recorder: self.recorder.clone(),
+            cache: self.cache.clone(),
             owner: user.0.clone(),
             question: request.text,
             history: turn.history,
@@ -225,6 +242,7 @@ struct Generation {
     model: Arc<dyn ChatModel>,
     grounding: Arc<Grounding>,
     recorder: EventRecorder,
+    cache: Option<ResponseCache>,
     owner: String,
     question: String,
     history: Vec<HistoryMessage>,
@@ -288,6 +306,124 @@ impl Generation {
         }
     }
 
+    /// The cache key of this request, or `None` if the document versions
+    /// can't be read (then the cache is skipped).
+    async fn cache_key(&self, request: &CompletionRequest, sources: &[Source]) -> Option<String> {
+        let ids: Vec<String> = sources.iter().map(|s| s.document_id.clone()).collect();
+        let versions = match self.store.document_versions(&ids).await {
+            Ok(versions) => versions,
+            Err(e) => {
+                tracing::warn!(error = %e, "reading document versions for the cache");
+                return None;
+            }
+        };
+        // Everything before the final user message: system prompt and history.
+        let earlier = &request.messages[..request.messages.len().saturating_sub(1)];
+        let history: Vec<(&str, &str)> = earlier
+            .iter()
+            .map(|m| (m.role.as_str(), m.content.as_str()))
+            .collect();
+        Some(cache_key(&CacheKeyParts {
+            model: &self.model_name,
+            template_version: TEMPLATE_VERSION,
+            question: &self.question,
+            history: &history,
+            sources,
+            document_versions: &versions,
+            temperature: self.temperature,
+            max_tokens: self.max_tokens,
+        }))
+    }
+
+    /// Answers from the cache at once: the whole text in one piece. Costs no
+    /// model tokens, so none are counted against budgets.
+    async fn serve_cached(
+        self,
+        hit: CachedAnswer,
+        tx: &mpsc::Sender<ChatEvent>,
+        timings: RetrievalTimings,
+        prompt_build_ms: f64,
+    ) {
+        let _ = tx
+            .send(ChatEvent::Model {
+                model: hit.model.clone(),
+                retries: 0,
+                fallback: false,
+                cached: true,
+            })
+            .await;
+        let _ = tx
+            .send(ChatEvent::Token {
+                text: hit.answer.clone(),
+            })
+            .await;
+        let ttft_ms = elapsed_ms(self.started);
+        if !hit.sources.is_empty() {
+            let _ = tx
+                .send(ChatEvent::Citations {
+                    sources: hit.sources.clone(),
+                })
+                .await;
+        }
+        let total_ms = elapsed_ms(self.started);
+        let record = AnswerRecord {
+            model: hit.model.clone(),
+            sources: hit.sources.clone(),
+            content: hit.answer,
+            status: MessageStatus::Complete,
+            error: None,
+            prompt_tokens: 0,
+            completion_tokens: 0,
+            ttft_ms: Some(ttft_ms),
+            total_ms,
+        };
+        if let Err(e) = self.store.finish_answer(&self.message_id, &record).await {
+            tracing::error!(error = %e, message_id = %self.message_id, "recording a cached answer failed");
+        }
+        if let Ok(mut in_flight) = self.in_flight.lock() {
+            in_flight.remove(&self.message_id);
+        }
+        let turn = ChatTurnEvent {
+            id: uuid::Uuid::new_v4().to_string(),
+            at: crate::store::now_ms(),
+            user_id: self.owner.clone(),
+            conversation_id: self.conversation_id.clone(),
+            message_id: self.message_id.clone(),
+            model: hit.model,
+            provider: "cache".to_owned(),
+            variant: None,
+            embed_ms: timings.embed_ms,
+            retrieve_ms: timings.search_ms,
+            prompt_build_ms: Some(prompt_build_ms),
+            queue_ms: None,
+            ttft_ms: Some(ttft_ms as f64),
+            upstream_ttft_ms: None,
+            total_ms: total_ms as f64,
+            prompt_tokens: 0,
+            completion_tokens: 0,
+            tokens_estimated: false,
+            tokens_per_s: None,
+            cache_hit: true,
+            retries: 0,
+            fallback_used: false,
+            sources: u32::try_from(record.sources.len()).unwrap_or(u32::MAX),
+            outcome: "stop".to_owned(),
+            error_class: None,
+        };
+        self.recorder.record_turn(&turn).await;
+        let _ = tx
+            .send(ChatEvent::Done {
+                usage: Usage {
+                    prompt_tokens: 0,
+                    completion_tokens: 0,
+                },
+                ttft_ms,
+                total_ms,
+                finish_reason: FinishReason::Stop,
+            })
+            .await;
+    }
+
     async fn run(self, tx: mpsc::Sender<ChatEvent>) {
         let mut timings = RetrievalTimings::default();
         let mut sources = self.sources(&mut timings).await;
@@ -311,6 +447,20 @@ impl Generation {
             temperature: self.temperature,
         };
         let prompt_build_ms = elapsed_ms_f64(prompt_started);
+        let cache_key = match &self.cache {
+            Some(_) => self.cache_key(&request, &sources).await,
+            None => None,
+        };
+        if let (Some(cache), Some(key)) = (&self.cache, &cache_key) {
+            match cache.get(key).await {
+                Ok(Some(hit)) => {
+                    self.serve_cached(hit, &tx, timings, prompt_build_ms).await;
+                    return;
+                }
+                Ok(None) => {}
+                Err(e) => tracing::warn!(error = %e, "reading the response cache"),
+            }
+        }
         let prompt_chars: usize = request.messages.iter().map(|m| m.content.len()).sum();
         let mut content = String::new();
         let mut usage: Option<Usage> = None;
@@ -361,6 +511,7 @@ impl Generation {
                                 model,
                                 retries: failed_attempts,
                                 fallback,
+                                cached: false,
                             })
                             .await;
                     }
@@ -425,6 +576,20 @@ impl Generation {
                 })
                 .await;
         }
+        let completed =
+            matches!(outcome, Outcome::Finished(FinishReason::Stop)) && !content.is_empty();
+        if let (Some(cache), Some(key), true) = (&self.cache, &cache_key, completed) {
+            let entry = CachedAnswer {
+                model: answering_model.clone(),
+                answer: content.clone(),
+                sources: sources.clone(),
+                prompt_tokens: usage.prompt_tokens,
+                completion_tokens: usage.completion_tokens,
+            };
+            if let Err(e) = cache.put(key, &entry).await {
+                tracing::warn!(error = %e, "writing the response cache");
+            }
+        }
         let record = AnswerRecord {
             model: answering_model.clone(),
             sources,
@@ -462,10 +627,11 @@ impl Generation {
             retrieve_ms: timings.search_ms,
             prompt_build_ms: Some(prompt_build_ms),
             queue_ms,
-            ttft_ms: ttft_ms.map(|ms| ms as f64),
+            // Sub-millisecond, so the stages compare exactly with each other.
+            ttft_ms: first_token_at.map(|first| (first - self.started).as_secs_f64() * 1000.0),
             upstream_ttft_ms: first_token_at
                 .map(|first| (first - model_called).as_secs_f64() * 1000.0),
-            total_ms: total_ms as f64,
+            total_ms: elapsed_ms_f64(self.started),
             prompt_tokens: usage.prompt_tokens,
             completion_tokens: usage.completion_tokens,
             tokens_estimated: usage_estimated,

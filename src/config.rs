@@ -20,6 +20,7 @@ pub struct Settings {
     pub limits: crate::limits::LimitSettings,
     /// Prices per model name, for the dashboard's cost estimates.
     pub prices: std::collections::HashMap<String, Price>,
+    pub cache: crate::cache::CacheSettings,
 }
 
 /// What a model costs, in USD per million tokens.
@@ -293,6 +294,7 @@ impl Default for Settings {
             auth: AuthSettings::default(),
             limits: crate::limits::LimitSettings::default(),
             prices: Default::default(),
+            cache: Default::default(),
         }
     }
 }

@@ -6,6 +6,8 @@ pub mod accounts;
 #[cfg(feature = "ssr")]
 pub mod analytics;
 #[cfg(feature = "ssr")]
+pub mod cache;
+#[cfg(feature = "ssr")]
 pub mod chat;
 #[cfg(feature = "ssr")]
 pub mod citations;

@@ -8,6 +8,10 @@ use app::wire::{Role, Source};
 
 /// Added to the system prompt when the question comes with sources. Short and
 /// concrete: small local models follow a few plain rules better than many.
+/// Bump when the system prompt, grounding rules or prompt layout change:
+/// cached answers made with another template are not reused.
+pub const TEMPLATE_VERSION: u32 = 1;
+
 const GROUNDING_RULES: &str = "You answer questions about the user's documents. \
 Use only the numbered sources given with the question. After each sentence that \
 uses a source, cite it with its number in square brackets, like [1] or [2][3]. \

@@ -1,7 +1,8 @@
 //! Builds the app: storage, model provider, services, router and layers.
 
 use crate::accounts::AccountServiceImpl;
-use crate::chat::{ChatServiceImpl, Grounding};
+use crate::cache::ResponseCache;
+use crate::chat::{ChatServiceImpl, Grounding, Operations, Sampling};
 use crate::config::{EmbeddingProvider, Provider, Settings};
 use crate::dashboard::DashboardServiceImpl;
 use crate::documents::DocumentServiceImpl;
@@ -236,10 +237,15 @@ impl Application {
             store.clone(),
             model,
             grounding,
-            recorder,
+            Operations {
+                recorder,
+                cache: ResponseCache::new(store.clone(), &settings.cache),
+            },
             settings.chat.clone(),
-            settings.llm.max_tokens,
-            settings.llm.temperature,
+            Sampling {
+                max_tokens: settings.llm.max_tokens,
+                temperature: settings.llm.temperature,
+            },
         );
         let limiter: Arc<dyn RateLimiter> = Arc::new(LocalRateLimiter::new());
         let accounts =

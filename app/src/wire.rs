@@ -24,6 +24,9 @@ pub enum ChatEvent {
         model: String,
         retries: u32,
         fallback: bool,
+        /// The answer comes from the response cache, whole.
+        #[serde(default)]
+        cached: bool,
     },
     /// A piece of the answer.
     Token { text: String },

@@ -114,10 +114,15 @@ impl Store {
         .bind(user_id)
         .execute(&self.pool)
         .await?;
+        if done.rows_affected() == 1 {
+            // Answers built on it are no longer served from the cache.
+            self.invalidate_cache_for_document(id).await?;
+        }
         Ok(done.rows_affected() == 1)
     }
 
     pub async fn remove_document(&self, id: &str) -> Result<(), StoreError> {
+        self.invalidate_cache_for_document(id).await?;
         sqlx::query("DELETE FROM documents WHERE id = ?")
             .bind(id)
             .execute(&self.pool)

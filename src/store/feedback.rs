@@ -402,3 +402,117 @@ impl Store {
             .collect()
     }
 }
+
+/// An answer kept in the response cache.
+#[derive(Debug, Clone)]
+pub struct CachedAnswer {
+    pub model: String,
+    pub answer: String,
+    pub sources: Vec<Source>,
+    pub prompt_tokens: u32,
+    pub completion_tokens: u32,
+}
+
+impl Store {
+    /// A live cache entry.
+    pub async fn cached_answer(&self, key: &str) -> Result<Option<CachedAnswer>, StoreError> {
+        let Some(row) = sqlx::query(
+            "SELECT model, answer, sources, prompt_tokens, completion_tokens FROM response_cache \
+             WHERE key = ? AND expires_at > ?",
+        )
+        .bind(key)
+        .bind(now_ms())
+        .fetch_optional(&self.pool)
+        .await?
+        else {
+            return Ok(None);
+        };
+        let sources = match row.try_get::<Option<String>, _>("sources")? {
+            Some(json) => serde_json::from_str(&json)
+                .map_err(|e| StoreError::Corrupt(format!("cached sources: {e}")))?,
+            None => Vec::new(),
+        };
+        Ok(Some(CachedAnswer {
+            model: row.try_get("model")?,
+            answer: row.try_get("answer")?,
+            sources,
+            prompt_tokens: u32::try_from(row.try_get::<i64, _>("prompt_tokens")?).unwrap_or(0),
+            completion_tokens: u32::try_from(row.try_get::<i64, _>("completion_tokens")?)
+                .unwrap_or(0),
+        }))
+    }
+
+    /// Stores an answer with the documents it used; expired entries go too.
+    /// An answer whose document was deleted meanwhile is not stored.
+    pub async fn cache_answer(
+        &self,
+        key: &str,
+        answer: &CachedAnswer,
+        ttl_ms: i64,
+    ) -> Result<(), StoreError> {
+        let now = now_ms();
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("DELETE FROM response_cache WHERE expires_at <= ?")
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+        let mut documents: Vec<&str> = answer
+            .sources
+            .iter()
+            .map(|s| s.document_id.as_str())
+            .collect();
+        documents.sort_unstable();
+        documents.dedup();
+        for id in &documents {
+            let live: Option<i64> =
+                sqlx::query_scalar("SELECT 1 FROM documents WHERE id = ? AND status = 'indexed'")
+                    .bind(id)
+                    .fetch_optional(&mut *tx)
+                    .await?;
+            if live.is_none() {
+                return Ok(());
+            }
+        }
+        sqlx::query(
+            "INSERT OR REPLACE INTO response_cache \
+             (key, model, answer, sources, prompt_tokens, completion_tokens, created_at, expires_at) \
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(key)
+        .bind(&answer.model)
+        .bind(&answer.answer)
+        .bind(serde_json::to_string(&answer.sources).ok())
+        .bind(i64::from(answer.prompt_tokens))
+        .bind(i64::from(answer.completion_tokens))
+        .bind(now)
+        .bind(now.saturating_add(ttl_ms))
+        .execute(&mut *tx)
+        .await?;
+        for id in documents {
+            sqlx::query(
+                "INSERT OR IGNORE INTO response_cache_documents (key, document_id) VALUES (?, ?)",
+            )
+            .bind(key)
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Drops every cached answer that used the document.
+    pub async fn invalidate_cache_for_document(
+        &self,
+        document_id: &str,
+    ) -> Result<u64, StoreError> {
+        let done = sqlx::query(
+            "DELETE FROM response_cache WHERE key IN \
+             (SELECT key FROM response_cache_documents WHERE document_id = ?)",
+        )
+        .bind(document_id)
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected())
+    }
+}

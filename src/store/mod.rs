@@ -7,7 +7,7 @@ mod feedback;
 pub use accounts::{AccountRow, SignUpRefused};
 pub use documents::{DocumentRow, NewDocument};
 pub use feedback::{
-    AnswerForFeedback, DownvotedRow, FeedbackExport, FeedbackRecord, TurnRow, VoteRow,
+    AnswerForFeedback, CachedAnswer, DownvotedRow, FeedbackExport, FeedbackRecord, TurnRow, VoteRow,
 };
 
 use app::wire::{ConversationSummary, MessageStatus, MessageView, Rating, Role, Source};

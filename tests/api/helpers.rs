@@ -38,6 +38,9 @@ pub fn test_settings(data_dir: &std::path::Path) -> Settings {
     settings.llm.max_tokens = 48;
     // The fault tests check single attempts; the resilience tests turn retries on.
     settings.llm.max_retries = 0;
+    // Tests that repeat a question expect the model to answer it; the cache
+    // tests turn the cache on.
+    settings.cache.enabled = false;
     // Tests send many messages quickly; the limits tests set their own.
     for role in [
         &mut settings.limits.guest,

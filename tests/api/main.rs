@@ -2,6 +2,7 @@
 //! with its own temp data dir and drives it over HTTP.
 
 mod accounts;
+mod cache;
 mod chat;
 mod crash_recovery;
 mod documents;

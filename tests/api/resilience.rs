@@ -83,7 +83,7 @@ async fn a_failing_model_falls_back_to_the_next_and_the_answer_says_which() {
     );
     assert!(events.iter().any(|e| matches!(
         e,
-        ChatEvent::Model { model, fallback: true, retries: 2 } if model == "backup-model"
+        ChatEvent::Model { model, fallback: true, retries: 2, cached: false } if model == "backup-model"
     )));
     let (conversation_id, message_id) = started(&events);
     let (model, retries, fallback, _) = event_row(&app, &message_id).await;

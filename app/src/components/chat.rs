@@ -221,9 +221,14 @@ impl ChatState {
                 false
             }
             ChatEvent::Model {
-                model, fallback, ..
+                model,
+                fallback,
+                cached,
+                ..
             } => {
-                answer.meta.set(Some(if fallback {
+                answer.meta.set(Some(if cached {
+                    format!("{model} (cached)")
+                } else if fallback {
                     format!("{model} (fallback)")
                 } else {
                     model

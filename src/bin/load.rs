@@ -1,0 +1,320 @@
+//! Load test: N concurrent users chat with the app, and the app's own
+//! overhead on time to first token is measured against its upstream.
+//!
+//! The app runs in this process on a temp data dir, with:
+//! - `--upstream fake` (default): an OpenAI-compatible server, also in this
+//!   process, that answers after `--upstream-ttft-ms` and then streams
+//!   `--tokens` tokens `--token-ms` apart. The upstream's own TTFT is timed
+//!   where it sends its first token, so overhead = app TTFT − upstream TTFT.
+//! - `--upstream local`: the embedded llama.cpp model; the upstream TTFT is
+//!   what the app recorded for the model call (`upstream_ttft_ms`).
+//!
+//! Each user is a browser of its own (cookie jar), asking `--turns` questions
+//! one after another, without documents (retrieval is timed by
+//! `benches/retrieval.rs`).
+//!
+//! `cargo run --release --features ssr --bin load -- --users 16 --turns 5`
+
+use anyhow::{bail, Context};
+use app::ndjson::LineDecoder;
+use app::wire::ChatEvent;
+use axum::response::IntoResponse;
+use futures::StreamExt;
+use ragchat::analytics::percentile;
+use ragchat::config::Settings;
+use ragchat::startup::Application;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+struct Options {
+    users: usize,
+    turns: usize,
+    upstream: String,
+    upstream_ttft_ms: u64,
+    token_ms: u64,
+    tokens: usize,
+}
+
+fn options() -> anyhow::Result<Options> {
+    let mut o = Options {
+        users: 16,
+        turns: 5,
+        upstream: "fake".into(),
+        upstream_ttft_ms: 150,
+        token_ms: 15,
+        tokens: 40,
+    };
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let mut i = 0;
+    while i < args.len() {
+        let value = args.get(i + 1).context("every option takes a value")?;
+        match args[i].as_str() {
+            "--users" => o.users = value.parse()?,
+            "--turns" => o.turns = value.parse()?,
+            "--upstream" => o.upstream = value.clone(),
+            "--upstream-ttft-ms" => o.upstream_ttft_ms = value.parse()?,
+            "--token-ms" => o.token_ms = value.parse()?,
+            "--tokens" => o.tokens = value.parse()?,
+            other => bail!("unknown option {other}"),
+        }
+        i += 2;
+    }
+    Ok(o)
+}
+
+/// When the fake upstream got each request and sent its first token.
+#[derive(Default)]
+struct UpstreamClock {
+    ttft_ms: Vec<f64>,
+}
+
+async fn fake_upstream(o: &Options, clock: Arc<Mutex<UpstreamClock>>) -> anyhow::Result<String> {
+    let (ttft, gap, tokens) = (
+        Duration::from_millis(o.upstream_ttft_ms),
+        Duration::from_millis(o.token_ms),
+        o.tokens,
+    );
+    let app = axum::Router::new().route(
+        "/v1/chat/completions",
+        axum::routing::post(move |_body: axum::body::Bytes| {
+            let clock = clock.clone();
+            async move {
+                let received = Instant::now();
+                let stream = async_stream(received, ttft, gap, tokens, clock);
+                (
+                    [(axum::http::header::CONTENT_TYPE, "text/event-stream")],
+                    axum::body::Body::from_stream(stream),
+                )
+                    .into_response()
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let url = format!("http://{}/v1", listener.local_addr()?);
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    Ok(url)
+}
+
+fn async_stream(
+    received: Instant,
+    ttft: Duration,
+    gap: Duration,
+    tokens: usize,
+    clock: Arc<Mutex<UpstreamClock>>,
+) -> impl futures::Stream<Item = Result<String, std::convert::Infallible>> {
+    futures::stream::unfold(0usize, move |i| {
+        let clock = clock.clone();
+        async move {
+            if i == 0 {
+                tokio::time::sleep(ttft).await;
+            } else if i <= tokens {
+                tokio::time::sleep(gap).await;
+            }
+            let frame = if i < tokens {
+                if i == 0 {
+                    let ms = received.elapsed().as_secs_f64() * 1000.0;
+                    clock.lock().map(|mut c| c.ttft_ms.push(ms)).ok();
+                }
+                let delta = serde_json::json!({"choices":[{"index":0,"delta":{"content":format!("word{i} ")}}]});
+                format!("data: {delta}\n\n")
+            } else if i == tokens {
+                format!(
+                    "data: {{\"choices\":[{{\"index\":0,\"delta\":{{}},\"finish_reason\":\"stop\"}}]}}\n\n\
+                     data: {{\"choices\":[],\"usage\":{{\"prompt_tokens\":200,\"completion_tokens\":{tokens}}}}}\n\n\
+                     data: [DONE]\n\n"
+                )
+            } else {
+                return None;
+            };
+            Some((Ok(frame), i + 1))
+        }
+    })
+}
+
+/// One turn as the client saw it.
+struct Turn {
+    ttft_ms: Option<f64>,
+    total_ms: f64,
+    ok: bool,
+    message_id: Option<String>,
+}
+
+async fn chat(client: &reqwest::Client, base: &str, text: &str) -> Turn {
+    let started = Instant::now();
+    let mut turn = Turn {
+        ttft_ms: None,
+        total_ms: 0.0,
+        ok: false,
+        message_id: None,
+    };
+    let response = client
+        .post(format!("{base}/api/chat"))
+        .json(&serde_json::json!({ "conversation_id": null, "text": text }))
+        .send()
+        .await;
+    let Ok(response) = response else {
+        return turn;
+    };
+    if !response.status().is_success() {
+        turn.total_ms = started.elapsed().as_secs_f64() * 1000.0;
+        return turn;
+    }
+    let mut body = response.bytes_stream();
+    let mut decoder = LineDecoder::new();
+    while let Some(Ok(chunk)) = body.next().await {
+        for event in decoder.push::<ChatEvent>(&chunk).into_iter().flatten() {
+            match event {
+                ChatEvent::Start { message_id, .. } => turn.message_id = Some(message_id),
+                ChatEvent::Token { .. } => {
+                    turn.ttft_ms
+                        .get_or_insert(started.elapsed().as_secs_f64() * 1000.0);
+                }
+                ChatEvent::Done { .. } => turn.ok = true,
+                _ => {}
+            }
+        }
+    }
+    turn.total_ms = started.elapsed().as_secs_f64() * 1000.0;
+    turn
+}
+
+const QUESTIONS: [&str; 8] = [
+    "What is a haiku?",
+    "Name three rivers in Europe.",
+    "How do I reverse a list in Python?",
+    "What is the boiling point of water at sea level?",
+    "Explain recursion in one sentence.",
+    "What does HTTP stand for?",
+    "Give me a synonym for quick.",
+    "What is 12 times 12?",
+];
+
+fn report(label: &str, values: &mut [f64]) {
+    values.sort_by(f64::total_cmp);
+    println!(
+        "{label:<34} p50 {:>8.1} ms   p90 {:>8.1} ms   p99 {:>8.1} ms   (n={})",
+        percentile(values, 50.0).unwrap_or(f64::NAN),
+        percentile(values, 90.0).unwrap_or(f64::NAN),
+        percentile(values, 99.0).unwrap_or(f64::NAN),
+        values.len()
+    );
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let o = options()?;
+    let data = std::env::temp_dir().join(format!("ragchat-load-{}", std::process::id()));
+    let mut settings = Settings::default();
+    settings.server.bind = "127.0.0.1:0".into();
+    settings.data_dir = data.clone();
+    settings.cache.enabled = false;
+    for role in [
+        &mut settings.limits.guest,
+        &mut settings.limits.user,
+        &mut settings.limits.admin,
+    ] {
+        role.requests_per_minute = 0;
+        role.tokens_per_day = 0;
+    }
+    let clock = Arc::new(Mutex::new(UpstreamClock::default()));
+    match o.upstream.as_str() {
+        "fake" => {
+            settings.llm.base_url = Some(fake_upstream(&o, clock.clone()).await?);
+            settings.llm.model = Some("fake-upstream".into());
+            println!(
+                "upstream: in-process OpenAI-compatible server, TTFT {} ms, {} tokens {} ms apart",
+                o.upstream_ttft_ms, o.tokens, o.token_ms
+            );
+        }
+        "local" => {
+            settings.llm.max_tokens = u32::try_from(o.tokens).unwrap_or(64);
+            println!(
+                "upstream: the embedded model, {} tokens per answer",
+                o.tokens
+            );
+        }
+        other => bail!("--upstream is fake or local, not {other}"),
+    }
+    let app = Application::build(settings).await?;
+    let base = format!("http://{}", app.address());
+    let db = app.db();
+    tokio::spawn(async move {
+        let _ = app.run_until_stopped().await;
+    });
+
+    let mut clients = Vec::new();
+    for _ in 0..o.users {
+        clients.push(reqwest::Client::builder().cookie_store(true).build()?);
+    }
+
+    println!(
+        "{} users × {} turns, each user's turns one after another",
+        o.users, o.turns
+    );
+    let started = Instant::now();
+    let tasks: Vec<_> = clients
+        .into_iter()
+        .enumerate()
+        .map(|(u, client)| {
+            let base = base.clone();
+            let turns = o.turns;
+            tokio::spawn(async move {
+                let mut done = Vec::new();
+                for t in 0..turns {
+                    let question = QUESTIONS[(u + t) % QUESTIONS.len()];
+                    done.push(
+                        chat(&client, &base, &format!("{question} (user {u}, turn {t})")).await,
+                    );
+                }
+                done
+            })
+        })
+        .collect();
+    let mut turns = Vec::new();
+    for task in tasks {
+        turns.extend(task.await?);
+    }
+    let elapsed = started.elapsed().as_secs_f64();
+    let ok = turns.iter().filter(|t| t.ok).count();
+    println!(
+        "throughput: {:.2} turns/s ({} turns in {:.1} s); errors: {} ({:.1} %)",
+        ok as f64 / elapsed,
+        turns.len(),
+        elapsed,
+        turns.len() - ok,
+        100.0 * (turns.len() - ok) as f64 / turns.len().max(1) as f64
+    );
+    let mut app_ttft: Vec<f64> = turns.iter().filter_map(|t| t.ttft_ms).collect();
+    let mut total: Vec<f64> = turns.iter().filter(|t| t.ok).map(|t| t.total_ms).collect();
+    report("app TTFT (client-side)", &mut app_ttft);
+    report("total (client-side)", &mut total);
+
+    // The upstream's TTFT for each turn, from the app's own event (the model
+    // call to its first token), to pair with the client's TTFT.
+    let mut overhead = Vec::new();
+    let mut upstream = Vec::new();
+    for turn in &turns {
+        let (Some(id), Some(app_ms)) = (&turn.message_id, turn.ttft_ms) else {
+            continue;
+        };
+        let recorded: Option<Option<f64>> =
+            sqlx::query_scalar("SELECT upstream_ttft_ms FROM chat_events WHERE message_id = ?")
+                .bind(id)
+                .fetch_optional(&db)
+                .await?;
+        if let Some(Some(up)) = recorded {
+            upstream.push(up);
+            overhead.push(app_ms - up);
+        }
+    }
+    if o.upstream == "fake" {
+        let mut measured = clock.lock().map(|c| c.ttft_ms.clone()).unwrap_or_default();
+        report("upstream TTFT (at the upstream)", &mut measured);
+    }
+    report("upstream TTFT (model call → token)", &mut upstream);
+    report("app overhead on TTFT", &mut overhead);
+    let _ = std::fs::remove_dir_all(&data);
+    Ok(())
+}
