@@ -5,6 +5,7 @@ use crate::cache::{cache_key, CacheKeyParts, ResponseCache};
 use crate::citations;
 use crate::config::ChatSettings;
 use crate::events::{ChatTurnEvent, EventRecorder};
+use crate::experiments::{overrides_for, Experiment};
 use crate::ingest::chunk::TokenSpans;
 use crate::llm::{ChatModel, CompletionRequest, LlmError, LlmEvent};
 use crate::prompt::{build_prompt, fit_sources, TEMPLATE_VERSION};
@@ -39,6 +40,7 @@ pub struct ChatServiceImpl {
     grounding: Arc<Grounding>,
     recorder: EventRecorder,
     cache: Option<ResponseCache>,
+    experiments: Arc<Vec<Experiment>>,
     settings: ChatSettings,
     max_tokens: u32,
     temperature: f32,
@@ -60,11 +62,13 @@ pub struct Sampling {
     pub temperature: f32,
 }
 
-/// Where each turn's usage goes, and the response cache (if on).
+/// Where each turn's usage goes, the response cache (if on), and the
+/// experiments users are assigned to.
 #[derive(Clone)]
 pub struct Operations {
     pub recorder: EventRecorder,
     pub cache: Option<ResponseCache>,
+    pub experiments: Arc<Vec<Experiment>>,
 }
 
 impl ChatServiceImpl {
@@ -82,6 +86,7 @@ impl ChatServiceImpl {
             grounding,
             recorder: operations.recorder,
             cache: operations.cache,
+            experiments: operations.experiments,
             settings,
             max_tokens: sampling.max_tokens,
             temperature: sampling.temperature,
@@ -190,6 +195,14 @@ impl ChatService for ChatServiceImpl {
                 title: turn.title.clone(),
             })
             .await;
+        let overrides = overrides_for(&self.experiments, &user.0);
+        if let Err(e) = self
+            .store
+            .record_exposures(&user.0, &overrides.assignments)
+            .await
+        {
+            tracing::warn!(error = %e, "recording experiment exposures");
+        }
         let generation = Generation {
             store: self.store.clone(),
             model: self.model.clone(),
@@ -199,10 +212,15 @@ impl ChatService for ChatServiceImpl {
             owner: user.0.clone(),
             question: request.text,
             history: turn.history,
-            system_prompt: self.settings.system_prompt.clone(),
+            system_prompt: overrides
+                .system_prompt
+                .clone()
+                .unwrap_or_else(|| self.settings.system_prompt.clone()),
             history_chars: self.settings.history_chars,
             max_tokens: self.max_tokens,
-            temperature: self.temperature,
+            temperature: overrides.temperature.unwrap_or(self.temperature),
+            top_k: overrides.top_k,
+            variant: overrides.label(),
             message_id: turn.assistant_message_id,
             conversation_id: turn.conversation_id,
             model_name,
@@ -250,6 +268,10 @@ struct Generation {
     history_chars: usize,
     max_tokens: u32,
     temperature: f32,
+    /// An experiment's number of passages, instead of the configured one.
+    top_k: Option<usize>,
+    /// The user's experiment variants (`exp:variant`, comma-joined).
+    variant: Option<String>,
     message_id: String,
     conversation_id: String,
     model_name: String,
@@ -287,7 +309,11 @@ impl Generation {
         match self
             .grounding
             .retriever
-            .retrieve(&self.owner, &self.question)
+            .retrieve_top(
+                &self.owner,
+                &self.question,
+                self.top_k.unwrap_or(self.grounding.retriever.top_k()),
+            )
             .await
         {
             Ok(retrieved) => {
@@ -391,7 +417,7 @@ impl Generation {
             message_id: self.message_id.clone(),
             model: hit.model,
             provider: "cache".to_owned(),
-            variant: None,
+            variant: self.variant.clone(),
             embed_ms: timings.embed_ms,
             retrieve_ms: timings.search_ms,
             prompt_build_ms: Some(prompt_build_ms),
@@ -622,7 +648,7 @@ impl Generation {
             message_id: self.message_id.clone(),
             model: answering_model,
             provider: provider.to_owned(),
-            variant: None,
+            variant: self.variant.clone(),
             embed_ms: timings.embed_ms,
             retrieve_ms: timings.search_ms,
             prompt_build_ms: Some(prompt_build_ms),

@@ -21,6 +21,8 @@ pub struct Settings {
     /// Prices per model name, for the dashboard's cost estimates.
     pub prices: std::collections::HashMap<String, Price>,
     pub cache: crate::cache::CacheSettings,
+    /// A/B experiments on the prompt, temperature and number of passages.
+    pub experiments: Vec<crate::experiments::Experiment>,
 }
 
 /// What a model costs, in USD per million tokens.
@@ -295,6 +297,7 @@ impl Default for Settings {
             limits: crate::limits::LimitSettings::default(),
             prices: Default::default(),
             cache: Default::default(),
+            experiments: Vec::new(),
         }
     }
 }

@@ -4,13 +4,15 @@
 //! tokens and estimated cost per user and model, and the most down-voted
 //! answers with their sources.
 
-use crate::analytics::{percentile, wilson, Proportion};
+use crate::analytics::{percentile, two_proportion_p_value, wilson, Proportion};
 use crate::config::Price;
+use crate::experiments::Experiment;
 use crate::store::{Store, TurnRow, VoteRow};
 use app::error::AppError;
 use app::ports::DashboardService;
 use app::wire::{
-    Dashboard, DownvotedAnswer, GroupStats, Percentiles, RateCi, SeriesPoint, UsageRow,
+    Dashboard, DownvotedAnswer, ExperimentView, GroupStats, Percentiles, RateCi, SeriesPoint,
+    UsageRow, VariantComparison,
 };
 use std::collections::{BTreeMap, HashMap};
 
@@ -21,11 +23,78 @@ const DOWNVOTED_SHOWN: i64 = 10;
 pub struct DashboardServiceImpl {
     store: Store,
     prices: HashMap<String, Price>,
+    experiments: Vec<Experiment>,
 }
 
 impl DashboardServiceImpl {
-    pub fn new(store: Store, prices: HashMap<String, Price>) -> Self {
-        Self { store, prices }
+    pub fn new(store: Store, prices: HashMap<String, Price>, experiments: Vec<Experiment>) -> Self {
+        Self {
+            store,
+            prices,
+            experiments,
+        }
+    }
+
+    /// Each configured experiment's variants side by side.
+    async fn compare_experiments(
+        &self,
+        turns: &[TurnRow],
+        votes: &[VoteRow],
+    ) -> Result<Vec<ExperimentView>, AppError> {
+        let in_variant = |label: Option<&String>, wanted: &str| {
+            label.is_some_and(|l| l.split(',').any(|part| part == wanted))
+        };
+        let mut views = Vec::new();
+        for experiment in &self.experiments {
+            let users: HashMap<String, i64> = self
+                .store
+                .exposures(&experiment.name)
+                .await?
+                .into_iter()
+                .collect();
+            let mut variants = Vec::new();
+            let mut control: Option<(u64, u64)> = None;
+            for variant in &experiment.variants {
+                let label = format!("{}:{}", experiment.name, variant.name);
+                let rows: Vec<&TurnRow> = turns
+                    .iter()
+                    .filter(|t| in_variant(t.variant.as_ref(), &label))
+                    .collect();
+                let voted: Vec<&VoteRow> = votes
+                    .iter()
+                    .filter(|v| in_variant(v.variant.as_ref(), &label))
+                    .collect();
+                let up = voted.iter().filter(|v| v.up).count() as u64;
+                let tally = (up, voted.len() as u64);
+                let p_value = match control {
+                    None => {
+                        control = Some(tally);
+                        None
+                    }
+                    Some(control) => two_proportion_p_value(tally, control),
+                };
+                let ttft = percentiles(rows.iter().filter_map(|t| t.ttft_ms).collect());
+                let cost: f64 = rows
+                    .iter()
+                    .map(|t| self.cost(&t.model, t.prompt_tokens, t.completion_tokens))
+                    .sum();
+                variants.push(VariantComparison {
+                    name: variant.name.clone(),
+                    users: users.get(&variant.name).copied().unwrap_or(0).max(0) as u64,
+                    turns: rows.len() as u64,
+                    up_rate: rate_ci(wilson(tally.0, tally.1)),
+                    p_value,
+                    ttft_p50: ttft.p50,
+                    ttft_p90: ttft.p90,
+                    cost_per_answer: (!rows.is_empty()).then(|| cost / rows.len() as f64),
+                });
+            }
+            views.push(ExperimentView {
+                name: experiment.name.clone(),
+                variants,
+            });
+        }
+        Ok(views)
     }
 
     fn cost(&self, model: &str, prompt: u64, completion: u64) -> f64 {
@@ -178,6 +247,7 @@ impl DashboardService for DashboardServiceImpl {
         by_user.sort_by(|a, b| {
             (b.prompt_tokens + b.completion_tokens).cmp(&(a.prompt_tokens + a.completion_tokens))
         });
+        let experiments = self.compare_experiments(&turns, &votes).await?;
         let total = turns.len() as u64;
         let width = bucket_ms(since, until);
         Ok(Dashboard {
@@ -214,6 +284,7 @@ impl DashboardService for DashboardServiceImpl {
                     sources: d.sources,
                 })
                 .collect(),
+            experiments,
         })
     }
 }

@@ -22,6 +22,8 @@ pub mod embed;
 #[cfg(feature = "ssr")]
 pub mod events;
 #[cfg(feature = "ssr")]
+pub mod experiments;
+#[cfg(feature = "ssr")]
 pub mod feedback;
 #[cfg(feature = "ssr")]
 pub mod index;

@@ -50,9 +50,25 @@ impl Retriever {
         }
     }
 
+    /// The configured number of chunks per question.
+    pub fn top_k(&self) -> usize {
+        self.settings.top_k
+    }
+
     /// The `top_k` chunks of `owner`'s documents that best match `question`.
-    #[tracing::instrument(skip_all, fields(owner))]
     pub async fn retrieve(&self, owner: &str, question: &str) -> Result<Retrieved, RetrieveError> {
+        self.retrieve_top(owner, question, self.settings.top_k)
+            .await
+    }
+
+    /// [`Retriever::retrieve`] with another number of chunks (experiments).
+    #[tracing::instrument(skip_all, fields(owner))]
+    pub async fn retrieve_top(
+        &self,
+        owner: &str,
+        question: &str,
+        top_k: usize,
+    ) -> Result<Retrieved, RetrieveError> {
         let started = Instant::now();
         let dense = match self.settings.mode {
             // Sparse-only search needs no embedding.
@@ -67,7 +83,7 @@ impl Retriever {
                 owner: owner.to_string(),
                 dense,
                 sparse: bm25::query_vector(question),
-                limit: self.settings.top_k,
+                limit: top_k.max(1),
                 mode: search_mode(self.settings.mode),
             })
             .await?;

@@ -303,6 +303,29 @@ fn csv_text<T: serde::Serialize>(rows: &[T]) -> Result<String, ApiError> {
     for row in rows {
         writer.serialize(row).map_err(|e| failed(&e))?;
     }
-    let bytes = writer.into_inner().map_err(|e| failed(&e))?;
+    let raw = writer.into_inner().map_err(|e| failed(&e))?;
+    // Read it back and defuse cells a spreadsheet would run as formulas
+    // (questions, answers and comments are user text).
+    let mut reader = csv::ReaderBuilder::new()
+        .has_headers(false)
+        .from_reader(raw.as_slice());
+    let mut safe = csv::Writer::from_writer(Vec::new());
+    for record in reader.records() {
+        let record = record.map_err(|e| failed(&e))?;
+        safe.write_record(record.iter().map(|cell| defuse_formula(cell).into_owned()))
+            .map_err(|e| failed(&e))?;
+    }
+    let bytes = safe.into_inner().map_err(|e| failed(&e))?;
     String::from_utf8(bytes).map_err(|e| failed(&e))
+}
+
+/// A cell starting with `=`, `+`, `-`, `@`, tab or CR gets a leading `'`
+/// (OWASP's advice against CSV injection); numbers are left alone.
+fn defuse_formula(cell: &str) -> std::borrow::Cow<'_, str> {
+    let risky = cell.starts_with(['=', '+', '-', '@', '\t', '\r']);
+    if risky && cell.parse::<f64>().is_err() {
+        format!("'{cell}").into()
+    } else {
+        cell.into()
+    }
 }

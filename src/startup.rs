@@ -240,6 +240,7 @@ impl Application {
             Operations {
                 recorder,
                 cache: ResponseCache::new(store.clone(), &settings.cache),
+                experiments: Arc::new(settings.experiments.clone()),
             },
             settings.chat.clone(),
             Sampling {
@@ -264,6 +265,7 @@ impl Application {
             dashboard: Arc::new(DashboardServiceImpl::new(
                 store.clone(),
                 settings.prices.clone(),
+                settings.experiments.clone(),
             )),
             documents: Arc::new(documents),
         };

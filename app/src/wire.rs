@@ -435,6 +435,28 @@ pub struct DownvotedAnswer {
     pub sources: Vec<Source>,
 }
 
+/// One variant of an experiment, compared with the first (the control).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct VariantComparison {
+    pub name: String,
+    /// Users assigned so far (all time).
+    pub users: u64,
+    pub turns: u64,
+    pub up_rate: Option<RateCi>,
+    /// Two-sided p-value of the thumbs-up rate against the control's.
+    pub p_value: Option<f64>,
+    pub ttft_p50: Option<f64>,
+    pub ttft_p90: Option<f64>,
+    /// Estimated cost per answer (USD).
+    pub cost_per_answer: Option<f64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ExperimentView {
+    pub name: String,
+    pub variants: Vec<VariantComparison>,
+}
+
 /// The admin dashboard for one time range.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Dashboard {
@@ -451,4 +473,5 @@ pub struct Dashboard {
     pub series: Vec<SeriesPoint>,
     pub by_user: Vec<UsageRow>,
     pub downvoted: Vec<DownvotedAnswer>,
+    pub experiments: Vec<ExperimentView>,
 }

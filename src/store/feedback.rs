@@ -516,3 +516,40 @@ impl Store {
         Ok(done.rows_affected())
     }
 }
+
+impl Store {
+    /// Counts a turn of `user_id` in each of its experiment variants.
+    pub async fn record_exposures(
+        &self,
+        user_id: &str,
+        assignments: &[(String, String)],
+    ) -> Result<(), StoreError> {
+        let now = now_ms();
+        for (experiment, variant) in assignments {
+            sqlx::query(
+                "INSERT INTO experiment_exposures (experiment, variant, user_id, first_at, last_at, turns) \
+                 VALUES (?, ?, ?, ?, ?, 1) \
+                 ON CONFLICT (experiment, user_id) DO UPDATE SET \
+                   variant = excluded.variant, last_at = excluded.last_at, turns = turns + 1",
+            )
+            .bind(experiment)
+            .bind(variant)
+            .bind(user_id)
+            .bind(now)
+            .bind(now)
+            .execute(&self.pool)
+            .await?;
+        }
+        Ok(())
+    }
+
+    /// Users exposed to each variant of an experiment.
+    pub async fn exposures(&self, experiment: &str) -> Result<Vec<(String, i64)>, StoreError> {
+        Ok(sqlx::query_as(
+            "SELECT variant, COUNT(*) FROM experiment_exposures WHERE experiment = ? GROUP BY variant",
+        )
+        .bind(experiment)
+        .fetch_all(&self.pool)
+        .await?)
+    }
+}

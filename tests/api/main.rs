@@ -7,6 +7,7 @@ mod chat;
 mod crash_recovery;
 mod documents;
 mod embeddings;
+mod experiments;
 mod faults;
 mod helpers;
 mod index;

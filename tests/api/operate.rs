@@ -217,6 +217,9 @@ async fn exports_are_for_admins_and_hold_every_vote_and_turn() {
         rate(&app, &message_id, Some("up"), Some("good, \"really\"")).await,
         200
     );
+    // A second answer whose comment a spreadsheet would run as a formula.
+    let (_, second) = started(&app.chat(None, "=HYPERLINK(\"http://evil\")").await);
+    assert_eq!(rate(&app, &second, Some("down"), Some("=1+2")).await, 200);
 
     let get = |app: &TestApp, name: &str| {
         let request = app
@@ -231,8 +234,9 @@ async fn exports_are_for_admins_and_hold_every_vote_and_turn() {
         .lines()
         .map(|l| serde_json::from_str(l).unwrap())
         .collect();
-    assert_eq!(lines.len(), 1);
+    assert_eq!(lines.len(), 2);
     assert_eq!(lines[0]["rating"], "up");
+    assert_eq!(lines[1]["comment"], "=1+2", "JSONL keeps the text as it is");
     assert_eq!(lines[0]["username"], "ada");
     assert_eq!(lines[0]["question"], "a question, with \"quotes\"");
     assert_eq!(lines[0]["comment"], "good, \"really\"");
@@ -246,15 +250,21 @@ async fn exports_are_for_admins_and_hold_every_vote_and_turn() {
     let bytes = csv.bytes().await.unwrap();
     let mut reader = csv::Reader::from_reader(bytes.as_ref());
     let records: Vec<csv::StringRecord> = reader.records().map(Result::unwrap).collect();
-    assert_eq!(records.len(), 1);
+    assert_eq!(records.len(), 2);
     let headers = reader.headers().unwrap().clone();
     let comment_at = headers.iter().position(|h| h == "comment").unwrap();
+    let question_at = headers.iter().position(|h| h == "question").unwrap();
     assert_eq!(&records[0][comment_at], "good, \"really\"");
+    assert_eq!(
+        &records[1][comment_at], "'=1+2",
+        "formulas are defused in CSV"
+    );
+    assert!(records[1][question_at].starts_with("'=HYPERLINK"));
 
     let turns = get(&app, "events.jsonl").await.text().await.unwrap();
-    assert_eq!(turns.lines().count(), 1);
+    assert_eq!(turns.lines().count(), 2);
     let turns_csv = get(&app, "events.csv").await.text().await.unwrap();
-    assert_eq!(turns_csv.lines().count(), 2, "header and one turn");
+    assert_eq!(turns_csv.lines().count(), 3, "header and two turns");
     // A time range that excludes everything.
     let none = app
         .client

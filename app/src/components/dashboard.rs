@@ -3,7 +3,7 @@
 
 use crate::api::get_dashboard;
 use crate::markdown::render_markdown;
-use crate::wire::{Dashboard, GroupStats, Percentiles, RateCi, SeriesPoint};
+use crate::wire::{Dashboard, ExperimentView, GroupStats, Percentiles, RateCi, SeriesPoint};
 use leptos::prelude::*;
 use leptos_meta::Title;
 use leptos_router::components::A;
@@ -153,6 +153,13 @@ fn body(d: Dashboard) -> impl IntoView {
         } else {
             group_table("Variant", d.by_variant).into_any()
         }}
+        {(!d.experiments.is_empty())
+            .then(|| {
+                view! {
+                    <h2>"Experiments"</h2>
+                    {d.experiments.into_iter().map(experiment_table).collect_view()}
+                }
+            })}
         <h2>"Tokens and cost per user"</h2>
         <div class="table-scroll">
             <table class="users stats">
@@ -241,6 +248,57 @@ fn body(d: Dashboard) -> impl IntoView {
             }
                 .into_any()
         }}
+    }
+}
+
+fn experiment_table(e: ExperimentView) -> impl IntoView {
+    let id = e.name.clone();
+    view! {
+        <div class="table-scroll">
+            <table class="users stats experiment" data-name=id>
+                <caption>{e.name}</caption>
+                <thead>
+                    <tr>
+                        <th scope="col">"Variant"</th>
+                        <th scope="col" class="num">"Users"</th>
+                        <th scope="col" class="num">"Turns"</th>
+                        <th scope="col">"Thumbs up (95% CI)"</th>
+                        <th scope="col" class="num">"p vs control"</th>
+                        <th scope="col" class="num">"TTFT p50"</th>
+                        <th scope="col" class="num">"TTFT p90"</th>
+                        <th scope="col" class="num">"Cost / answer"</th>
+                    </tr>
+                </thead>
+                <tbody>
+                    {e.variants
+                        .into_iter()
+                        .enumerate()
+                        .map(|(i, v)| {
+                            let id = v.name.clone();
+                            view! {
+                                <tr class="variant" data-name=id>
+                                    <td>{v.name}{(i == 0).then_some(" (control)")}</td>
+                                    <td class="num">{v.users}</td>
+                                    <td class="num">{v.turns}</td>
+                                    <td class="up-rate">{rate(v.up_rate)}</td>
+                                    <td class="num p-value">
+                                        {match (i, v.p_value) {
+                                            (0, _) => "–".to_string(),
+                                            (_, Some(p)) if p < 0.001 => "< 0.001".to_string(),
+                                            (_, Some(p)) => format!("{p:.3}"),
+                                            (_, None) => "n/a".to_string(),
+                                        }}
+                                    </td>
+                                    <td class="num">{ms(v.ttft_p50)}</td>
+                                    <td class="num">{ms(v.ttft_p90)}</td>
+                                    <td class="num">{v.cost_per_answer.map_or("–".to_string(), cost)}</td>
+                                </tr>
+                            }
+                        })
+                        .collect_view()}
+                </tbody>
+            </table>
+        </div>
     }
 }
 
