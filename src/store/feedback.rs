@@ -1,6 +1,6 @@
 //! Votes on answers and per-turn usage events, and their exports.
 
-use super::{now_ms, Store, StoreError};
+use super::{json_list, now_ms, Store, StoreError};
 use crate::events::ChatTurnEvent;
 use app::wire::{Rating, Source};
 use serde::Serialize;
@@ -68,11 +68,7 @@ impl Store {
         else {
             return Ok(None);
         };
-        let sources = match row.try_get::<Option<String>, _>("sources")? {
-            Some(json) => serde_json::from_str(&json)
-                .map_err(|e| StoreError::Corrupt(format!("sources: {e}")))?,
-            None => Vec::new(),
-        };
+        let sources = json_list(&row, "sources")?;
         Ok(Some(AnswerForFeedback {
             model: row.try_get("model")?,
             variant: row.try_get("variant")?,
@@ -378,16 +374,8 @@ impl Store {
         .await?;
         rows.iter()
             .map(|r| {
-                let sources = match r.try_get::<Option<String>, _>("sources")? {
-                    Some(json) => serde_json::from_str(&json)
-                        .map_err(|e| StoreError::Corrupt(format!("sources: {e}")))?,
-                    None => Vec::new(),
-                };
-                let comments = match r.try_get::<Option<String>, _>("comments")? {
-                    Some(json) => serde_json::from_str(&json)
-                        .map_err(|e| StoreError::Corrupt(format!("comments: {e}")))?,
-                    None => Vec::new(),
-                };
+                let sources = json_list(r, "sources")?;
+                let comments = json_list(r, "comments")?;
                 Ok(DownvotedRow {
                     message_id: r.try_get("id")?,
                     model: r.try_get("model")?,
@@ -427,11 +415,7 @@ impl Store {
         else {
             return Ok(None);
         };
-        let sources = match row.try_get::<Option<String>, _>("sources")? {
-            Some(json) => serde_json::from_str(&json)
-                .map_err(|e| StoreError::Corrupt(format!("cached sources: {e}")))?,
-            None => Vec::new(),
-        };
+        let sources = json_list(&row, "sources")?;
         Ok(Some(CachedAnswer {
             model: row.try_get("model")?,
             answer: row.try_get("answer")?,

@@ -326,15 +326,24 @@ fn message_from_row(r: &sqlx::sqlite::SqliteRow) -> Result<MessageView, StoreErr
             .and_then(|v| u32::try_from(v).ok()),
         ttft_ms: to_u64(r.try_get("ttft_ms")?),
         total_ms: to_u64(r.try_get("total_ms")?),
-        sources: match r.try_get::<Option<String>, _>("sources")? {
-            Some(json) => serde_json::from_str(&json)
-                .map_err(|e| StoreError::Corrupt(format!("sources: {e}")))?,
-            None => Vec::new(),
-        },
+        sources: json_list(r, "sources")?,
         rating: r
             .try_get::<Option<i64>, _>("rating")?
             .and_then(Rating::from_score),
     })
+}
+
+/// A nullable JSON-array column (sources, comments) as a list; NULL is empty.
+fn json_list<T: serde::de::DeserializeOwned>(
+    row: &sqlx::sqlite::SqliteRow,
+    column: &str,
+) -> Result<Vec<T>, StoreError> {
+    match row.try_get::<Option<String>, _>(column)? {
+        Some(json) => {
+            serde_json::from_str(&json).map_err(|e| StoreError::Corrupt(format!("{column}: {e}")))
+        }
+        None => Ok(Vec::new()),
+    }
 }
 
 fn sources_json(sources: &[Source]) -> Option<String> {
