@@ -361,6 +361,49 @@ impl Generation {
         }))
     }
 
+    /// This turn's event with who and what filled in and nothing measured.
+    fn turn_event(&self, model: String) -> ChatTurnEvent {
+        ChatTurnEvent {
+            id: uuid::Uuid::new_v4().to_string(),
+            at: crate::store::now_ms(),
+            user_id: self.owner.clone(),
+            conversation_id: self.conversation_id.clone(),
+            message_id: self.message_id.clone(),
+            model,
+            provider: String::new(),
+            variant: self.variant.clone(),
+            embed_ms: None,
+            retrieve_ms: None,
+            prompt_build_ms: None,
+            queue_ms: None,
+            ttft_ms: None,
+            upstream_ttft_ms: None,
+            total_ms: 0.0,
+            prompt_tokens: 0,
+            completion_tokens: 0,
+            tokens_estimated: false,
+            tokens_per_s: None,
+            cache_hit: false,
+            retries: 0,
+            fallback_used: false,
+            sources: 0,
+            outcome: String::new(),
+            error_class: None,
+        }
+    }
+
+    /// Stores the answer, releases its Stop handle and records the turn:
+    /// the end of every turn, from the model or from the cache.
+    async fn finish(&self, record: &AnswerRecord, turn: &ChatTurnEvent) {
+        if let Err(e) = self.store.finish_answer(&self.message_id, record).await {
+            tracing::error!(error = %e, message_id = %self.message_id, "recording the answer failed");
+        }
+        if let Ok(mut in_flight) = self.in_flight.lock() {
+            in_flight.remove(&self.message_id);
+        }
+        self.recorder.record_turn(turn).await;
+    }
+
     /// Answers from the cache at once: the whole text in one piece. Costs no
     /// model tokens, so none are counted against budgets.
     async fn serve_cached(
@@ -403,40 +446,19 @@ impl Generation {
             ttft_ms: Some(ttft_ms),
             total_ms,
         };
-        if let Err(e) = self.store.finish_answer(&self.message_id, &record).await {
-            tracing::error!(error = %e, message_id = %self.message_id, "recording a cached answer failed");
-        }
-        if let Ok(mut in_flight) = self.in_flight.lock() {
-            in_flight.remove(&self.message_id);
-        }
         let turn = ChatTurnEvent {
-            id: uuid::Uuid::new_v4().to_string(),
-            at: crate::store::now_ms(),
-            user_id: self.owner.clone(),
-            conversation_id: self.conversation_id.clone(),
-            message_id: self.message_id.clone(),
-            model: hit.model,
             provider: "cache".to_owned(),
-            variant: self.variant.clone(),
             embed_ms: timings.embed_ms,
             retrieve_ms: timings.search_ms,
             prompt_build_ms: Some(prompt_build_ms),
-            queue_ms: None,
             ttft_ms: Some(ttft_ms as f64),
-            upstream_ttft_ms: None,
             total_ms: total_ms as f64,
-            prompt_tokens: 0,
-            completion_tokens: 0,
-            tokens_estimated: false,
-            tokens_per_s: None,
             cache_hit: true,
-            retries: 0,
-            fallback_used: false,
             sources: u32::try_from(record.sources.len()).unwrap_or(u32::MAX),
             outcome: "stop".to_owned(),
-            error_class: None,
+            ..self.turn_event(hit.model)
         };
-        self.recorder.record_turn(&turn).await;
+        self.finish(&record, &turn).await;
         let _ = tx
             .send(ChatEvent::Done {
                 usage: Usage {
@@ -627,13 +649,6 @@ impl Generation {
             ttft_ms,
             total_ms,
         };
-        let record_sources = record.sources.len();
-        if let Err(e) = self.store.finish_answer(&self.message_id, &record).await {
-            tracing::error!(error = %e, message_id = %self.message_id, "recording the answer failed");
-        }
-        if let Ok(mut in_flight) = self.in_flight.lock() {
-            in_flight.remove(&self.message_id);
-        }
         // Generation speed after the first token (the prompt is excluded).
         let tokens_per_s = first_token_at.and_then(|first| {
             let secs = first.elapsed().as_secs_f64();
@@ -641,14 +656,7 @@ impl Generation {
                 .then(|| f64::from(usage.completion_tokens - 1) / secs)
         });
         let turn = ChatTurnEvent {
-            id: uuid::Uuid::new_v4().to_string(),
-            at: crate::store::now_ms(),
-            user_id: self.owner.clone(),
-            conversation_id: self.conversation_id.clone(),
-            message_id: self.message_id.clone(),
-            model: answering_model,
             provider: provider.to_owned(),
-            variant: self.variant.clone(),
             embed_ms: timings.embed_ms,
             retrieve_ms: timings.search_ms,
             prompt_build_ms: Some(prompt_build_ms),
@@ -662,17 +670,17 @@ impl Generation {
             completion_tokens: usage.completion_tokens,
             tokens_estimated: usage_estimated,
             tokens_per_s,
-            cache_hit: false,
             retries,
             fallback_used,
-            sources: u32::try_from(record_sources).unwrap_or(u32::MAX),
+            sources: u32::try_from(record.sources.len()).unwrap_or(u32::MAX),
             outcome: outcome_name.to_owned(),
             error_class: match &outcome {
                 Outcome::Failed(e) => Some(e.class().to_owned()),
                 Outcome::Finished(_) => None,
             },
+            ..self.turn_event(answering_model)
         };
-        self.recorder.record_turn(&turn).await;
+        self.finish(&record, &turn).await;
         let _ = tx.send(event).await;
     }
 }

@@ -81,19 +81,21 @@ impl Store {
         &self,
         ids: &[String],
     ) -> Result<HashMap<String, String>, StoreError> {
-        let mut versions = HashMap::new();
-        for id in ids {
-            if versions.contains_key(id) {
-                continue;
-            }
-            if let Some(row) = sqlx::query("SELECT content_hash FROM documents WHERE id = ?")
-                .bind(id)
-                .fetch_optional(&self.pool)
-                .await?
-            {
-                versions.insert(id.clone(), row.try_get("content_hash")?);
-            }
+        let mut unique: Vec<&String> = ids.iter().collect();
+        unique.sort_unstable();
+        unique.dedup();
+        if unique.is_empty() {
+            return Ok(HashMap::new());
         }
+        // One query per turn, not one per passage.
+        let placeholders = vec!["?"; unique.len()].join(", ");
+        let sql = format!("SELECT id, content_hash FROM documents WHERE id IN ({placeholders})");
+        let mut query = sqlx::query_as::<_, (String, String)>(&sql);
+        for id in unique {
+            query = query.bind(id);
+        }
+        let versions: HashMap<String, String> =
+            query.fetch_all(&self.pool).await?.into_iter().collect();
         Ok(versions)
     }
 

@@ -50,15 +50,7 @@ async fn a_repeated_question_is_answered_from_the_cache_without_the_model() {
     assert_eq!(requests(&up), 2);
 
     // The hit is counted in the metrics, and it cost no tokens.
-    let metrics = app
-        .client
-        .get(app.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = app.metrics().await;
     assert!(metrics.contains("ragchat_cache_hits_total 1"), "{metrics}");
     let tokens: i64 = sqlx::query_scalar(
         "SELECT prompt_tokens + completion_tokens FROM chat_events WHERE cache_hit = 1",

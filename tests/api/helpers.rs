@@ -155,6 +155,13 @@ impl TestApp {
             .unwrap()
     }
 
+    /// The Prometheus text at `/metrics`.
+    pub async fn metrics(&self) -> String {
+        let response = self.client.get(self.url("/metrics")).send().await.unwrap();
+        assert_eq!(response.status(), 200);
+        response.text().await.unwrap()
+    }
+
     pub async fn conversations(&self) -> Vec<app::wire::ConversationSummary> {
         let response = self.post_form("/api/conversations", &[]).await;
         assert_eq!(response.status(), 200);

@@ -173,15 +173,7 @@ async fn every_turn_is_an_event_and_prometheus_counts_it() {
         assert_eq!(outcome, "stop");
     }
 
-    let metrics = app
-        .client
-        .get(app.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = app.metrics().await;
     let line = |prefix: &str| {
         metrics
             .lines()
