@@ -1,13 +1,14 @@
 #!/usr/bin/env bash
 # Installs what is missing and runs every test: formatting, lints (server and
 # WASM), the WASM dependency check, unit + integration tests (real embedded
-# model, real llama.cpp server), and end2end tests in Debian Chromium.
+# model, real llama.cpp server, a throwaway Redis for the shared rate
+# limiter), and end2end tests in Debian Chromium.
 # Idempotent. Used by CI (.ci/run).
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$ROOT"
 source scripts/setup.sh
-apt_install chromium chromium-driver
+apt_install chromium chromium-driver redis-server
 source scripts/llama-python.sh
 export RAGCHAT_LLAMA_PYTHON="$LLAMA_PYTHON"
 
@@ -20,6 +21,18 @@ cargo clippy -p ragchat -p app --target wasm32-unknown-unknown --no-default-feat
 
 say "the WASM bundle holds no server code"
 scripts/check-wasm-deps.sh
+
+# The shared rate limiter's tests run against a Redis of their own (unless
+# REDIS_URL names one): a free port, nothing written to disk, stopped on exit.
+if [[ -z "${REDIS_URL:-}" ]]; then
+  REDIS_PORT=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+  REDIS_PID_FILE=$(mktemp -u /tmp/ragchat-redis.XXXXXX.pid)
+  redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --save '' --appendonly no \
+    --daemonize yes --pidfile "$REDIS_PID_FILE" --logfile /dev/null
+  trap 'kill "$(cat "$REDIS_PID_FILE" 2>/dev/null)" 2>/dev/null || true' EXIT
+  for _ in $(seq 50); do redis-cli -p "$REDIS_PORT" ping >/dev/null 2>&1 && break; sleep 0.1; done
+  export REDIS_URL="redis://127.0.0.1:$REDIS_PORT/"
+fi
 
 say "unit and integration tests"
 cargo test --workspace --features ssr 2>&1 | tee "$CARGO_TARGET_DIR/cargo-test.log"

@@ -5,7 +5,7 @@ use crate::limits::{Decision, Quota, RateLimiter};
 use crate::store::{AccountRow, SignUpRefused, Store};
 use app::error::AppError;
 use app::ports::{AccountService, UserId};
-use app::wire::{AccountView, UserList, UserRole};
+use app::wire::{AccountView, ApiKeyView, NewApiKey, UserList, UserRole};
 use argon2::password_hash::rand_core::OsRng;
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use argon2::Argon2;
@@ -293,11 +293,129 @@ impl AccountService for AccountServiceImpl {
         tracing::info!(admin = %admin.0, user_id, disabled, "account access changed");
         Ok(())
     }
+
+    async fn api_key_account(&self, secret: &str) -> Result<AccountView, AppError> {
+        let row = match parse_api_key(secret) {
+            Some(hash) => self.store.account_for_api_key(&hash).await?,
+            None => None,
+        };
+        match row {
+            None => Err(AppError::Unauthorized(
+                "That API key is not valid (it may have been revoked).".into(),
+            )),
+            Some(row) if row.disabled => Err(AppError::Forbidden(
+                "This account has been disabled. Ask an administrator.".into(),
+            )),
+            Some(row) => Ok(view(row)),
+        }
+    }
+
+    async fn list_api_keys(&self, user: &UserId) -> Result<Vec<ApiKeyView>, AppError> {
+        Ok(self.store.api_keys(&user.0).await?)
+    }
+
+    async fn create_api_key(&self, user: &UserId, name: &str) -> Result<NewApiKey, AppError> {
+        let name = name.trim();
+        if name.is_empty() || name.chars().count() > MAX_API_KEY_NAME_CHARS {
+            return Err(AppError::BadRequest(format!(
+                "Give the key a name of 1 to {MAX_API_KEY_NAME_CHARS} characters."
+            )));
+        }
+        let is_account = self
+            .store
+            .account(&user.0)
+            .await?
+            .is_some_and(|row| row.username.is_some());
+        if !is_account {
+            return Err(AppError::Forbidden("Sign up to create API keys.".into()));
+        }
+        let secret = new_api_key_secret();
+        let prefix: String = secret.chars().take(API_KEY_PREFIX_CHARS).collect();
+        let key = self
+            .store
+            .create_api_key(&user.0, name, &prefix, &sha256_hex(&secret), MAX_API_KEYS)
+            .await?
+            .ok_or_else(|| {
+                AppError::Conflict(format!(
+                    "You have {MAX_API_KEYS} keys, the most allowed. Revoke one first."
+                ))
+            })?;
+        tracing::info!(user_id = %user.0, key_id = %key.id, prefix = %key.prefix, "API key created");
+        Ok(NewApiKey { key, secret })
+    }
+
+    async fn revoke_api_key(&self, user: &UserId, key_id: &str) -> Result<(), AppError> {
+        if !self.store.revoke_api_key(&user.0, key_id).await? {
+            return Err(AppError::NotFound);
+        }
+        tracing::info!(user_id = %user.0, key_id, "API key revoked");
+        Ok(())
+    }
+}
+
+const API_KEY_PREFIX: &str = "rck_";
+/// `rck_` and the first 8 hex digits: enough to tell a user's keys apart,
+/// far too little to guess the rest.
+const API_KEY_PREFIX_CHARS: usize = 12;
+const MAX_API_KEYS: u32 = 20;
+const MAX_API_KEY_NAME_CHARS: usize = 64;
+
+/// `rck_` and 256 random bits in hex.
+fn new_api_key_secret() -> String {
+    use argon2::password_hash::rand_core::RngCore;
+    let mut bytes = [0u8; 32];
+    OsRng.fill_bytes(&mut bytes);
+    let mut secret = String::with_capacity(API_KEY_PREFIX.len() + 64);
+    secret.push_str(API_KEY_PREFIX);
+    for b in bytes {
+        secret.push_str(&format!("{b:02x}"));
+    }
+    secret
+}
+
+/// The stored form of a well-formed key; `None` for anything else (which
+/// then matches no key without a database lookup).
+fn parse_api_key(secret: &str) -> Option<String> {
+    let hex = secret.strip_prefix(API_KEY_PREFIX)?;
+    (hex.len() == 64 && hex.bytes().all(|b| b.is_ascii_hexdigit())).then(|| sha256_hex(secret))
+}
+
+fn sha256_hex(text: &str) -> String {
+    use sha2::{Digest, Sha256};
+    Sha256::digest(text.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn api_keys_are_random_and_only_their_hash_is_looked_up() {
+        let a = new_api_key_secret();
+        let b = new_api_key_secret();
+        assert_ne!(a, b);
+        assert!(a.starts_with("rck_") && a.len() == 68, "{a}");
+        let stored = parse_api_key(&a).unwrap();
+        assert_eq!(stored.len(), 64);
+        assert!(!stored.contains(&a[4..]));
+        assert_eq!(
+            parse_api_key(&a.to_uppercase().replacen("RCK_", "rck_", 1)).map(|h| h == stored),
+            Some(false)
+        );
+        for bad in [
+            "",
+            "rck_",
+            "rck_xyz",
+            &a[..60],
+            &format!("{a}0"),
+            &a.replacen("rck_", "sk-_", 1),
+        ] {
+            assert_eq!(parse_api_key(bad), None, "{bad}");
+        }
+    }
 
     #[test]
     fn usernames_are_checked_once() {

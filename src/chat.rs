@@ -7,12 +7,13 @@ use crate::config::ChatSettings;
 use crate::events::{ChatTurnEvent, EventRecorder};
 use crate::experiments::{overrides_for, Experiment};
 use crate::ingest::chunk::TokenSpans;
+use crate::llm::roster::ModelRoster;
 use crate::llm::{ChatModel, CompletionRequest, LlmError, LlmEvent};
 use crate::prompt::{build_prompt, fit_sources, TEMPLATE_VERSION};
 use crate::retrieve::{sources_from, Retriever};
 use crate::store::{AnswerRecord, CachedAnswer, HistoryMessage, Store, StoreError};
 use app::error::AppError;
-use app::ports::{ChatService, SendMessage, UserId};
+use app::ports::{Admission, ChatService, SendMessage, UserId};
 use app::wire::{
     ChatEvent, ClientLimits, ConversationSummary, ConversationView, FinishReason, MessageStatus,
     Source, Usage,
@@ -36,7 +37,7 @@ pub struct Grounding {
 
 pub struct ChatServiceImpl {
     store: Store,
-    model: Arc<dyn ChatModel>,
+    models: Arc<ModelRoster>,
     grounding: Arc<Grounding>,
     recorder: EventRecorder,
     cache: Option<ResponseCache>,
@@ -74,7 +75,7 @@ pub struct Operations {
 impl ChatServiceImpl {
     pub fn new(
         store: Store,
-        model: Arc<dyn ChatModel>,
+        models: Arc<ModelRoster>,
         grounding: Arc<Grounding>,
         operations: Operations,
         settings: ChatSettings,
@@ -82,7 +83,7 @@ impl ChatServiceImpl {
     ) -> Self {
         Self {
             store,
-            model,
+            models,
             grounding,
             recorder: operations.recorder,
             cache: operations.cache,
@@ -106,6 +107,33 @@ impl ChatServiceImpl {
             )));
         }
         Ok(())
+    }
+
+    /// The model for this turn, and what to tell the reader about it: a
+    /// spent budget moves to the cheaper model, else the user's experiment
+    /// variant may name one, else the default. (Names were checked at start-up.)
+    fn pick_model(
+        &self,
+        admission: &Admission,
+        variant_model: Option<&str>,
+    ) -> (Arc<dyn ChatModel>, Option<String>) {
+        let named = |name: &str| self.models.get(name).cloned();
+        match admission {
+            Admission::OverBudget { model } => {
+                let model = named(model).unwrap_or_else(|| self.models.default_model().clone());
+                let notice = format!(
+                    "You have used today's token budget, so this answer comes from a smaller model ({}). Answers from the usual model resume at 00:00 UTC.",
+                    model.name()
+                );
+                (model, Some(notice))
+            }
+            Admission::Full => (
+                variant_model
+                    .and_then(named)
+                    .unwrap_or_else(|| self.models.default_model().clone()),
+                None,
+            ),
+        }
     }
 }
 
@@ -164,7 +192,9 @@ impl ChatService for ChatServiceImpl {
     ) -> Result<BoxStream<'static, ChatEvent>, AppError> {
         self.validate(&request.text)?;
         let started = Instant::now();
-        let model_name = self.model.name().to_string();
+        let overrides = overrides_for(&self.experiments, &user.0);
+        let (model, notice) = self.pick_model(&request.admission, overrides.model.as_deref());
+        let model_name = model.name().to_string();
         let turn = self
             .store
             .begin_turn(
@@ -195,7 +225,9 @@ impl ChatService for ChatServiceImpl {
                 title: turn.title.clone(),
             })
             .await;
-        let overrides = overrides_for(&self.experiments, &user.0);
+        if let Some(message) = notice {
+            let _ = tx.send(ChatEvent::Notice { message }).await;
+        }
         if let Err(e) = self
             .store
             .record_exposures(&user.0, &overrides.assignments)
@@ -205,7 +237,7 @@ impl ChatService for ChatServiceImpl {
         }
         let generation = Generation {
             store: self.store.clone(),
-            model: self.model.clone(),
+            model,
             grounding: self.grounding.clone(),
             recorder: self.recorder.clone(),
             cache: self.cache.clone(),

@@ -222,17 +222,23 @@ pub struct LlmSettings {
     pub retry_base_ms: u64,
     pub retry_max_ms: u64,
     /// Models tried in order when the primary keeps failing.
-    pub fallbacks: Vec<FallbackModel>,
+    pub fallbacks: Vec<ModelEndpoint>,
+    /// Other models by name (`[llm.models.small]`), for experiment variants
+    /// and for users whose daily token budget is spent
+    /// (`limits.over_budget_model`).
+    pub models: std::collections::HashMap<String, ModelEndpoint>,
     pub local: LocalSettings,
 }
 
-/// A model to fall back to: an OpenAI-compatible endpoint, or (without a
-/// base URL) the embedded model.
+/// A model besides the primary one: an OpenAI-compatible endpoint, or
+/// (without a base URL) an embedded model.
 #[derive(Debug, Clone, Deserialize)]
-pub struct FallbackModel {
+pub struct ModelEndpoint {
     pub base_url: Option<String>,
     pub model: Option<String>,
     pub api_key: Option<SecretString>,
+    /// Which embedded model, without a base URL (default: `llm.local.model`).
+    pub local: Option<LocalModelKind>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -342,6 +348,7 @@ impl Default for LlmSettings {
             retry_base_ms: 250,
             retry_max_ms: 8_000,
             fallbacks: Vec::new(),
+            models: Default::default(),
             local: LocalSettings::default(),
         }
     }

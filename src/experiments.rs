@@ -1,5 +1,5 @@
 //! Experiments defined in the config: weighted variants that change the
-//! system prompt, temperature or number of retrieved passages. Each user is
+//! system prompt, model, temperature or number of retrieved passages. Each user is
 //! assigned a variant per experiment by hashing the user id with the
 //! experiment's name: sticky (the same user always gets the same variant),
 //! deterministic across replicas, and independent between experiments.
@@ -20,6 +20,8 @@ pub struct Variant {
     #[serde(default = "one")]
     pub weight: u32,
     pub system_prompt: Option<String>,
+    /// A model from `[llm.models.<name>]` instead of the default one.
+    pub model: Option<String>,
     pub temperature: Option<f32>,
     pub top_k: Option<usize>,
 }
@@ -32,6 +34,8 @@ fn one() -> u32 {
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Overrides {
     pub system_prompt: Option<String>,
+    /// The name of a configured model (`[llm.models.<name>]`).
+    pub model: Option<String>,
     pub temperature: Option<f32>,
     pub top_k: Option<usize>,
     /// `experiment:variant` for every experiment the user is in.
@@ -94,6 +98,9 @@ pub fn overrides_for(experiments: &[Experiment], user_id: &str) -> Overrides {
         if variant.system_prompt.is_some() {
             out.system_prompt.clone_from(&variant.system_prompt);
         }
+        if variant.model.is_some() {
+            out.model.clone_from(&variant.model);
+        }
         if variant.temperature.is_some() {
             out.temperature = variant.temperature;
         }
@@ -120,6 +127,7 @@ mod tests {
                     name: format!("v{i}"),
                     weight,
                     system_prompt: None,
+                    model: None,
                     temperature: None,
                     top_k: None,
                 })
@@ -181,8 +189,10 @@ mod tests {
         let mut e = experiment(&[0, 1]);
         e.variants[1].temperature = Some(0.0);
         e.variants[1].top_k = Some(3);
+        e.variants[1].model = Some("small".into());
         let o = overrides_for(&[e], "anyone");
         assert_eq!(o.temperature, Some(0.0));
+        assert_eq!(o.model.as_deref(), Some("small"));
         assert_eq!(o.top_k, Some(3));
         assert_eq!(o.label().as_deref(), Some("prompt-test:v1"));
         assert_eq!(overrides_for(&[], "anyone").label(), None);

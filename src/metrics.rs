@@ -53,7 +53,7 @@ impl Metrics {
         let rate_limited = IntCounterVec::new(
             Opts::new(
                 "rate_limited_total",
-                "Requests refused by a rate limit or token budget",
+                "Chat requests refused by a rate limit (reason=rate) or a spent token budget (budget), or moved to the cheaper model by one (budget_degraded)",
             ),
             &["reason"],
         )?;

@@ -2,16 +2,53 @@
 //! browser's upload progress and for curl. Chat and the rest are Leptos server
 //! functions; uploads are not, because they are multipart and large.
 
-use app::api::identity::{admin_only, session_account};
+use app::api::identity::{admin_only, session_account, ApiKeyAccount};
 use app::error::AppError;
 use app::ports::{Services, UserId};
-use app::wire::{DocumentView, UploadOutcome};
+use app::wire::{AccountView, DocumentView, UploadOutcome};
 use axum::extract::{DefaultBodyLimit, Multipart, Path, Query};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Extension, Json, Router};
 use tower_sessions::Session;
+
+/// Who is calling these routes: the account of a valid API key (checked by
+/// the server's middleware), else the browser's session.
+pub struct Who {
+    session: Session,
+    api_key: Option<AccountView>,
+}
+
+impl<S: Send + Sync> axum::extract::FromRequestParts<S> for Who {
+    type Rejection = <Session as axum::extract::FromRequestParts<S>>::Rejection;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        state: &S,
+    ) -> Result<Self, Self::Rejection> {
+        Ok(Self {
+            session: Session::from_request_parts(parts, state).await?,
+            api_key: parts
+                .extensions
+                .get::<ApiKeyAccount>()
+                .map(|key| key.0.clone()),
+        })
+    }
+}
+
+impl Who {
+    async fn account(
+        &self,
+        services: &Services,
+        create: bool,
+    ) -> Result<Option<AccountView>, AppError> {
+        match &self.api_key {
+            Some(account) => Ok(Some(account.clone())),
+            None => session_account(&self.session, services.accounts.as_ref(), create).await,
+        }
+    }
+}
 
 /// An [`AppError`] as an HTTP response: its status and its JSON form.
 pub struct ApiError(pub AppError);
@@ -75,18 +112,18 @@ struct UploadLimits {
     max_files: usize,
 }
 
-async fn user(session: &Session, services: &Services, create: bool) -> Result<UserId, ApiError> {
-    session_account(session, services.accounts.as_ref(), create)
+async fn user(who: &Who, services: &Services, create: bool) -> Result<UserId, ApiError> {
+    who.account(services, create)
         .await?
         .map(|account| UserId(account.user_id))
         .ok_or(ApiError(AppError::NotFound))
 }
 
 async fn list(
-    session: Session,
+    who: Who,
     Extension(services): Extension<Services>,
 ) -> Result<Json<Vec<DocumentView>>, ApiError> {
-    match session_account(&session, services.accounts.as_ref(), false).await? {
+    match who.account(&services, false).await? {
         Some(account) => Ok(Json(
             services.documents.list(&UserId(account.user_id)).await?,
         )),
@@ -95,20 +132,20 @@ async fn list(
 }
 
 async fn status(
-    session: Session,
+    who: Who,
     Extension(services): Extension<Services>,
     Path(id): Path<String>,
 ) -> Result<Json<DocumentView>, ApiError> {
-    let user = user(&session, &services, false).await?;
+    let user = user(&who, &services, false).await?;
     Ok(Json(services.documents.get(&user, &id).await?))
 }
 
 async fn delete(
-    session: Session,
+    who: Who,
     Extension(services): Extension<Services>,
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
-    let user = user(&session, &services, false).await?;
+    let user = user(&who, &services, false).await?;
     services.documents.delete(&user, &id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -117,12 +154,12 @@ async fn delete(
 /// is accepted or refused on its own; the answer lists what happened to each.
 /// Status: 202 if any file was accepted, else the first refusal's status.
 async fn upload(
-    session: Session,
+    who: Who,
     Extension(services): Extension<Services>,
     Extension(limits): Extension<UploadLimits>,
     mut multipart: Multipart,
 ) -> Result<Response, ApiError> {
-    let user = user(&session, &services, true).await?;
+    let user = user(&who, &services, true).await?;
     let mut outcomes = Vec::new();
     let mut first_error: Option<AppError> = None;
     loop {
@@ -248,13 +285,13 @@ struct TimeRange {
 }
 
 async fn export(
-    session: Session,
+    who: Who,
     Extension(services): Extension<Services>,
     Extension(store): Extension<crate::store::Store>,
     Path(name): Path<String>,
     Query(range): Query<TimeRange>,
 ) -> Result<Response, ApiError> {
-    admin_only(session_account(&session, services.accounts.as_ref(), false).await?)?;
+    admin_only(who.account(&services, false).await?)?;
     let since = range.since.unwrap_or(0);
     let until = range.until.unwrap_or(i64::MAX);
     let body = match name.as_str() {

@@ -3,7 +3,7 @@
 use crate::accounts::AccountServiceImpl;
 use crate::cache::ResponseCache;
 use crate::chat::{ChatServiceImpl, Grounding, Operations, Sampling};
-use crate::config::{EmbeddingProvider, Provider, Settings};
+use crate::config::{EmbeddingProvider, LlmSettings, ModelEndpoint, Provider, Settings};
 use crate::dashboard::DashboardServiceImpl;
 use crate::documents::DocumentServiceImpl;
 use crate::embed::Embedder;
@@ -11,18 +11,20 @@ use crate::events::EventRecorder;
 use crate::feedback::FeedbackServiceImpl;
 use crate::index::VectorIndex;
 use crate::ingest::chunk::TokenSpans;
+use crate::limits::redis::RedisRateLimiter;
 use crate::limits::{ChatLimits, LocalRateLimiter, RateLimiter};
 use crate::llm::local::LocalModel;
 use crate::llm::openai::OpenAiModel;
 use crate::llm::resilient::{ResilientModel, RetryPolicy};
+use crate::llm::roster::ModelRoster;
 use crate::llm::ChatModel;
 use crate::metrics::Metrics;
 use crate::retrieve::Retriever;
 use crate::store::Store;
 use anyhow::Context;
-use app::api::identity::ClientIp;
+use app::api::identity::{ApiKeyAccount, ClientIp};
 use app::error::AppError;
-use app::ports::Services;
+use app::ports::{AccountService, Services};
 use app::{shell, App};
 use axum::body::Body;
 use axum::extract::{ConnectInfo, Request};
@@ -32,6 +34,8 @@ use axum::response::{IntoResponse, Response};
 use axum::Router;
 use leptos::prelude::*;
 use leptos_axum::{generate_route_list, LeptosRoutes};
+use secrecy::ExposeSecret;
+use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -75,37 +79,80 @@ pub async fn build_model(settings: &Settings) -> anyhow::Result<Arc<dyn ChatMode
     })
 }
 
-/// The primary model behind retries, with the configured fallbacks after it.
-pub async fn with_fallbacks(
+/// One configured model besides the primary: an OpenAI-compatible endpoint,
+/// or an embedded GGUF (loaded once per process, however often it is named).
+async fn build_endpoint(
+    llm: &LlmSettings,
+    endpoint: &ModelEndpoint,
+) -> anyhow::Result<Arc<dyn ChatModel>> {
+    Ok(match &endpoint.base_url {
+        Some(base_url) => Arc::new(OpenAiModel::new(
+            base_url,
+            endpoint.model.clone().unwrap_or_else(|| "default".into()),
+            endpoint.api_key.clone(),
+            Duration::from_secs(llm.connect_timeout_secs),
+            Duration::from_secs(llm.stall_timeout_secs.max(1)),
+        )?),
+        None => {
+            let mut local = llm.local.clone();
+            if let Some(kind) = endpoint.local.filter(|kind| *kind != local.model) {
+                local.model = kind;
+                local.model_path = None;
+            }
+            tokio::task::spawn_blocking(move || LocalModel::shared(&local)).await??
+        }
+    })
+}
+
+/// The models turns are answered by: the primary behind retries with the
+/// configured fallbacks after it, and each named model behind retries.
+/// Every model name the config uses elsewhere must be defined.
+pub async fn build_roster(
     settings: &Settings,
     primary: Arc<dyn ChatModel>,
-) -> anyhow::Result<Arc<dyn ChatModel>> {
+) -> anyhow::Result<ModelRoster> {
     let llm = &settings.llm;
-    let mut chain = vec![primary];
-    for fallback in &llm.fallbacks {
-        let model: Arc<dyn ChatModel> = match &fallback.base_url {
-            Some(base_url) => Arc::new(OpenAiModel::new(
-                base_url,
-                fallback.model.clone().unwrap_or_else(|| "default".into()),
-                fallback.api_key.clone(),
-                Duration::from_secs(llm.connect_timeout_secs),
-                Duration::from_secs(llm.stall_timeout_secs.max(1)),
-            )?),
-            None => {
-                let local = llm.local.clone();
-                tokio::task::spawn_blocking(move || LocalModel::shared(&local)).await??
-            }
-        };
-        tracing::info!(model = model.name(), "fallback model");
-        chain.push(model);
-    }
     let policy = RetryPolicy {
         max_retries: llm.max_retries,
         base_delay: Duration::from_millis(llm.retry_base_ms),
         max_delay: Duration::from_millis(llm.retry_max_ms.max(llm.retry_base_ms)),
         first_token_timeout: Duration::from_secs(llm.first_token_timeout_secs.max(1)),
     };
-    Ok(Arc::new(ResilientModel::new(chain, policy)?))
+    let mut chain = vec![primary];
+    for fallback in &llm.fallbacks {
+        let model = build_endpoint(llm, fallback).await?;
+        tracing::info!(model = model.name(), "fallback model");
+        chain.push(model);
+    }
+    let mut named: HashMap<String, Arc<dyn ChatModel>> = HashMap::new();
+    for (name, endpoint) in &llm.models {
+        let model = build_endpoint(llm, endpoint)
+            .await
+            .with_context(|| format!("loading the model [llm.models.{name}]"))?;
+        tracing::info!(name, model = model.name(), "named model");
+        named.insert(
+            name.clone(),
+            Arc::new(ResilientModel::new(vec![model], policy)?),
+        );
+    }
+    let roster = ModelRoster::new(Arc::new(ResilientModel::new(chain, policy)?), named);
+    if let Some(name) = &settings.limits.over_budget_model {
+        roster.require(name, "limits.over_budget_model")?;
+    }
+    for experiment in &settings.experiments {
+        for variant in &experiment.variants {
+            if let Some(name) = &variant.model {
+                roster.require(
+                    name,
+                    &format!(
+                        "variant {:?} of experiment {:?}",
+                        variant.name, experiment.name
+                    ),
+                )?;
+            }
+        }
+    }
+    Ok(roster)
 }
 
 /// The embedding backend, and the tokenizer chunks are sized with.
@@ -188,7 +235,7 @@ impl Application {
         settings: Settings,
         model: Arc<dyn ChatModel>,
     ) -> anyhow::Result<Self> {
-        let model = with_fallbacks(&settings, model).await?;
+        let models = Arc::new(build_roster(&settings, model).await?);
         let store = Store::open(&settings.data_dir)
             .await
             .with_context(|| format!("opening the database in {}", settings.data_dir.display()))?;
@@ -235,7 +282,7 @@ impl Application {
         let recorder = EventRecorder::new(store.clone(), metrics.clone());
         let chat = ChatServiceImpl::new(
             store.clone(),
-            model,
+            models,
             grounding,
             Operations {
                 recorder,
@@ -248,7 +295,19 @@ impl Application {
                 temperature: settings.llm.temperature,
             },
         );
-        let limiter: Arc<dyn RateLimiter> = Arc::new(LocalRateLimiter::new());
+        let limiter: Arc<dyn RateLimiter> = match &settings.limits.redis_url {
+            Some(url) => {
+                tracing::info!("rate limits kept in Redis, shared by every replica");
+                Arc::new(
+                    RedisRateLimiter::connect(
+                        url.expose_secret(),
+                        &settings.limits.redis_key_prefix,
+                    )
+                    .await?,
+                )
+            }
+            None => Arc::new(LocalRateLimiter::new()),
+        };
         let accounts =
             AccountServiceImpl::new(store.clone(), limiter.clone(), settings.auth.allow_guests)?;
         let limits = ChatLimits::new(
@@ -342,6 +401,7 @@ fn router(
     client_ip_header: Option<String>,
 ) -> Router {
     let routes = generate_route_list(App);
+    let accounts = services.accounts.clone();
     // `leptos_routes_with_context` also mounts every server function (under
     // /api), with the same context.
     let context = move || provide_context(services.clone());
@@ -355,6 +415,7 @@ fn router(
             context, shell,
         ))
         .layer(middleware::from_fn(error_status))
+        .layer(middleware::from_fn_with_state(accounts, api_key_identity))
         .layer(sessions)
         .layer(middleware::from_fn(move |req: Request, next: Next| {
             client_ip(client_ip_header.clone(), req, next)
@@ -384,6 +445,32 @@ async fn error_status(req: Request, next: Next) -> Response {
         crate::routes::error_status_and_headers(&error, &mut response);
     }
     response
+}
+
+/// Requests with `Authorization: Bearer <API key>` act as the key's account,
+/// checked on every request (a revoked key or a disabled account stops
+/// working at once); a bad key is refused here rather than treated as a
+/// sessionless browser.
+async fn api_key_identity(
+    axum::extract::State(accounts): axum::extract::State<Arc<dyn AccountService>>,
+    mut req: Request,
+    next: Next,
+) -> Response {
+    let bearer = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.strip_prefix("Bearer "))
+        .map(|secret| secret.trim().to_owned());
+    if let Some(secret) = bearer {
+        match accounts.api_key_account(&secret).await {
+            Ok(account) => {
+                req.extensions_mut().insert(ApiKeyAccount(account));
+            }
+            Err(refused) => return crate::routes::ApiError(refused).into_response(),
+        }
+    }
+    next.run(req).await
 }
 
 /// Records the client's address for rate limits: the peer, or the first

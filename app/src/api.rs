@@ -2,8 +2,8 @@
 
 use crate::error::AppError;
 use crate::wire::{
-    AccountView, ClientLimits, ConversationSummary, ConversationView, Dashboard, DocumentView,
-    Rating, SessionView, UserList, UserRole,
+    AccountView, ApiKeyView, ClientLimits, ConversationSummary, ConversationView, Dashboard,
+    DocumentView, NewApiKey, Rating, SessionView, UserList, UserRole,
 };
 use leptos::prelude::*;
 use server_fn::codec::{ByteStream, Json, Streaming};
@@ -24,6 +24,12 @@ pub mod identity {
     #[derive(Debug, Clone, Copy, PartialEq, Eq)]
     pub struct ClientIp(pub IpAddr);
 
+    /// The account of a request that came with a valid API key
+    /// (`Authorization: Bearer …`), put into its extensions by the server.
+    /// Such a request never uses (or creates) a session.
+    #[derive(Debug, Clone, PartialEq, Eq)]
+    pub struct ApiKeyAccount(pub AccountView);
+
     pub fn services() -> Services {
         expect_context::<Services>()
     }
@@ -40,10 +46,24 @@ pub mod identity {
             .and_then(|parts| parts.extensions.get::<ClientIp>().map(|ip| ip.0))
     }
 
-    /// The account (or guest) of this browser, if it has one. With `create`, a
-    /// browser without one becomes a new guest (if guests are allowed).
+    /// The account (or guest) of this browser or API key, if it has one.
+    /// With `create`, a browser without one becomes a new guest (if guests
+    /// are allowed).
     pub async fn current_account(create: bool) -> Result<Option<AccountView>, AppError> {
+        let api_key = use_context::<http::request::Parts>()
+            .and_then(|parts| parts.extensions.get::<ApiKeyAccount>().cloned());
+        if let Some(ApiKeyAccount(account)) = api_key {
+            return Ok(Some(account));
+        }
         session_account(&session().await?, services().accounts.as_ref(), create).await
+    }
+
+    /// The signed-in account (not a guest) making this request.
+    pub async fn require_account() -> Result<UserId, AppError> {
+        match current_account(false).await? {
+            Some(account) if account.username.is_some() => Ok(UserId(account.user_id)),
+            _ => Err(AppError::Unauthorized("Sign in first.".into())),
+        }
     }
 
     pub async fn current_user(create: bool) -> Result<Option<UserId>, AppError> {
@@ -174,6 +194,32 @@ pub async fn log_out() -> Result<(), AppError> {
     })
 }
 
+/// The account's API keys (without their secrets).
+#[server(prefix = "/api", endpoint = "keys")]
+pub async fn list_api_keys() -> Result<Vec<ApiKeyView>, AppError> {
+    let user = identity::require_account().await?;
+    identity::services().accounts.list_api_keys(&user).await
+}
+
+/// Makes an API key; the answer holds its secret, shown this once.
+#[server(prefix = "/api", endpoint = "keys/create")]
+pub async fn create_api_key(name: String) -> Result<NewApiKey, AppError> {
+    let user = identity::require_account().await?;
+    identity::services()
+        .accounts
+        .create_api_key(&user, &name)
+        .await
+}
+
+#[server(prefix = "/api", endpoint = "keys/revoke")]
+pub async fn revoke_api_key(id: String) -> Result<(), AppError> {
+    let user = identity::require_account().await?;
+    identity::services()
+        .accounts
+        .revoke_api_key(&user, &id)
+        .await
+}
+
 /// Admin: every account, with activity.
 #[server(prefix = "/api", endpoint = "admin/users")]
 pub async fn list_users() -> Result<UserList, AppError> {
@@ -245,7 +291,7 @@ pub async fn send_message(
     // The session cookie must be written before the streamed response head goes out.
     let caller = identity::caller(true).await?.ok_or(AppError::Internal)?;
     let services = identity::services();
-    services.limits.admit_chat(&caller).await?;
+    let admission = services.limits.admit_chat(&caller).await?;
     let events = services
         .chat
         .send(
@@ -253,6 +299,7 @@ pub async fn send_message(
             SendMessage {
                 conversation_id,
                 text,
+                admission,
             },
         )
         .await?;

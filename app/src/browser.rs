@@ -30,6 +30,16 @@ pub fn now_ms() -> f64 {
     0.0
 }
 
+/// This site's origin (`http://host:port`), for examples shown to the user
+/// (a placeholder on the server, replaced when the page hydrates).
+pub fn origin() -> String {
+    #[cfg(feature = "hydrate")]
+    if let Some(origin) = web_sys::window().and_then(|w| w.location().origin().ok()) {
+        return origin;
+    }
+    "http://127.0.0.1:3000".to_owned()
+}
+
 /// Copies text to the clipboard (best effort: the browser may refuse).
 pub fn copy_text(text: &str) {
     #[cfg(feature = "hydrate")]

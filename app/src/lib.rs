@@ -16,6 +16,7 @@ use components::admin::UsersPage;
 use components::chat::{ChatPage, ChatState};
 use components::dashboard::DashboardPage;
 use components::documents::DocumentsPage;
+use components::keys::ApiKeysPage;
 use components::message::OpenSource;
 use components::sidebar::Sidebar;
 use components::uploads::UploadState;
@@ -77,6 +78,7 @@ pub fn App() -> impl IntoView {
                         <Route path=path!("/signup") view=SignupPage />
                         <Route path=path!("/admin") view=DashboardPage />
                         <Route path=path!("/admin/users") view=UsersPage />
+                        <Route path=path!("/keys") view=ApiKeysPage />
                     </Routes>
                 </main>
             </div>

@@ -3,8 +3,8 @@
 
 use crate::error::AppError;
 use crate::wire::{
-    AccountView, ChatEvent, ClientLimits, ConversationSummary, ConversationView, Dashboard,
-    DocumentView, Rating, UserList, UserRole,
+    AccountView, ApiKeyView, ChatEvent, ClientLimits, ConversationSummary, ConversationView,
+    Dashboard, DocumentView, NewApiKey, Rating, UserList, UserRole,
 };
 use futures::stream::BoxStream;
 use std::sync::Arc;
@@ -58,6 +58,26 @@ pub trait AccountService: Send + Sync + 'static {
         user_id: &str,
         disabled: bool,
     ) -> Result<(), AppError>;
+    /// The account behind an API key (`Authorization: Bearer …`), read on
+    /// every request: an unknown or revoked key is `Unauthorized`, a
+    /// disabled account's key `Forbidden`.
+    async fn api_key_account(&self, secret: &str) -> Result<AccountView, AppError>;
+    async fn list_api_keys(&self, user: &UserId) -> Result<Vec<ApiKeyView>, AppError>;
+    /// Makes a key for an account (guests get `Forbidden`); its secret is
+    /// returned this once.
+    async fn create_api_key(&self, user: &UserId, name: &str) -> Result<NewApiKey, AppError>;
+    /// Revokes one of the user's keys; anyone else's is `NotFound`.
+    async fn revoke_api_key(&self, user: &UserId, key_id: &str) -> Result<(), AppError>;
+}
+
+/// How a chat request was admitted.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum Admission {
+    #[default]
+    Full,
+    /// The user's daily token budget is spent: the answer comes from this
+    /// cheaper model (a name under `[llm.models]`) until the budget renews.
+    OverBudget { model: String },
 }
 
 /// Per-user request rates and token budgets.
@@ -65,7 +85,7 @@ pub trait AccountService: Send + Sync + 'static {
 pub trait UsageLimits: Send + Sync + 'static {
     /// Admits one chat request, or refuses it with `RateLimited` (and when to
     /// retry).
-    async fn admit_chat(&self, caller: &Caller) -> Result<(), AppError>;
+    async fn admit_chat(&self, caller: &Caller) -> Result<Admission, AppError>;
 }
 
 /// Votes on answers, kept with what the answer was made from.
@@ -95,6 +115,7 @@ pub struct SendMessage {
     /// `None` starts a new conversation.
     pub conversation_id: Option<String>,
     pub text: String,
+    pub admission: Admission,
 }
 
 #[async_trait::async_trait]

@@ -14,6 +14,9 @@ pub enum ChatEvent {
         model: String,
         title: String,
     },
+    /// Something the reader should know about this answer (e.g. that it comes
+    /// from a smaller model because today's token budget is spent).
+    Notice { message: String },
     /// The model is busy with other chats; this one waits at `position`.
     Queued { position: usize },
     /// The passages retrieved for this question, numbered as the model sees them.
@@ -324,6 +327,26 @@ pub struct UserSummary {
     pub documents: u64,
     /// Prompt + completion tokens since 00:00 UTC.
     pub tokens_today: u64,
+}
+
+/// An API key as its owner sees it (the secret is shown once, at creation).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ApiKeyView {
+    pub id: String,
+    pub name: String,
+    /// The start of the secret, to tell keys apart.
+    pub prefix: String,
+    /// Milliseconds since the Unix epoch.
+    pub created_at: i64,
+    /// To the minute.
+    pub last_used_at: Option<i64>,
+}
+
+/// A key just made: the only time its secret is shown.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NewApiKey {
+    pub key: ApiKeyView,
+    pub secret: String,
 }
 
 /// The admin's user list.

@@ -1,6 +1,7 @@
 // Accounts and limits in the browser: the first account is admin and sees the
-// user list; a rate-limited message shows a countdown and the composer comes
-// back when it ends.
+// user list; API keys are made and revoked in the browser and used from a
+// script; a rate-limited message shows a countdown and the composer comes
+// back when it ends; a spent budget moves to the smaller model and says so.
 const { test, expect } = require('@playwright/test');
 const { startApp, startScriptedUpstream } = require('./helpers');
 
@@ -97,6 +98,78 @@ test.describe('accounts', () => {
     await expect(page).toHaveURL(/hours=168/);
     await expect(row).toBeVisible();
     await page.screenshot({ path: 'test-results/dashboard.png', fullPage: true });
+  });
+
+  test('an API key made in the browser works from a script until it is revoked', async ({ page, playwright }) => {
+    await page.goto(`${app.url}/login`);
+    await page.getByLabel('Username').fill('ada');
+    await page.getByLabel('Password').fill('correct horse');
+    await page.getByRole('button', { name: 'Sign in' }).click();
+    await page.locator('.account').getByRole('link', { name: 'API keys' }).click();
+    await expect(page.getByRole('heading', { name: 'API keys' })).toBeVisible();
+    await expect(page.getByText('No keys yet.')).toBeVisible();
+    await page.getByLabel('Name').fill('report script');
+    await page.getByRole('button', { name: 'Create key' }).click();
+    const secret = (await page.locator('.new-key .secret').innerText()).trim();
+    expect(secret).toMatch(/^rck_[0-9a-f]{64}$/);
+    await expect(page.locator('.new-key .example')).toContainText(`Bearer ${secret}`);
+    const row = page.locator('tr.api-key[data-name="report script"]');
+    await expect(row).toContainText(secret.slice(0, 12));
+    await expect(row).not.toContainText(secret.slice(12));
+    await page.screenshot({ path: 'test-results/api-keys.png' });
+
+    // A script (no cookies) chats as ada with the key.
+    const script = await playwright.request.newContext({
+      extraHTTPHeaders: { Authorization: `Bearer ${secret}` },
+    });
+    const chat = await script.post(`${app.url}/api/chat`, { data: { text: 'Asked by a script' } });
+    expect(chat.status()).toBe(200);
+    expect(await chat.text()).toContain('here');
+    await page.goto(app.url);
+    await expect(page.locator('.conversation-list')).toContainText('Asked by a script');
+
+    await page.locator('.account').getByRole('link', { name: 'API keys' }).click();
+    await page.getByRole('button', { name: 'Revoke report script' }).click();
+    await expect(page.getByText('No keys yet.')).toBeVisible();
+    const refused = await script.post(`${app.url}/api/conversations`);
+    expect(refused.status()).toBe(401);
+    await script.dispose();
+  });
+});
+
+test.describe('budgets', () => {
+  let main;
+  let small;
+  let app;
+  test.beforeAll(async () => {
+    main = await startScriptedUpstream(['From the', ' main model.']);
+    small = await startScriptedUpstream(['From the', ' small model.']);
+    app = await startApp({
+      APP__LLM__BASE_URL: main.baseUrl,
+      APP__LLM__MODEL: 'main-model',
+      APP__LLM__MODELS__SMALL__BASE_URL: small.baseUrl,
+      APP__LLM__MODELS__SMALL__MODEL: 'small-model',
+      APP__LIMITS__OVER_BUDGET_MODEL: 'small',
+      // The scripted upstream reports 15 tokens an answer.
+      APP__LIMITS__GUEST__TOKENS_PER_DAY: '15',
+    });
+  });
+  test.afterAll(() => { app && app.stop(); main && main.stop(); small && small.stop(); });
+
+  test('a spent budget moves to the smaller model and the answer says so', async ({ page }) => {
+    await page.goto(app.url);
+    await send(page, 'first question');
+    const first = page.locator('article.message.assistant').last();
+    await expect(first.locator('.meta')).toContainText('tokens');
+    await expect(first).toContainText('From the main model.');
+    await expect(first.locator('.answer-note')).toHaveCount(0);
+    await send(page, 'second question');
+    const second = page.locator('article.message.assistant').nth(1);
+    await expect(second.locator('.meta')).toContainText('tokens');
+    await expect(second).toContainText('From the small model.');
+    await expect(second.locator('.answer-note')).toContainText("today's token budget");
+    await expect(second.locator('.meta')).toContainText('small-model');
+    await page.screenshot({ path: 'test-results/over-budget.png' });
   });
 });
 

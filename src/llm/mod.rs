@@ -4,6 +4,7 @@
 pub mod local;
 pub mod openai;
 pub mod resilient;
+pub mod roster;
 
 use app::wire::FinishReason;
 use futures::stream::BoxStream;

@@ -37,7 +37,7 @@ fn role_from(s: &str) -> Result<UserRole, StoreError> {
     UserRole::parse(s).ok_or_else(|| StoreError::Corrupt(format!("unknown role {s:?}")))
 }
 
-fn account_from(row: &sqlx::sqlite::SqliteRow) -> Result<AccountRow, StoreError> {
+pub(super) fn account_from(row: &sqlx::sqlite::SqliteRow) -> Result<AccountRow, StoreError> {
     Ok(AccountRow {
         id: row.try_get("id")?,
         username: row.try_get("username")?,

@@ -1,6 +1,7 @@
 //! SQLite persistence for users, conversations, messages and documents.
 
 mod accounts;
+mod api_keys;
 mod documents;
 mod feedback;
 

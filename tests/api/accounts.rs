@@ -3,7 +3,7 @@
 
 use crate::faults::{upstream, Behaviour};
 use crate::helpers::{client, spawn_app_http, TestApp};
-use app::wire::{AccountView, SessionView, UserList, UserRole};
+use app::wire::{AccountView, ApiKeyView, NewApiKey, SessionView, UserList, UserRole};
 
 async fn sign_up(app: &TestApp, username: &str, password: &str) -> reqwest::Response {
     app.post_form(
@@ -342,4 +342,142 @@ async fn cross_site_writes_are_refused() {
         .await
         .unwrap();
     assert_eq!(count, 1);
+}
+
+/// A client with no cookies that sends `key` as a bearer token.
+fn with_key(app: &TestApp, key: &str) -> impl Fn(&str) -> reqwest::RequestBuilder {
+    let client = reqwest::Client::new();
+    let base = app.url("");
+    let auth = format!("Bearer {key}");
+    move |path: &str| {
+        client
+            .post(format!("{base}{path}"))
+            .header("authorization", auth.clone())
+    }
+}
+
+#[tokio::test]
+async fn api_keys_work_without_a_session_and_stop_when_revoked_or_disabled() {
+    let mut app = chat_app().await;
+    assert_eq!(sign_up(&app, "ada", "correct horse").await.status(), 200);
+    let admin = std::mem::replace(&mut app.client, client());
+
+    // Guests can't make keys.
+    app.chat(None, "a guest's question").await;
+    let refused = app
+        .post_form("/api/keys/create", &[("name", "script")])
+        .await;
+    assert_eq!(refused.status(), 401);
+
+    assert_eq!(sign_up(&app, "bob", "battery staple").await.status(), 200);
+    let made: NewApiKey = app
+        .post_form("/api/keys/create", &[("name", "nightly script")])
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert!(made.secret.starts_with(&made.key.prefix));
+    let listed: Vec<ApiKeyView> = app.post_form("/api/keys", &[]).await.json().await.unwrap();
+    assert_eq!(listed, std::slice::from_ref(&made.key));
+    let stored: Vec<(String, String)> =
+        sqlx::query_as("SELECT prefix, secret_sha256 FROM api_keys")
+            .fetch_all(&app.db())
+            .await
+            .unwrap();
+    assert_eq!(stored.len(), 1);
+    assert!(
+        !stored[0].1.contains(&made.secret[4..]),
+        "only a hash is kept"
+    );
+
+    // The key alone (no cookie) chats, lists and uploads as bob, and never
+    // gets a session.
+    let bob = with_key(&app, &made.secret);
+    let chatted = bob("/api/chat")
+        .json(&serde_json::json!({ "text": "asked from a script" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(chatted.status(), 200);
+    assert!(chatted.headers().get("set-cookie").is_none());
+    let events = crate::helpers::read_events(chatted).await;
+    assert_eq!(crate::helpers::answer_text(&events), "fine");
+    let listed: Vec<app::wire::ConversationSummary> = bob("/api/conversations")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    // Bob's chats: the one he had as a guest, and the script's.
+    let titles: Vec<&str> = listed.iter().map(|c| c.title.as_str()).collect();
+    assert_eq!(titles, ["asked from a script", "a guest's question"]);
+    let whoami: SessionView = bob("/api/session")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(whoami.account.unwrap().username.as_deref(), Some("bob"));
+    let documents = reqwest::Client::new()
+        .get(app.url("/api/documents"))
+        .bearer_auth(&made.secret)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(documents.status(), 200);
+
+    // A wrong key is refused, not treated as a new guest.
+    let wrong = with_key(&app, &made.secret.replace(&made.secret[10..14], "0000"));
+    let refused = wrong("/api/chat")
+        .json(&serde_json::json!({ "text": "hi" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), 401);
+    assert_eq!(error_kind(refused).await, "unauthorized");
+
+    // Disabling bob stops his key on the next request; enabling restores it.
+    let bob_id = session(&app).await.account.unwrap().user_id;
+    let set = |disabled: &'static str| {
+        admin
+            .post(app.url("/api/admin/set_disabled"))
+            .form(&[("user_id", bob_id.as_str()), ("disabled", disabled)])
+            .send()
+    };
+    assert_eq!(set("true").await.unwrap().status(), 200);
+    let refused = bob("/api/conversations").send().await.unwrap();
+    assert_eq!(refused.status(), 403);
+    let refused = reqwest::Client::new()
+        .get(app.url("/api/documents"))
+        .bearer_auth(&made.secret)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), 403);
+    assert_eq!(set("false").await.unwrap().status(), 200);
+    assert_eq!(
+        bob("/api/conversations").send().await.unwrap().status(),
+        200
+    );
+
+    // Only bob can revoke it; then it stops working.
+    let foreign = admin
+        .post(app.url("/api/keys/revoke"))
+        .form(&[("id", made.key.id.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(foreign.status(), 404);
+    let revoked = app
+        .post_form("/api/keys/revoke", &[("id", made.key.id.as_str())])
+        .await;
+    assert_eq!(revoked.status(), 200);
+    assert_eq!(
+        bob("/api/conversations").send().await.unwrap().status(),
+        401
+    );
+    let listed: Vec<ApiKeyView> = app.post_form("/api/keys", &[]).await.json().await.unwrap();
+    assert!(listed.is_empty());
 }

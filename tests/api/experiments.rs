@@ -4,6 +4,7 @@
 
 use crate::faults::{upstream, Behaviour};
 use crate::helpers::{client, spawn_app_http, started};
+use ragchat::config::ModelEndpoint;
 use ragchat::experiments::{Experiment, Variant};
 
 fn tone_experiment() -> Experiment {
@@ -11,6 +12,7 @@ fn tone_experiment() -> Experiment {
         name: name.into(),
         weight: 1,
         system_prompt: system_prompt.map(Into::into),
+        model: None,
         temperature,
         top_k: None,
     };
@@ -131,4 +133,89 @@ async fn users_keep_their_variant_and_the_model_gets_its_settings() {
     assert!(control.p_value.is_none());
     let p = pirate.p_value.unwrap();
     assert!(p < 0.001, "all up vs all down is significant: {p}");
+}
+
+#[tokio::test]
+async fn a_variant_can_switch_the_model() {
+    let main = upstream(Behaviour::Stream {
+        tokens: vec!["main"],
+        usage: true,
+    })
+    .await;
+    let small = upstream(Behaviour::Stream {
+        tokens: vec!["small"],
+        usage: true,
+    })
+    .await;
+    let mut app = spawn_app_http(&main.base_url, |s| {
+        s.llm.models.insert(
+            "small".into(),
+            ModelEndpoint {
+                base_url: Some(small.base_url.clone()),
+                model: Some("small-model".into()),
+                api_key: None,
+                local: None,
+            },
+        );
+        s.experiments = vec![Experiment {
+            name: "model".into(),
+            variants: vec![
+                Variant {
+                    name: "control".into(),
+                    weight: 1,
+                    system_prompt: None,
+                    model: None,
+                    temperature: None,
+                    top_k: None,
+                },
+                Variant {
+                    name: "small".into(),
+                    weight: 1,
+                    system_prompt: None,
+                    model: Some("small".into()),
+                    temperature: None,
+                    top_k: None,
+                },
+            ],
+        }];
+    })
+    .await;
+    let mut on_small = 0;
+    for user in 0..12 {
+        app.client = client();
+        let mut answers = Vec::new();
+        for turn in 0..2 {
+            let events = app
+                .chat(None, &format!("question {turn} of user {user}"))
+                .await;
+            answers.push(crate::helpers::answer_text(&events));
+        }
+        assert_eq!(answers[0], answers[1], "sticky per user");
+        if answers[0] == "small" {
+            on_small += 1;
+        }
+    }
+    assert!((1..12).contains(&on_small), "both variants get users");
+    assert_eq!(small.seen.lock().unwrap().requests.len(), 2 * on_small);
+    let by_variant: Vec<(String, String, i64)> = sqlx::query_as(
+        "SELECT variant, model, COUNT(*) FROM chat_events GROUP BY variant, model ORDER BY variant",
+    )
+    .fetch_all(&app.db())
+    .await
+    .unwrap();
+    assert_eq!(
+        by_variant,
+        [
+            (
+                "model:control".to_string(),
+                "test-model".to_string(),
+                2 * (12 - on_small as i64)
+            ),
+            (
+                "model:small".to_string(),
+                "small-model".to_string(),
+                2 * on_small as i64
+            ),
+        ]
+    );
 }

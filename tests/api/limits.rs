@@ -1,7 +1,9 @@
 //! Per-user rate limits and token budgets on the chat.
 
 use crate::faults::{upstream, Behaviour};
-use crate::helpers::{client, spawn_app_http};
+use crate::helpers::{answer_text, client, spawn_app_http};
+use app::wire::ChatEvent;
+use ragchat::config::ModelEndpoint;
 use std::time::Duration;
 
 fn answer() -> Behaviour {
@@ -108,4 +110,116 @@ async fn a_spent_token_budget_blocks_until_the_day_is_over() {
     let body: serde_json::Value = refused.json().await.unwrap();
     let message = body["message"]["message"].as_str().unwrap();
     assert!(message.contains("budget of 40 tokens"), "{message}");
+}
+
+#[tokio::test]
+async fn a_spent_budget_moves_to_the_cheaper_model_and_says_so() {
+    let main = upstream(Behaviour::Stream {
+        tokens: vec!["From the main model."],
+        usage: true,
+    })
+    .await;
+    let small = upstream(Behaviour::Stream {
+        tokens: vec!["From the small model."],
+        usage: true,
+    })
+    .await;
+    let app = spawn_app_http(&main.base_url, |s| {
+        s.limits.guest.tokens_per_day = 40;
+        s.llm.models.insert(
+            "small".into(),
+            ModelEndpoint {
+                base_url: Some(small.base_url.clone()),
+                model: Some("small-model".into()),
+                api_key: None,
+                local: None,
+            },
+        );
+        s.limits.over_budget_model = Some("small".into());
+    })
+    .await;
+    let notice = |events: &[ChatEvent]| {
+        events.iter().find_map(|e| match e {
+            ChatEvent::Notice { message } => Some(message.clone()),
+            _ => None,
+        })
+    };
+    for question in ["one", "two"] {
+        let events = app.chat(None, question).await;
+        assert_eq!(answer_text(&events), "From the main model.");
+        assert_eq!(notice(&events), None);
+    }
+    // 48 tokens used of 40: answered, by the small model, and the reader is told.
+    let events = app.chat(None, "three").await;
+    assert_eq!(answer_text(&events), "From the small model.");
+    let ChatEvent::Start { model, .. } = &events[0] else {
+        panic!("{events:?}")
+    };
+    assert_eq!(model, "small-model");
+    let notice = notice(&events).expect("a notice");
+    assert!(
+        notice.contains("today's token budget") && notice.contains("small-model"),
+        "{notice}"
+    );
+    assert_eq!(small.seen.lock().unwrap().requests.len(), 1);
+    assert_eq!(main.seen.lock().unwrap().requests.len(), 2);
+    let stored: Vec<String> = sqlx::query_scalar(
+        "SELECT model FROM messages WHERE role = 'assistant' ORDER BY created_at",
+    )
+    .fetch_all(&app.db())
+    .await
+    .unwrap();
+    assert_eq!(stored, ["test-model", "test-model", "small-model"]);
+    let metrics = app.metrics().await;
+    assert!(
+        metrics.contains("ragchat_rate_limited_total{reason=\"budget_degraded\"} 1"),
+        "{metrics}"
+    );
+}
+
+#[tokio::test]
+async fn a_model_name_the_config_does_not_define_stops_the_start() {
+    let up = upstream(answer()).await;
+    let temp = tempfile::TempDir::new().unwrap();
+    let mut settings = crate::helpers::test_settings(temp.path());
+    settings.llm.base_url = Some(up.base_url.clone());
+    settings.limits.over_budget_model = Some("tiny".into());
+    let error = match ragchat::startup::Application::build(settings).await {
+        Ok(_) => panic!("an undefined model name must not start"),
+        Err(e) => format!("{e:#}"),
+    };
+    assert!(
+        error.contains("limits.over_budget_model") && error.contains("\"tiny\""),
+        "{error}"
+    );
+}
+
+#[tokio::test]
+async fn replicas_sharing_a_redis_share_the_limits() {
+    let Ok(redis_url) = std::env::var("REDIS_URL") else {
+        println!("SKIP replicas_sharing_a_redis_share_the_limits: REDIS_URL is not set");
+        return;
+    };
+    let up = upstream(answer()).await;
+    let prefix = format!("ragchat-test:{}:", uuid::Uuid::new_v4());
+    let replica = || {
+        let (url, prefix) = (redis_url.clone(), prefix.clone());
+        spawn_app_http(&up.base_url, move |s| {
+            s.limits.redis_url = Some(url.into());
+            s.limits.redis_key_prefix = prefix;
+            s.limits.guest.requests_per_minute = 2;
+            s.limits.guest.burst = 2;
+        })
+    };
+    let (a, b) = (replica().await, replica().await);
+    a.chat(None, "one, on replica a").await;
+    b.chat(None, "two, on replica b").await;
+    // The guest's address has used its burst on the two replicas together.
+    for app in [&a, &b] {
+        let refused = app.send_raw(None, "three").await;
+        assert_eq!(refused.status(), 429);
+        let body: serde_json::Value = refused.json().await.unwrap();
+        let wait_ms = body["message"]["retry_after_ms"].as_u64().unwrap();
+        assert!((25_000..=30_000).contains(&wait_ms), "{wait_ms}");
+    }
 }

@@ -130,6 +130,9 @@ pub fn AccountMenu(open: RwSignal<bool>) -> impl IntoView {
                                                 </A>
                                             }
                                         })}
+                                    <A href="/keys" attr:class="nav-link" on:click=close>
+                                        "API keys"
+                                    </A>
                                     <div class="account-row">
                                         <span class="account-name" title="Signed in">
                                             {name}

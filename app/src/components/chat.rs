@@ -205,6 +205,10 @@ impl ChatState {
                 self.streaming_id.set(Some(message_id));
                 false
             }
+            ChatEvent::Notice { message } => {
+                answer.notice.set(Some(message));
+                false
+            }
             ChatEvent::Queued { position } => {
                 answer.status.set(UiStatus::Waiting { position });
                 false

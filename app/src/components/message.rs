@@ -35,6 +35,9 @@ pub struct UiMessage {
     pub status: RwSignal<UiStatus>,
     pub error: RwSignal<Option<String>>,
     pub meta: RwSignal<Option<String>>,
+    /// A note from the server about this answer (e.g. a smaller model
+    /// because the day's budget is spent).
+    pub notice: RwSignal<Option<String>>,
     /// For a failed answer: the question to ask again.
     pub retry: RwSignal<Option<String>>,
     /// The passages the answer is grounded in.
@@ -54,6 +57,7 @@ impl UiMessage {
             status: RwSignal::new(status),
             error: RwSignal::new(None),
             meta: RwSignal::new(None),
+            notice: RwSignal::new(None),
             retry: RwSignal::new(None),
             sources: RwSignal::new(Vec::new()),
             server_id: RwSignal::new(None),
@@ -128,6 +132,7 @@ pub fn MessageBubble(
         status,
         error,
         meta,
+        notice,
         retry,
         sources,
         server_id,
@@ -185,6 +190,7 @@ pub fn MessageBubble(
             aria-label=if is_user { "Your message" } else { "Answer" }
         >
             <div class="bubble">
+                {move || notice.get().map(|n| view! { <p class="answer-note" role="note">{n}</p> })}
                 {body}
                 {status_line}
                 {move || {

@@ -4,6 +4,7 @@ pub mod chat;
 pub mod composer;
 pub mod dashboard;
 pub mod documents;
+pub mod keys;
 pub mod message;
 pub mod sidebar;
 pub mod uploads;

@@ -5,14 +5,16 @@
 //! `TAT - now <= tolerance`, and then moves the TAT on by one emission
 //! interval. This gives a burst of `burst` requests, refilled at
 //! `per_minute`, and an exact time at which the next request is allowed,
-//! which becomes `Retry-After`. The state is one instant per key, so a shared
-//! store (Redis, one `SET` per request in a script) can hold it for many app
-//! replicas behind the same [`RateLimiter`] trait.
+//! which becomes `Retry-After`. The state is one instant per key: in this
+//! process ([`LocalRateLimiter`]) or, for many app replicas, in Redis
+//! ([`redis::RedisRateLimiter`]), behind the same [`RateLimiter`] trait.
+
+pub mod redis;
 
 use crate::metrics::Metrics;
 use crate::store::Store;
 use app::error::AppError;
-use app::ports::{Caller, UsageLimits};
+use app::ports::{Admission, Caller, UsageLimits};
 use app::wire::UserRole;
 use parking_lot::Mutex;
 use std::collections::HashMap;
@@ -131,17 +133,27 @@ impl Default for RoleLimits {
 }
 
 /// Limits per role (`[limits.guest]`, `[limits.user]`, `[limits.admin]`).
-#[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize)]
+#[derive(Debug, Clone, serde::Deserialize)]
 #[serde(default)]
 pub struct LimitSettings {
+    /// Keep the limiter's state in this Redis (`redis://host:6379/`), shared
+    /// by every replica; unset: in this process.
+    pub redis_url: Option<secrecy::SecretString>,
+    /// Prefix of the limiter's Redis keys (apps sharing one Redis differ here).
+    pub redis_key_prefix: String,
     pub guest: RoleLimits,
     pub user: RoleLimits,
     pub admin: RoleLimits,
+    /// With a spent token budget, answer with this model (a name under
+    /// `[llm.models]`) instead of refusing until midnight UTC.
+    pub over_budget_model: Option<String>,
 }
 
 impl Default for LimitSettings {
     fn default() -> Self {
         Self {
+            redis_url: None,
+            redis_key_prefix: "ragchat:limits:".into(),
             guest: RoleLimits {
                 requests_per_minute: 10,
                 burst: 5,
@@ -153,6 +165,7 @@ impl Default for LimitSettings {
                 burst: 30,
                 tokens_per_day: 0,
             },
+            over_budget_model: None,
         }
     }
 }
@@ -202,15 +215,25 @@ impl ChatLimits {
 
 #[async_trait::async_trait]
 impl UsageLimits for ChatLimits {
-    async fn admit_chat(&self, caller: &Caller) -> Result<(), AppError> {
+    async fn admit_chat(&self, caller: &Caller) -> Result<Admission, AppError> {
         let limits = self.settings.for_role(caller.role);
+        let mut admission = Admission::Full;
         if limits.tokens_per_day > 0 {
             let midnight = utc_midnight_ms();
             let used = self
                 .store
                 .tokens_used_since(&caller.user.0, midnight)
                 .await?;
-            if used >= limits.tokens_per_day {
+            if let (true, Some(model)) = (
+                used >= limits.tokens_per_day,
+                &self.settings.over_budget_model,
+            ) {
+                tracing::info!(user_id = %caller.user.0, used, budget = limits.tokens_per_day, model, "token budget spent; answering with the cheaper model");
+                self.metrics.rate_limited("budget_degraded");
+                admission = Admission::OverBudget {
+                    model: model.clone(),
+                };
+            } else if used >= limits.tokens_per_day {
                 let wait = (midnight + DAY_MS - crate::store::now_ms()).max(1000) as u64;
                 tracing::info!(user_id = %caller.user.0, used, budget = limits.tokens_per_day, "token budget exhausted");
                 self.metrics.rate_limited("budget");
@@ -232,7 +255,7 @@ impl UsageLimits for ChatLimits {
             burst: limits.burst,
         };
         match self.limiter.check(&key, quota).await {
-            Decision::Allowed => Ok(()),
+            Decision::Allowed => Ok(admission),
             Decision::Limited { retry_after } => {
                 self.metrics.rate_limited("rate");
                 tracing::info!(user_id = %caller.user.0, %key, retry_after_ms = retry_after.as_millis() as u64, "chat rate limited");
