@@ -5,7 +5,7 @@ use crate::cache::{cache_key, CacheKeyParts, ResponseCache};
 use crate::citations;
 use crate::config::ChatSettings;
 use crate::events::{ChatTurnEvent, EventRecorder};
-use crate::experiments::{overrides_for, Experiment};
+use crate::experiments::{overrides_for, Experiment, Overrides};
 use crate::ingest::chunk::TokenSpans;
 use crate::llm::roster::ModelRoster;
 use crate::llm::{ChatModel, CompletionRequest, LlmError, LlmEvent};
@@ -109,32 +109,44 @@ impl ChatServiceImpl {
         Ok(())
     }
 
-    /// The model for this turn, and what to tell the reader about it: a
-    /// spent budget moves to the cheaper model, else the user's experiment
-    /// variant may name one, else the default. (Names were checked at start-up.)
-    fn pick_model(
-        &self,
-        admission: &Admission,
-        variant_model: Option<&str>,
-    ) -> (Arc<dyn ChatModel>, Option<String>) {
-        let named = |name: &str| self.models.get(name).cloned();
+    /// The model for this turn: a spent budget moves to the cheaper model
+    /// (and the reader is told), else the user's experiment variant may name
+    /// one, else the default. Names were checked at start-up.
+    fn pick_model(&self, admission: &Admission, variant_model: Option<&str>) -> ModelChoice {
+        let named = |name: &str| {
+            self.models.get(name).map(|model| ModelChoice {
+                model: model.clone(),
+                route: name.to_owned(),
+                notice: None,
+            })
+        };
+        let default = || ModelChoice {
+            model: self.models.default_model().clone(),
+            route: "default".to_owned(),
+            notice: None,
+        };
         match admission {
             Admission::OverBudget { model } => {
-                let model = named(model).unwrap_or_else(|| self.models.default_model().clone());
-                let notice = format!(
+                let mut choice = named(model).unwrap_or_else(default);
+                choice.notice = Some(format!(
                     "You have used today's token budget, so this answer comes from a smaller model ({}). Answers from the usual model resume at 00:00 UTC.",
-                    model.name()
-                );
-                (model, Some(notice))
+                    choice.model.name()
+                ));
+                choice
             }
-            Admission::Full => (
-                variant_model
-                    .and_then(named)
-                    .unwrap_or_else(|| self.models.default_model().clone()),
-                None,
-            ),
+            Admission::Full => variant_model.and_then(named).unwrap_or_else(default),
         }
     }
+}
+
+/// The model a turn is answered by.
+struct ModelChoice {
+    model: Arc<dyn ChatModel>,
+    /// `default` or the model's name under `[llm.models]`: two endpoints may
+    /// report the same model name, and the cache must tell them apart.
+    route: String,
+    /// What the reader should know about the choice.
+    notice: Option<String>,
 }
 
 /// A conversation title from its first question: first line, at most ~60 characters.
@@ -192,8 +204,17 @@ impl ChatService for ChatServiceImpl {
     ) -> Result<BoxStream<'static, ChatEvent>, AppError> {
         self.validate(&request.text)?;
         let started = Instant::now();
-        let overrides = overrides_for(&self.experiments, &user.0);
-        let (model, notice) = self.pick_model(&request.admission, overrides.model.as_deref());
+        // Over-budget turns are outside the experiments: they would mix the
+        // cheaper model into a variant's figures.
+        let overrides = match request.admission {
+            Admission::Full => overrides_for(&self.experiments, &user.0),
+            Admission::OverBudget { .. } => Overrides::default(),
+        };
+        let ModelChoice {
+            model,
+            route,
+            notice,
+        } = self.pick_model(&request.admission, overrides.model.as_deref());
         let model_name = model.name().to_string();
         let turn = self
             .store
@@ -256,6 +277,7 @@ impl ChatService for ChatServiceImpl {
             message_id: turn.assistant_message_id,
             conversation_id: turn.conversation_id,
             model_name,
+            model_route: route,
             cancel,
             in_flight: self.in_flight.clone(),
             started,
@@ -307,6 +329,8 @@ struct Generation {
     message_id: String,
     conversation_id: String,
     model_name: String,
+    /// Which configured model (`default` or a name under `[llm.models]`).
+    model_route: String,
     cancel: CancellationToken,
     in_flight: Arc<Mutex<HashMap<String, (UserId, CancellationToken)>>>,
     started: Instant,
@@ -381,8 +405,9 @@ impl Generation {
             .iter()
             .map(|m| (m.role.as_str(), m.content.as_str()))
             .collect();
+        let model = format!("{}/{}", self.model_route, self.model_name);
         Some(cache_key(&CacheKeyParts {
-            model: &self.model_name,
+            model: &model,
             template_version: TEMPLATE_VERSION,
             question: &self.question,
             history: &history,

@@ -449,8 +449,9 @@ async fn error_status(req: Request, next: Next) -> Response {
 
 /// Requests with `Authorization: Bearer <API key>` act as the key's account,
 /// checked on every request (a revoked key or a disabled account stops
-/// working at once); a bad key is refused here rather than treated as a
-/// sessionless browser.
+/// working at once); a bad or unreadable bearer token is refused here rather
+/// than treated as a sessionless browser. Other schemes (a proxy's Basic
+/// auth) are left alone.
 async fn api_key_identity(
     axum::extract::State(accounts): axum::extract::State<Arc<dyn AccountService>>,
     mut req: Request,
@@ -459,9 +460,7 @@ async fn api_key_identity(
     let bearer = req
         .headers()
         .get(header::AUTHORIZATION)
-        .and_then(|value| value.to_str().ok())
-        .and_then(|value| value.strip_prefix("Bearer "))
-        .map(|secret| secret.trim().to_owned());
+        .and_then(|value| bearer_token(value.as_bytes()));
     if let Some(secret) = bearer {
         match accounts.api_key_account(&secret).await {
             Ok(account) => {
@@ -471,6 +470,24 @@ async fn api_key_identity(
         }
     }
     next.run(req).await
+}
+
+/// The token of an `Authorization` header with the Bearer scheme (any case,
+/// RFC 7235); an empty string for a Bearer header without a readable token
+/// (so it is refused, not ignored); `None` for other schemes.
+fn bearer_token(value: &[u8]) -> Option<String> {
+    let scheme_end = value
+        .iter()
+        .position(u8::is_ascii_whitespace)
+        .unwrap_or(value.len());
+    if !value[..scheme_end].eq_ignore_ascii_case(b"bearer") {
+        return None;
+    }
+    Some(
+        std::str::from_utf8(&value[scheme_end..])
+            .map(|token| token.trim().to_owned())
+            .unwrap_or_default(),
+    )
 }
 
 /// Records the client's address for rate limits: the peer, or the first
@@ -542,4 +559,19 @@ async fn security_headers(req: Request, next: Next) -> Response {
 
 async fn shutdown_signal() {
     let _ = tokio::signal::ctrl_c().await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::bearer_token;
+
+    #[test]
+    fn the_bearer_scheme_is_read_in_any_case_and_other_schemes_are_left_alone() {
+        assert_eq!(bearer_token(b"Bearer rck_1").as_deref(), Some("rck_1"));
+        assert_eq!(bearer_token(b"bearer\t rck_1 ").as_deref(), Some("rck_1"));
+        assert_eq!(bearer_token(b"BEARER").as_deref(), Some(""));
+        assert_eq!(bearer_token(b"Bearer \xff\xfe").as_deref(), Some(""));
+        assert_eq!(bearer_token(b"Basic dXNlcjpwdw=="), None);
+        assert_eq!(bearer_token(b"Bearerish x"), None);
+    }
 }

@@ -58,8 +58,17 @@ pub mod identity {
         session_account(&session().await?, services().accounts.as_ref(), create).await
     }
 
-    /// The signed-in account (not a guest) making this request.
-    pub async fn require_account() -> Result<UserId, AppError> {
+    /// The account (not a guest) signed in in this browser. API keys are
+    /// refused: a leaked key must not be able to make more keys (and so
+    /// outlive its revocation) or revoke its owner's.
+    pub async fn require_signed_in_browser() -> Result<UserId, AppError> {
+        let with_key = use_context::<http::request::Parts>()
+            .is_some_and(|parts| parts.extensions.get::<ApiKeyAccount>().is_some());
+        if with_key {
+            return Err(AppError::Forbidden(
+                "API keys are managed from a signed-in browser, not with an API key.".into(),
+            ));
+        }
         match current_account(false).await? {
             Some(account) if account.username.is_some() => Ok(UserId(account.user_id)),
             _ => Err(AppError::Unauthorized("Sign in first.".into())),
@@ -197,14 +206,14 @@ pub async fn log_out() -> Result<(), AppError> {
 /// The account's API keys (without their secrets).
 #[server(prefix = "/api", endpoint = "keys")]
 pub async fn list_api_keys() -> Result<Vec<ApiKeyView>, AppError> {
-    let user = identity::require_account().await?;
+    let user = identity::require_signed_in_browser().await?;
     identity::services().accounts.list_api_keys(&user).await
 }
 
 /// Makes an API key; the answer holds its secret, shown this once.
 #[server(prefix = "/api", endpoint = "keys/create")]
 pub async fn create_api_key(name: String) -> Result<NewApiKey, AppError> {
-    let user = identity::require_account().await?;
+    let user = identity::require_signed_in_browser().await?;
     identity::services()
         .accounts
         .create_api_key(&user, &name)
@@ -213,7 +222,7 @@ pub async fn create_api_key(name: String) -> Result<NewApiKey, AppError> {
 
 #[server(prefix = "/api", endpoint = "keys/revoke")]
 pub async fn revoke_api_key(id: String) -> Result<(), AppError> {
-    let user = identity::require_account().await?;
+    let user = identity::require_signed_in_browser().await?;
     identity::services()
         .accounts
         .revoke_api_key(&user, &id)

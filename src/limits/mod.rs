@@ -229,7 +229,6 @@ impl UsageLimits for ChatLimits {
                 &self.settings.over_budget_model,
             ) {
                 tracing::info!(user_id = %caller.user.0, used, budget = limits.tokens_per_day, model, "token budget spent; answering with the cheaper model");
-                self.metrics.rate_limited("budget_degraded");
                 admission = Admission::OverBudget {
                     model: model.clone(),
                 };
@@ -255,7 +254,12 @@ impl UsageLimits for ChatLimits {
             burst: limits.burst,
         };
         match self.limiter.check(&key, quota).await {
-            Decision::Allowed => Ok(admission),
+            Decision::Allowed => {
+                if matches!(admission, Admission::OverBudget { .. }) {
+                    self.metrics.rate_limited("budget_degraded");
+                }
+                Ok(admission)
+            }
             Decision::Limited { retry_after } => {
                 self.metrics.rate_limited("rate");
                 tracing::info!(user_id = %caller.user.0, %key, retry_after_ms = retry_after.as_millis() as u64, "chat rate limited");

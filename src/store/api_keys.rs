@@ -95,11 +95,15 @@ impl Store {
         let now = now_ms();
         let last_used: Option<i64> = row.try_get("last_used_at")?;
         if last_used.is_none_or(|at| now - at >= LAST_USED_RESOLUTION_MS) {
-            sqlx::query("UPDATE api_keys SET last_used_at = ? WHERE id = ?")
+            // Bookkeeping: a busy database must not turn a valid key away.
+            let noted = sqlx::query("UPDATE api_keys SET last_used_at = ? WHERE id = ?")
                 .bind(now)
                 .bind(row.try_get::<String, _>("key_id")?)
                 .execute(&self.pool)
-                .await?;
+                .await;
+            if let Err(e) = noted {
+                tracing::warn!(error = %e, "noting an API key's last use");
+            }
         }
         account_from(&row).map(Some)
     }

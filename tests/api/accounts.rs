@@ -428,7 +428,41 @@ async fn api_keys_work_without_a_session_and_stop_when_revoked_or_disabled() {
         .unwrap();
     assert_eq!(documents.status(), 200);
 
-    // A wrong key is refused, not treated as a new guest.
+    // The scheme is read in any case; a key can't make (or revoke) keys, so a
+    // leaked one can't outlive its revocation.
+    let lowercase = reqwest::Client::new()
+        .post(app.url("/api/keys/create"))
+        .header("authorization", format!("bearer {}", made.secret))
+        .form(&[("name", "made with a key")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(lowercase.status(), 403);
+    assert_eq!(
+        bob("/api/keys/revoke")
+            .form(&[("id", made.key.id.as_str())])
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        403
+    );
+
+    // A wrong key is refused, not treated as a new guest; so is a bearer
+    // header without a token. Other schemes (a proxy's Basic auth) are left
+    // to the session.
+    let empty = with_key(&app, "");
+    assert_eq!(
+        empty("/api/conversations").send().await.unwrap().status(),
+        401
+    );
+    let basic = reqwest::Client::new()
+        .post(app.url("/api/conversations"))
+        .header("authorization", "Basic dXNlcjpwYXNz")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(basic.status(), 200);
     let wrong = with_key(&app, &made.secret.replace(&made.secret[10..14], "0000"));
     let refused = wrong("/api/chat")
         .json(&serde_json::json!({ "text": "hi" }))

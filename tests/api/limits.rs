@@ -136,6 +136,17 @@ async fn a_spent_budget_moves_to_the_cheaper_model_and_says_so() {
             },
         );
         s.limits.over_budget_model = Some("small".into());
+        s.experiments = vec![ragchat::experiments::Experiment {
+            name: "tone".into(),
+            variants: vec![ragchat::experiments::Variant {
+                name: "brief".into(),
+                weight: 1,
+                system_prompt: Some("Be brief.".into()),
+                model: None,
+                temperature: None,
+                top_k: None,
+            }],
+        }];
     })
     .await;
     let notice = |events: &[ChatEvent]| {
@@ -170,6 +181,22 @@ async fn a_spent_budget_moves_to_the_cheaper_model_and_says_so() {
     .await
     .unwrap();
     assert_eq!(stored, ["test-model", "test-model", "small-model"]);
+    // The over-budget turn is outside the experiment.
+    let variants: Vec<Option<String>> =
+        sqlx::query_scalar("SELECT variant FROM chat_events ORDER BY at, rowid")
+            .fetch_all(&app.db())
+            .await
+            .unwrap();
+    assert_eq!(
+        variants,
+        [Some("tone:brief".into()), Some("tone:brief".into()), None]
+    );
+    let exposures: i64 = sqlx::query_scalar("SELECT SUM(turns) FROM experiment_exposures")
+        .fetch_one(&app.db())
+        .await
+        .unwrap();
+    assert_eq!(exposures, 2);
+    assert!(!small.seen.lock().unwrap().requests[0].contains("Be brief."));
     let metrics = app.metrics().await;
     assert!(
         metrics.contains("ragchat_rate_limited_total{reason=\"budget_degraded\"} 1"),
