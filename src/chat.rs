@@ -246,7 +246,7 @@ impl ChatService for ChatServiceImpl {
                 title: turn.title.clone(),
             })
             .await;
-        if let Some(message) = notice {
+        if let Some(message) = notice.clone() {
             let _ = tx.send(ChatEvent::Notice { message }).await;
         }
         if let Err(e) = self
@@ -278,6 +278,7 @@ impl ChatService for ChatServiceImpl {
             conversation_id: turn.conversation_id,
             model_name,
             model_route: route,
+            notice,
             cancel,
             in_flight: self.in_flight.clone(),
             started,
@@ -331,6 +332,8 @@ struct Generation {
     model_name: String,
     /// Which configured model (`default` or a name under `[llm.models]`).
     model_route: String,
+    /// Told to the reader before the answer, and kept with it.
+    notice: Option<String>,
     cancel: CancellationToken,
     in_flight: Arc<Mutex<HashMap<String, (UserId, CancellationToken)>>>,
     started: Instant,
@@ -502,6 +505,7 @@ impl Generation {
             completion_tokens: 0,
             ttft_ms: Some(ttft_ms),
             total_ms,
+            notice: self.notice.clone(),
         };
         let turn = ChatTurnEvent {
             provider: "cache".to_owned(),
@@ -705,6 +709,7 @@ impl Generation {
             completion_tokens: usage.completion_tokens,
             ttft_ms,
             total_ms,
+            notice: self.notice.clone(),
         };
         // Generation speed after the first token (the prompt is excluded).
         let tokens_per_s = first_token_at.and_then(|first| {

@@ -126,6 +126,9 @@ pub struct MessageView {
     /// The viewer's vote on this answer.
     #[serde(default)]
     pub rating: Option<Rating>,
+    /// A note about how the answer was made (the stream's `notice` event).
+    #[serde(default)]
+    pub notice: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

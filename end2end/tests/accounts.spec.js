@@ -170,6 +170,11 @@ test.describe('budgets', () => {
     await expect(second.locator('.answer-note')).toContainText("today's token budget");
     await expect(second.locator('.meta')).toContainText('small-model');
     await page.screenshot({ path: 'test-results/over-budget.png' });
+    // The note stays with the answer.
+    await page.reload();
+    await expect(page.locator('article.message.assistant').nth(1).locator('.answer-note'))
+      .toContainText("today's token budget");
+    await expect(page.locator('article.message.assistant').first().locator('.answer-note')).toHaveCount(0);
   });
 });
 

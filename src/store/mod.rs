@@ -56,6 +56,8 @@ pub struct AnswerRecord {
     pub ttft_ms: Option<u64>,
     pub total_ms: u64,
     pub sources: Vec<Source>,
+    /// What the reader was told about the answer (see `ChatEvent::Notice`).
+    pub notice: Option<String>,
 }
 
 /// The rows created for one chat turn.
@@ -148,7 +150,7 @@ impl Store {
     pub async fn messages(&self, conversation_id: &str) -> Result<Vec<MessageView>, StoreError> {
         let rows = sqlx::query(
             "SELECT m.id, m.role, m.content, m.status, m.error, m.model, m.completion_tokens, \
-               m.ttft_ms, m.total_ms, m.sources, f.rating \
+               m.ttft_ms, m.total_ms, m.sources, m.notice, f.rating \
              FROM messages m \
              LEFT JOIN feedback f ON f.message_id = m.id \
                AND f.user_id = (SELECT user_id FROM conversations c WHERE c.id = m.conversation_id) \
@@ -285,7 +287,7 @@ impl Store {
     ) -> Result<(), StoreError> {
         sqlx::query(
             "UPDATE messages SET model = ?, content = ?, status = ?, error = ?, prompt_tokens = ?, \
-             completion_tokens = ?, ttft_ms = ?, total_ms = ?, sources = ? WHERE id = ?",
+             completion_tokens = ?, ttft_ms = ?, total_ms = ?, sources = ?, notice = ? WHERE id = ?",
         )
         .bind(&record.model)
         .bind(&record.content)
@@ -296,6 +298,7 @@ impl Store {
         .bind(record.ttft_ms.map(|v| i64::try_from(v).unwrap_or(i64::MAX)))
         .bind(i64::try_from(record.total_ms).unwrap_or(i64::MAX))
         .bind(sources_json(&record.sources))
+        .bind(&record.notice)
         .bind(message_id)
         .execute(&self.pool)
         .await?;
@@ -328,6 +331,7 @@ fn message_from_row(r: &sqlx::sqlite::SqliteRow) -> Result<MessageView, StoreErr
         ttft_ms: to_u64(r.try_get("ttft_ms")?),
         total_ms: to_u64(r.try_get("total_ms")?),
         sources: json_list(r, "sources")?,
+        notice: r.try_get("notice")?,
         rating: r
             .try_get::<Option<i64>, _>("rating")?
             .and_then(Rating::from_score),

@@ -181,6 +181,14 @@ async fn a_spent_budget_moves_to_the_cheaper_model_and_says_so() {
     .await
     .unwrap();
     assert_eq!(stored, ["test-model", "test-model", "small-model"]);
+    // The note is kept with the answer, for after a reload.
+    let notes: Vec<Option<String>> = sqlx::query_scalar(
+        "SELECT notice FROM messages WHERE role = 'assistant' ORDER BY created_at",
+    )
+    .fetch_all(&app.db())
+    .await
+    .unwrap();
+    assert_eq!(notes, [None, None, Some(notice.clone())]);
     // The over-budget turn is outside the experiment.
     let variants: Vec<Option<String>> =
         sqlx::query_scalar("SELECT variant FROM chat_events ORDER BY at, rowid")

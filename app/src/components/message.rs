@@ -80,6 +80,7 @@ impl UiMessage {
         let ui = Self::new(message.id.clone(), message.role, message.content, status);
         ui.server_id.set(Some(message.id));
         ui.rating.set(message.rating);
+        ui.notice.set(message.notice);
         ui.sources.set(message.sources);
         let error = match message.status {
             MessageStatus::Streaming => Some("This answer was interrupted.".to_string()),
