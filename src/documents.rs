@@ -285,12 +285,7 @@ impl Inner {
     }
 
     async fn owner_of(&self, id: &str) -> anyhow::Result<Option<String>> {
-        Ok(
-            sqlx::query_scalar::<_, String>("SELECT user_id FROM documents WHERE id = ?")
-                .bind(id)
-                .fetch_optional(self.store.pool())
-                .await?,
-        )
+        Ok(self.store.document_owner(id).await?)
     }
 
     /// After a crash or kill: finish deletions, and restart interrupted
@@ -321,13 +316,7 @@ impl Inner {
         let mut entries = tokio::fs::read_dir(&self.uploads).await?;
         while let Some(entry) = entries.next_entry().await? {
             let name = entry.file_name().to_string_lossy().into_owned();
-            let queued: Option<String> = sqlx::query_scalar(
-                "SELECT status FROM documents WHERE id = ? AND status = 'queued'",
-            )
-            .bind(&name)
-            .fetch_optional(self.store.pool())
-            .await?;
-            if queued.is_none() {
+            if !self.store.is_queued(&name).await? {
                 let _ = tokio::fs::remove_file(entry.path()).await;
             }
         }

@@ -169,6 +169,26 @@ impl Store {
         Ok(done.rows_affected() == 1)
     }
 
+    /// The user who owns a document, if it exists.
+    pub async fn document_owner(&self, id: &str) -> Result<Option<String>, StoreError> {
+        Ok(
+            sqlx::query_scalar("SELECT user_id FROM documents WHERE id = ?")
+                .bind(id)
+                .fetch_optional(&self.pool)
+                .await?,
+        )
+    }
+
+    /// Whether a document waits in the ingestion queue.
+    pub async fn is_queued(&self, id: &str) -> Result<bool, StoreError> {
+        let queued: Option<i64> =
+            sqlx::query_scalar("SELECT 1 FROM documents WHERE id = ? AND status = 'queued'")
+                .bind(id)
+                .fetch_optional(&self.pool)
+                .await?;
+        Ok(queued.is_some())
+    }
+
     /// Back to the queue, with progress reset (after an interrupted run).
     pub async fn requeue_document(&self, id: &str) -> Result<(), StoreError> {
         sqlx::query(
