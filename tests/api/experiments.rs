@@ -4,7 +4,6 @@
 
 use crate::faults::{upstream, Behaviour};
 use crate::helpers::{client, spawn_app_http, started};
-use ragchat::config::ModelEndpoint;
 use ragchat::experiments::{Experiment, Variant};
 
 fn tone_experiment() -> Experiment {
@@ -150,12 +149,7 @@ async fn a_variant_can_switch_the_model() {
     let mut app = spawn_app_http(&main.base_url, |s| {
         s.llm.models.insert(
             "small".into(),
-            ModelEndpoint {
-                base_url: Some(small.base_url.clone()),
-                model: Some("small-model".into()),
-                api_key: None,
-                local: None,
-            },
+            crate::helpers::http_model(&small.base_url, "small-model"),
         );
         s.experiments = vec![Experiment {
             name: "model".into(),

@@ -53,6 +53,16 @@ pub fn test_settings(data_dir: &std::path::Path) -> Settings {
     settings
 }
 
+/// An OpenAI-compatible model at `base_url`, for fallbacks and `[llm.models]`.
+pub fn http_model(base_url: &str, model: &str) -> ragchat::config::ModelEndpoint {
+    ragchat::config::ModelEndpoint {
+        base_url: Some(base_url.to_owned()),
+        model: Some(model.to_owned()),
+        api_key: None,
+        local: None,
+    }
+}
+
 /// Spawns the app with the HTTP provider pointed at `base_url`.
 pub async fn spawn_app_http(base_url: &str, tweak: impl FnOnce(&mut Settings)) -> TestApp {
     spawn_app(|s| {

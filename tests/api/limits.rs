@@ -3,7 +3,6 @@
 use crate::faults::{upstream, Behaviour};
 use crate::helpers::{answer_text, client, spawn_app_http};
 use app::wire::ChatEvent;
-use ragchat::config::ModelEndpoint;
 use std::time::Duration;
 
 fn answer() -> Behaviour {
@@ -128,12 +127,7 @@ async fn a_spent_budget_moves_to_the_cheaper_model_and_says_so() {
         s.limits.guest.tokens_per_day = 40;
         s.llm.models.insert(
             "small".into(),
-            ModelEndpoint {
-                base_url: Some(small.base_url.clone()),
-                model: Some("small-model".into()),
-                api_key: None,
-                local: None,
-            },
+            crate::helpers::http_model(&small.base_url, "small-model"),
         );
         s.limits.over_budget_model = Some("small".into());
         s.experiments = vec![ragchat::experiments::Experiment {

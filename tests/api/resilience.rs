@@ -4,7 +4,6 @@
 use crate::faults::{upstream, Behaviour};
 use crate::helpers::{answer_text, spawn_app_http, started, TestApp};
 use app::wire::ChatEvent;
-use ragchat::config::ModelEndpoint;
 use std::time::{Duration, Instant};
 
 fn ok(tokens: Vec<&'static str>) -> Behaviour {
@@ -67,12 +66,7 @@ async fn a_failing_model_falls_back_to_the_next_and_the_answer_says_which() {
     let app = spawn_app_http(&primary.base_url, move |s| {
         s.llm.max_retries = 1;
         s.llm.retry_base_ms = 10;
-        s.llm.fallbacks = vec![ModelEndpoint {
-            base_url: Some(backup_url),
-            model: Some("backup-model".into()),
-            api_key: None,
-            local: None,
-        }];
+        s.llm.fallbacks = vec![crate::helpers::http_model(&backup_url, "backup-model")];
     })
     .await;
     let events = app.chat(None, "hello").await;
