@@ -365,12 +365,7 @@ fn new_api_key_secret() -> String {
     use argon2::password_hash::rand_core::RngCore;
     let mut bytes = [0u8; 32];
     OsRng.fill_bytes(&mut bytes);
-    let mut secret = String::with_capacity(API_KEY_PREFIX.len() + 64);
-    secret.push_str(API_KEY_PREFIX);
-    for b in bytes {
-        secret.push_str(&format!("{b:02x}"));
-    }
-    secret
+    format!("{API_KEY_PREFIX}{}", crate::hex(&bytes))
 }
 
 /// The stored form of a well-formed key; `None` for anything else (which
@@ -382,10 +377,7 @@ fn parse_api_key(secret: &str) -> Option<String> {
 
 fn sha256_hex(text: &str) -> String {
     use sha2::{Digest, Sha256};
-    Sha256::digest(text.as_bytes())
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    crate::hex(&Sha256::digest(text.as_bytes()))
 }
 
 #[cfg(test)]

@@ -79,11 +79,7 @@ pub fn cache_key(parts: &CacheKeyParts<'_>) -> String {
     }
     field(&parts.temperature.to_le_bytes());
     field(&parts.max_tokens.to_le_bytes());
-    hex(&hash.finalize())
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
+    crate::hex(&hash.finalize())
 }
 
 #[derive(Clone)]

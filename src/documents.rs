@@ -183,7 +183,7 @@ impl DocumentService for DocumentServiceImpl {
             Err(e) => return Err(AppError::Unsupported(format!("{name}: {e}"))),
         };
         let id = Uuid::new_v4().to_string();
-        let hash = hex(&Sha256::digest(&bytes));
+        let hash = crate::hex(&Sha256::digest(&bytes));
         // The bytes are on disk before the row exists, so a queued row always
         // has its file; a crash in between leaves only a file, swept on start.
         let path = inner.upload_path(&id);
@@ -512,10 +512,6 @@ impl Inner {
         )?;
         Ok(total)
     }
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 #[cfg(test)]

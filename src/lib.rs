@@ -48,6 +48,12 @@ pub mod store;
 #[cfg(feature = "ssr")]
 pub mod telemetry;
 
+/// Lower-case hex of some bytes: content hashes, cache keys, API keys.
+#[cfg(feature = "ssr")]
+pub fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
 /// Entry point of the WASM bundle: hydrates the server-rendered page.
 #[cfg(feature = "hydrate")]
 #[wasm_bindgen::prelude::wasm_bindgen]

@@ -48,6 +48,19 @@ async fn chat_app() -> TestApp {
     app
 }
 
+/// Ada signs up first (admin); `app.client` becomes a new browser signed up
+/// as bob. Returns ada's browser and bob's account.
+async fn admin_then_bob(app: &mut TestApp) -> (reqwest::Client, AccountView) {
+    sign_up(app, "ada", "correct horse").await;
+    let admin = std::mem::replace(&mut app.client, client());
+    let bob = sign_up(app, "bob", "hunter2hunter2")
+        .await
+        .json()
+        .await
+        .unwrap();
+    (admin, bob)
+}
+
 #[tokio::test]
 async fn the_first_account_is_admin_and_a_guest_keeps_its_chats_when_signing_up() {
     let mut app = chat_app().await;
@@ -126,13 +139,7 @@ async fn logging_in_and_out_switches_identity_and_wrong_credentials_look_alike()
 #[tokio::test]
 async fn every_admin_route_refuses_anyone_but_an_admin() {
     let mut app = chat_app().await;
-    sign_up(&app, "ada", "correct horse").await;
-    let admin = std::mem::replace(&mut app.client, client());
-    let bob: AccountView = sign_up(&app, "bob", "hunter2hunter2")
-        .await
-        .json()
-        .await
-        .unwrap();
+    let (admin, bob) = admin_then_bob(&mut app).await;
 
     let admin_calls: [(&str, Vec<(&str, &str)>); 3] = [
         ("/api/admin/users", vec![]),
@@ -187,13 +194,7 @@ async fn every_admin_route_refuses_anyone_but_an_admin() {
 #[tokio::test]
 async fn a_disabled_account_loses_access_at_once_and_can_be_enabled_again() {
     let mut app = chat_app().await;
-    sign_up(&app, "ada", "correct horse").await;
-    let admin = std::mem::replace(&mut app.client, client());
-    let bob: AccountView = sign_up(&app, "bob", "hunter2hunter2")
-        .await
-        .json()
-        .await
-        .unwrap();
+    let (admin, bob) = admin_then_bob(&mut app).await;
     app.chat(None, "bob's question").await;
     let bob_browser = std::mem::replace(&mut app.client, admin);
 
