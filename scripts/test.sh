@@ -2,13 +2,14 @@
 # Installs what is missing and runs every test: formatting, lints (server and
 # WASM), the WASM dependency check, unit + integration tests (real embedded
 # model, real llama.cpp server, a throwaway Redis for the shared rate
-# limiter), and end2end tests in Debian Chromium.
+# limiter), the integration tests again on a throwaway Postgres (the store
+# at scale), and end2end tests in Debian Chromium.
 # Idempotent. Used by CI (.ci/run).
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$ROOT"
 source scripts/setup.sh
-apt_install chromium chromium-driver redis-server
+apt_install chromium chromium-driver redis-server postgresql
 source scripts/llama-python.sh
 export RAGCHAT_LLAMA_PYTHON="$LLAMA_PYTHON"
 
@@ -24,19 +25,32 @@ scripts/check-wasm-deps.sh
 
 # The shared rate limiter's tests run against a Redis of their own (unless
 # REDIS_URL names one): a free port, nothing written to disk, stopped on exit.
+cleanup=()
+trap 'for step in "${cleanup[@]}"; do eval "$step"; done' EXIT
 if [[ -z "${REDIS_URL:-}" ]]; then
   REDIS_PORT=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
   REDIS_PID_FILE=$(mktemp -u /tmp/ragchat-redis.XXXXXX.pid)
   redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --save '' --appendonly no \
     --daemonize yes --pidfile "$REDIS_PID_FILE" --logfile /dev/null
-  trap 'kill "$(cat "$REDIS_PID_FILE" 2>/dev/null)" 2>/dev/null || true' EXIT
+  cleanup+=('kill "$(cat "$REDIS_PID_FILE" 2>/dev/null)" 2>/dev/null || true')
   for _ in $(seq 50); do redis-cli -p "$REDIS_PORT" ping >/dev/null 2>&1 && break; sleep 0.1; done
   export REDIS_URL="redis://127.0.0.1:$REDIS_PORT/"
 fi
 
 say "unit and integration tests"
-cargo test --workspace --features ssr 2>&1 | tee "$CARGO_TARGET_DIR/cargo-test.log"
+TEST_POSTGRES_URL= cargo test --workspace --features ssr 2>&1 | tee "$CARGO_TARGET_DIR/cargo-test.log"
 grep -h '^SKIP' "$CARGO_TARGET_DIR/cargo-test.log" || true
+
+# The same integration tests with every app's store in Postgres (a database
+# per app, on a cluster of their own unless TEST_POSTGRES_URL names one),
+# plus the replica tests that need it. The crash tests run the binary on
+# SQLite either way, so they ran above.
+say "integration tests on Postgres"
+if [[ -z "${TEST_POSTGRES_URL:-}" ]]; then
+  source scripts/throwaway-postgres.sh
+  cleanup+=(stop_throwaway_postgres)
+fi
+cargo test --features ssr --test api -- --skip crash_recovery 2>&1 | tee "$CARGO_TARGET_DIR/cargo-test-postgres.log"
 
 say "retrieval evaluation (PubMedQA): hybrid must beat dense and BM25"
 if [[ -f "$ROOT/../shared/data/pubmedqa/ori_pqal.json" ]]; then

@@ -8,8 +8,9 @@ use std::path::PathBuf;
 #[serde(default)]
 pub struct Settings {
     pub server: ServerSettings,
-    /// Where the SQLite database (and later the vector index) live.
+    /// Where the SQLite database, the embedded vector index and uploads live.
     pub data_dir: PathBuf,
+    pub database: DatabaseSettings,
     pub chat: ChatSettings,
     pub llm: LlmSettings,
     pub documents: DocumentSettings,
@@ -100,6 +101,26 @@ pub struct EmbeddingSettings {
     pub api_key: Option<SecretString>,
     /// CPU threads for the local engine (0: all cores).
     pub threads: usize,
+}
+
+/// Where users, chats, votes, events and sessions are kept.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default)]
+pub struct DatabaseSettings {
+    /// A Postgres server (`postgres://user:password@host/db`), shared by every
+    /// replica; unset: SQLite in `data_dir`.
+    pub url: Option<SecretString>,
+    /// Connections each replica keeps to Postgres at most.
+    pub max_connections: u32,
+}
+
+impl Default for DatabaseSettings {
+    fn default() -> Self {
+        Self {
+            url: None,
+            max_connections: 16,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -293,6 +314,7 @@ impl Default for Settings {
         Self {
             server: ServerSettings::default(),
             data_dir: PathBuf::from("data"),
+            database: DatabaseSettings::default(),
             chat: ChatSettings::default(),
             llm: LlmSettings::default(),
             documents: DocumentSettings::default(),

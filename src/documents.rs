@@ -10,7 +10,7 @@ use crate::embed::Embedder;
 use crate::index::{bm25, ChunkPayload, ChunkPoint, VectorIndex};
 use crate::ingest::chunk::{chunk_document, Chunk, ChunkConfig, TokenSpans};
 use crate::ingest::parse::{parse, Format, ParseLimits};
-use crate::store::{DocumentRow, NewDocument, Store};
+use crate::store::{now_ms, DocumentRow, NewDocument, Store, StoreError};
 use app::error::AppError;
 use app::ports::{DocumentService, UserId};
 use app::wire::{DocumentStatus, DocumentView};
@@ -24,6 +24,13 @@ use uuid::Uuid;
 
 /// Point ids are derived from (document, chunk), so re-running an interrupted
 /// ingestion overwrites rather than duplicates.
+/// With a shared database, a document in ingestion untouched this long was
+/// left by a replica that stopped (a working one moves it every batch).
+const INGESTION_ABANDONED_AFTER_MS: i64 = 10 * 60 * 1000;
+
+/// Queued documents looked at per claim (replicas skip each other's uploads).
+const CLAIM_WINDOW: i64 = 100;
+
 const POINT_NAMESPACE: Uuid = Uuid::from_u128(0x6a1d_4c35_8f0e_4b7a_9e21_5d3c_0b8f_2a47);
 
 /// The vector index id of a document's chunk: stable across retries, so a
@@ -290,8 +297,15 @@ impl Inner {
 
     /// After a crash or kill: finish deletions, and restart interrupted
     /// ingestions from scratch (their partial vectors are removed first).
+    /// With a shared database, other replicas' work in progress is left
+    /// alone: only documents untouched for a while count as interrupted.
     async fn recover(&self) -> anyhow::Result<()> {
-        for doc in self.store.unfinished_documents().await? {
+        let idle_before = if self.store.is_shared() {
+            now_ms() - INGESTION_ABANDONED_AFTER_MS
+        } else {
+            i64::MAX
+        };
+        for doc in self.store.unfinished_documents(idle_before).await? {
             self.index.delete_document(&doc.user_id, &doc.id).await?;
             if doc.status == "deleting" {
                 let _ = tokio::fs::remove_file(self.upload_path(&doc.id)).await;
@@ -312,15 +326,32 @@ impl Inner {
                     .await?;
             }
         }
-        // Files without a queued document are leftovers of interrupted uploads.
+        // Files of no document waiting for ingestion are leftovers of
+        // interrupted uploads.
         let mut entries = tokio::fs::read_dir(&self.uploads).await?;
         while let Some(entry) = entries.next_entry().await? {
             let name = entry.file_name().to_string_lossy().into_owned();
-            if !self.store.is_queued(&name).await? {
+            if !self.store.awaits_ingestion(&name).await? {
                 let _ = tokio::fs::remove_file(entry.path()).await;
             }
         }
         Ok(())
+    }
+
+    /// Takes the oldest queued document this worker can ingest. Replicas
+    /// sharing a database each ingest the uploads they hold, and a claim
+    /// is atomic, so no document is ingested twice.
+    async fn claim_next(&self) -> Result<Option<DocumentRow>, StoreError> {
+        for doc in self.store.queued_documents(CLAIM_WINDOW).await? {
+            let here = tokio::fs::try_exists(self.upload_path(&doc.id))
+                .await
+                .unwrap_or(false);
+            // Alone, a lost upload is this worker's to report (as failed).
+            if (here || !self.store.is_shared()) && self.store.claim_document(&doc.id).await? {
+                return Ok(Some(doc));
+            }
+        }
+        Ok(None)
     }
 
     /// The ingestion worker: one document at a time, oldest first. Embedding
@@ -329,7 +360,7 @@ impl Inner {
         loop {
             let next = {
                 let mut running = self.running.lock().await;
-                match self.store.next_queued_document().await {
+                match self.claim_next().await {
                     Ok(Some(doc)) => {
                         let cancel = CancellationToken::new();
                         *running = Some((doc.id.clone(), cancel.clone()));
@@ -407,12 +438,7 @@ impl Inner {
             }
         };
 
-        alive(
-            self.store
-                .set_document_stage(&doc.id, DocumentStatus::Parsing)
-                .await
-                .map_err(|e| internal(&e))?,
-        )?;
+        // `claim_next` moved the document to "parsing".
         let bytes = tokio::fs::read(self.upload_path(&doc.id))
             .await
             .map_err(|_| {

@@ -20,7 +20,7 @@ use crate::llm::roster::ModelRoster;
 use crate::llm::ChatModel;
 use crate::metrics::Metrics;
 use crate::retrieve::Retriever;
-use crate::store::Store;
+use crate::store::{SessionBackend, Store};
 use anyhow::Context;
 use app::api::identity::{ApiKeyAccount, ClientIp};
 use app::error::AppError;
@@ -42,7 +42,6 @@ use std::time::Duration;
 use tokio::net::TcpListener;
 use tower_sessions::cookie::SameSite;
 use tower_sessions::{Expiry, SessionManagerLayer};
-use tower_sessions_sqlx_store::SqliteStore;
 
 pub struct Application {
     listener: TcpListener,
@@ -224,6 +223,54 @@ pub async fn build_index(
     })
 }
 
+/// How long an answer may stream before a replica sharing the database
+/// takes it for dead (its replica stopped): far beyond the model timeouts.
+const STREAMING_ABANDONED_AFTER_MS: i64 = 15 * 60 * 1000;
+
+/// Opens the database and marks answers that a stopped server left streaming.
+async fn open_store(settings: &Settings) -> anyhow::Result<Store> {
+    let store = match &settings.database.url {
+        Some(_) => Store::open(&settings.database, &settings.data_dir)
+            .await
+            .context("connecting to Postgres (database.url)")?,
+        None => Store::open(&settings.database, &settings.data_dir)
+            .await
+            .with_context(|| format!("opening the database in {}", settings.data_dir.display()))?,
+    };
+    let interrupted_before = if store.is_shared() {
+        tracing::info!(
+            "users, chats, events and sessions kept in Postgres, shared by every replica"
+        );
+        // Other replicas' answers are still streaming: only long-dead ones
+        // are marked, now and from time to time (a replica may stop for good).
+        let sweeper = store.clone();
+        tokio::spawn(async move {
+            let mut every = tokio::time::interval(std::time::Duration::from_secs(60));
+            every.tick().await;
+            loop {
+                every.tick().await;
+                let before = crate::store::now_ms() - STREAMING_ABANDONED_AFTER_MS;
+                match sweeper.mark_interrupted(before).await {
+                    Ok(0) => {}
+                    Ok(n) => tracing::warn!(interrupted = n, "marked abandoned answers incomplete"),
+                    Err(e) => tracing::warn!(error = %e, "marking abandoned answers"),
+                }
+            }
+        });
+        crate::store::now_ms() - STREAMING_ABANDONED_AFTER_MS
+    } else {
+        i64::MAX
+    };
+    let interrupted = store.mark_interrupted(interrupted_before).await?;
+    if interrupted > 0 {
+        tracing::warn!(
+            interrupted,
+            "marked answers interrupted by a stopped server as incomplete"
+        );
+    }
+    Ok(store)
+}
+
 impl Application {
     pub async fn build(settings: Settings) -> anyhow::Result<Self> {
         let model = build_model(&settings).await?;
@@ -236,19 +283,8 @@ impl Application {
         model: Arc<dyn ChatModel>,
     ) -> anyhow::Result<Self> {
         let models = Arc::new(build_roster(&settings, model).await?);
-        let store = Store::open(&settings.data_dir)
-            .await
-            .with_context(|| format!("opening the database in {}", settings.data_dir.display()))?;
-        let interrupted = store.mark_interrupted().await?;
-        if interrupted > 0 {
-            tracing::warn!(
-                interrupted,
-                "marked answers interrupted by the last shutdown as incomplete"
-            );
-        }
-        let sessions = SqliteStore::new(store.pool().clone());
-        sessions
-            .migrate()
+        let store = open_store(&settings).await?;
+        let sessions = SessionBackend::open(&store)
             .await
             .context("creating the sessions table")?;
         let session_layer = SessionManagerLayer::new(sessions)
@@ -376,9 +412,9 @@ impl Application {
         self.index.clone()
     }
 
-    /// The SQLite pool (tests look rows up).
-    pub fn db(&self) -> sqlx::SqlitePool {
-        self.store.pool().clone()
+    /// The database (the load script reads the turns' events back).
+    pub fn store(&self) -> Store {
+        self.store.clone()
     }
 
     pub async fn run_until_stopped(self) -> anyhow::Result<()> {
@@ -397,7 +433,7 @@ fn router(
     options: LeptosOptions,
     services: Services,
     documents: Router<LeptosOptions>,
-    sessions: SessionManagerLayer<SqliteStore>,
+    sessions: SessionManagerLayer<SessionBackend>,
     client_ip_header: Option<String>,
 ) -> Router {
     let routes = generate_route_list(App);

@@ -72,7 +72,7 @@ async fn main() -> anyhow::Result<()> {
         data_dir: data.clone(),
         ..Settings::default()
     };
-    let store = Store::open(&settings.data_dir).await?;
+    let store = Store::open(&settings.database, &settings.data_dir).await?;
     let (embedder, tokens) = build_embedder(&settings).await?;
     let index = build_index(&settings, embedder.dimension()).await?;
     println!(

@@ -13,6 +13,9 @@
 //! one after another, without documents (retrieval is timed by
 //! `benches/retrieval.rs`).
 //!
+//! The store is SQLite in the temp dir, or with `--database-url
+//! postgres://…` that Postgres database (as replicas at scale use).
+//!
 //! `cargo run --release --features ssr --bin load -- --users 16 --turns 5`
 
 use anyhow::{bail, Context};
@@ -33,6 +36,7 @@ struct Options {
     upstream_ttft_ms: u64,
     token_ms: u64,
     tokens: usize,
+    database_url: Option<String>,
 }
 
 fn options() -> anyhow::Result<Options> {
@@ -43,6 +47,7 @@ fn options() -> anyhow::Result<Options> {
         upstream_ttft_ms: 150,
         token_ms: 15,
         tokens: 40,
+        database_url: None,
     };
     let args: Vec<String> = std::env::args().skip(1).collect();
     let mut i = 0;
@@ -55,6 +60,7 @@ fn options() -> anyhow::Result<Options> {
             "--upstream-ttft-ms" => o.upstream_ttft_ms = value.parse()?,
             "--token-ms" => o.token_ms = value.parse()?,
             "--tokens" => o.tokens = value.parse()?,
+            "--database-url" => o.database_url = Some(value.clone()),
             other => bail!("unknown option {other}"),
         }
         i += 2;
@@ -210,6 +216,12 @@ async fn main() -> anyhow::Result<()> {
     settings.server.bind = "127.0.0.1:0".into();
     settings.data_dir = data.clone();
     settings.cache.enabled = false;
+    if let Some(url) = &o.database_url {
+        settings.database.url = Some(url.clone().into());
+        println!("store: Postgres");
+    } else {
+        println!("store: SQLite");
+    }
     for role in [
         &mut settings.limits.guest,
         &mut settings.limits.user,
@@ -239,7 +251,7 @@ async fn main() -> anyhow::Result<()> {
     }
     let app = Application::build(settings).await?;
     let base = format!("http://{}", app.address());
-    let db = app.db();
+    let store = app.store();
     tokio::spawn(async move {
         let _ = app.run_until_stopped().await;
     });
@@ -293,18 +305,19 @@ async fn main() -> anyhow::Result<()> {
 
     // The upstream's TTFT for each turn, from the app's own event (the model
     // call to its first token), to pair with the client's TTFT.
+    let recorded: std::collections::HashMap<String, Option<f64>> = store
+        .export_turns(0, i64::MAX)
+        .await?
+        .into_iter()
+        .map(|e| (e.message_id, e.upstream_ttft_ms))
+        .collect();
     let mut overhead = Vec::new();
     let mut upstream = Vec::new();
     for turn in &turns {
         let (Some(id), Some(app_ms)) = (&turn.message_id, turn.ttft_ms) else {
             continue;
         };
-        let recorded: Option<Option<f64>> =
-            sqlx::query_scalar("SELECT upstream_ttft_ms FROM chat_events WHERE message_id = ?")
-                .bind(id)
-                .fetch_optional(&db)
-                .await?;
-        if let Some(Some(up)) = recorded {
+        if let Some(Some(up)) = recorded.get(id).copied() {
             upstream.push(up);
             overhead.push(app_ms - up);
         }

@@ -1,9 +1,8 @@
 //! Users: guests (no username) and accounts, their roles and whether they are
 //! disabled, and the token counts that budgets are checked against.
 
-use super::{now_ms, Store, StoreError};
+use super::{now_ms, DbRow, Store, StoreError};
 use app::wire::{UserRole, UserSummary};
-use sqlx::Row;
 use uuid::Uuid;
 
 /// What every request needs to know about its user.
@@ -23,26 +22,31 @@ pub enum SignUpRefused {
     AlreadyRegistered,
 }
 
-/// The first account becomes admin. Evaluated inside the write, which SQLite
-/// serialises, so two simultaneous first sign-ups can't both become admin.
+/// The first account becomes admin. Evaluated inside the write, under the
+/// accounts lock, so two simultaneous first sign-ups can't both become admin.
 const ROLE_FOR_NEW_ACCOUNT: &str =
     "CASE WHEN EXISTS (SELECT 1 FROM users WHERE role = 'admin') THEN 'user' ELSE 'admin' END";
 
+/// The user's tokens since `$1` (`u` is the user's row).
 const TOKENS_OF_USER_SINCE: &str =
-    "SELECT COALESCE(SUM(COALESCE(m.prompt_tokens, 0) + COALESCE(m.completion_tokens, 0)), 0) \
+    "SELECT CAST(COALESCE(SUM(COALESCE(m.prompt_tokens, 0) + COALESCE(m.completion_tokens, 0)), 0) AS BIGINT) \
      FROM messages m JOIN conversations c ON c.id = m.conversation_id \
-     WHERE c.user_id = u.id AND m.role = 'assistant' AND m.created_at >= ?";
+     WHERE c.user_id = u.id AND m.role = 'assistant' AND m.created_at >= $1";
+
+/// Postgres runs writes side by side, so the writes that check "is there an
+/// admin?" take this lock first; SQLite runs one write at a time anyway.
+const ACCOUNTS_LOCK: &str = "SELECT pg_advisory_xact_lock(7243012)";
 
 fn role_from(s: &str) -> Result<UserRole, StoreError> {
     UserRole::parse(s).ok_or_else(|| StoreError::Corrupt(format!("unknown role {s:?}")))
 }
 
-pub(super) fn account_from(row: &sqlx::sqlite::SqliteRow) -> Result<AccountRow, StoreError> {
+pub(super) fn account_from(row: &impl DbRow) -> Result<AccountRow, StoreError> {
     Ok(AccountRow {
-        id: row.try_get("id")?,
-        username: row.try_get("username")?,
-        role: role_from(row.try_get::<&str, _>("role")?)?,
-        disabled: row.try_get::<i64, _>("disabled")? != 0,
+        id: row.text("id")?,
+        username: row.opt_text("username")?,
+        role: role_from(&row.text("role")?)?,
+        disabled: row.flag("disabled")?,
     })
 }
 
@@ -51,27 +55,40 @@ fn is_unique_violation(e: &sqlx::Error) -> bool {
 }
 
 impl Store {
+    /// Usernames match in any (ASCII) case.
+    fn username_is(&self, param: &str) -> String {
+        if self.is_shared() {
+            format!("lower(username) = lower({param})")
+        } else {
+            format!("username = {param} COLLATE NOCASE")
+        }
+    }
+
     /// A new guest user (no username, no password).
     pub async fn create_user(&self) -> Result<String, StoreError> {
         let id = Uuid::new_v4().to_string();
-        sqlx::query("INSERT INTO users (id, created_at, role) VALUES (?, ?, 'guest')")
-            .bind(&id)
-            .bind(now_ms())
-            .execute(&self.pool)
-            .await?;
+        on_db!(self, db => sqlx::query(
+            "INSERT INTO users (id, created_at, role) VALUES ($1, $2, 'guest')",
+        )
+        .bind(&id)
+        .bind(now_ms())
+        .execute(db)
+        .await?
+        .rows_affected());
         Ok(id)
     }
 
     pub async fn account(&self, user_id: &str) -> Result<Option<AccountRow>, StoreError> {
-        sqlx::query("SELECT id, username, role, disabled FROM users WHERE id = ?")
-            .bind(user_id)
-            .fetch_optional(&self.pool)
-            .await?
-            .as_ref()
-            .map(account_from)
-            .transpose()
+        on_db!(self, db => sqlx::query(
+            "SELECT id, username, role, disabled FROM users WHERE id = $1",
+        )
+        .bind(user_id)
+        .fetch_optional(db)
+        .await?
+        .as_ref()
+        .map(account_from)
+        .transpose())
     }
-
     /// Creates an account: turns `guest` (if given) into one, keeping its
     /// chats and documents, or makes a new user.
     pub async fn sign_up(
@@ -80,46 +97,53 @@ impl Store {
         username: &str,
         password_hash: &str,
     ) -> Result<Result<AccountRow, SignUpRefused>, StoreError> {
-        let result = match guest {
-            Some(id) => {
-                sqlx::query(&format!(
-                "UPDATE users SET username = ?, password_hash = ?, role = {ROLE_FOR_NEW_ACCOUNT} \
-                     WHERE id = ? AND username IS NULL"
-            ))
-                .bind(username)
-                .bind(password_hash)
-                .bind(id)
-                .execute(&self.pool)
-                .await
+        let written: Result<u64, sqlx::Error> = on_db!(self, db => {
+            let mut tx = db.begin().await?;
+            if self.is_shared() {
+                sqlx::query(ACCOUNTS_LOCK).execute(&mut *tx).await?;
             }
-            None => {
-                sqlx::query(&format!(
-                    "INSERT INTO users (id, created_at, username, password_hash, role) \
-                     VALUES (?, ?, ?, ?, {ROLE_FOR_NEW_ACCOUNT})"
-                ))
-                .bind(Uuid::new_v4().to_string())
-                .bind(now_ms())
-                .bind(username)
-                .bind(password_hash)
-                .execute(&self.pool)
-                .await
+            let done = match guest {
+                Some(id) => {
+                    sqlx::query(&format!(
+                        "UPDATE users SET username = $1, password_hash = $2, \
+                         role = {ROLE_FOR_NEW_ACCOUNT} WHERE id = $3 AND username IS NULL"
+                    ))
+                    .bind(username)
+                    .bind(password_hash)
+                    .bind(id)
+                    .execute(&mut *tx)
+                    .await
+                }
+                None => {
+                    sqlx::query(&format!(
+                        "INSERT INTO users (id, created_at, username, password_hash, role) \
+                         VALUES ($1, $2, $3, $4, {ROLE_FOR_NEW_ACCOUNT})"
+                    ))
+                    .bind(Uuid::new_v4().to_string())
+                    .bind(now_ms())
+                    .bind(username)
+                    .bind(password_hash)
+                    .execute(&mut *tx)
+                    .await
+                }
+            };
+            match done {
+                Ok(done) => tx.commit().await.map(|()| done.rows_affected()),
+                Err(e) => Err(e),
             }
-        };
-        match result {
+        });
+        match written {
             Err(e) if is_unique_violation(&e) => return Ok(Err(SignUpRefused::UsernameTaken)),
             Err(e) => return Err(e.into()),
-            Ok(done) if done.rows_affected() == 0 => {
-                return Ok(Err(SignUpRefused::AlreadyRegistered))
-            }
+            Ok(0) => return Ok(Err(SignUpRefused::AlreadyRegistered)),
             Ok(_) => {}
         }
-        let row = sqlx::query(
-            "SELECT id, username, role, disabled FROM users WHERE username = ? COLLATE NOCASE",
-        )
-        .bind(username)
-        .fetch_one(&self.pool)
-        .await?;
-        Ok(Ok(account_from(&row)?))
+        let sql = format!(
+            "SELECT id, username, role, disabled FROM users WHERE {}",
+            self.username_is("$1")
+        );
+        on_db!(self, db => account_from(&sqlx::query(&sql).bind(username).fetch_one(db).await?))
+            .map(Ok)
     }
 
     /// The account with this username (any case) and its password hash.
@@ -127,17 +151,15 @@ impl Store {
         &self,
         username: &str,
     ) -> Result<Option<(AccountRow, String)>, StoreError> {
-        let Some(row) = sqlx::query(
+        let sql = format!(
             "SELECT id, username, role, disabled, password_hash FROM users \
-             WHERE username = ? COLLATE NOCASE AND password_hash IS NOT NULL",
-        )
-        .bind(username)
-        .fetch_optional(&self.pool)
-        .await?
-        else {
-            return Ok(None);
-        };
-        Ok(Some((account_from(&row)?, row.try_get("password_hash")?)))
+             WHERE {} AND password_hash IS NOT NULL",
+            self.username_is("$1")
+        );
+        on_db!(self, db => match sqlx::query(&sql).bind(username).fetch_optional(db).await? {
+            Some(row) => Ok(Some((account_from(&row)?, row.text("password_hash")?))),
+            None => Ok(None),
+        })
     }
 
     /// Accounts (not guests) with their activity, oldest first, and the
@@ -146,7 +168,7 @@ impl Store {
         &self,
         tokens_since_ms: i64,
     ) -> Result<(Vec<UserSummary>, u64), StoreError> {
-        let rows = sqlx::query(&format!(
+        let users = on_db!(self, db => sqlx::query(&format!(
             "SELECT u.id, u.username, u.role, u.disabled, u.created_at, \
                (SELECT COUNT(*) FROM conversations c WHERE c.user_id = u.id) AS conversations, \
                (SELECT COUNT(*) FROM documents d WHERE d.user_id = u.id AND d.status != 'deleting') AS documents, \
@@ -154,78 +176,86 @@ impl Store {
              FROM users u WHERE u.username IS NOT NULL ORDER BY u.created_at, u.id"
         ))
         .bind(tokens_since_ms)
-        .fetch_all(&self.pool)
-        .await?;
-        let users = rows
-            .iter()
-            .map(|row| {
-                Ok(UserSummary {
-                    id: row.try_get("id")?,
-                    username: row
-                        .try_get::<Option<String>, _>("username")?
-                        .unwrap_or_default(),
-                    role: role_from(row.try_get::<&str, _>("role")?)?,
-                    disabled: row.try_get::<i64, _>("disabled")? != 0,
-                    created_at: row.try_get("created_at")?,
-                    conversations: row.try_get::<i64, _>("conversations")?.max(0) as u64,
-                    documents: row.try_get::<i64, _>("documents")?.max(0) as u64,
-                    tokens_today: row.try_get::<i64, _>("tokens")?.max(0) as u64,
-                })
+        .fetch_all(db)
+        .await?
+        .iter()
+        .map(|row| {
+            let count = |column: &str| row.int(column).map(|n| n.max(0) as u64);
+            Ok(UserSummary {
+                id: row.text("id")?,
+                username: row.opt_text("username")?.unwrap_or_default(),
+                role: role_from(&row.text("role")?)?,
+                disabled: row.flag("disabled")?,
+                created_at: row.int("created_at")?,
+                conversations: count("conversations")?,
+                documents: count("documents")?,
+                tokens_today: count("tokens")?,
             })
-            .collect::<Result<Vec<_>, StoreError>>()?;
-        let guests: i64 = sqlx::query("SELECT COUNT(*) AS n FROM users WHERE username IS NULL")
-            .fetch_one(&self.pool)
-            .await?
-            .try_get("n")?;
+        })
+        .collect::<Result<Vec<_>, StoreError>>()?);
+        let guests: i64 = on_db!(self, db => sqlx::query_scalar(
+            "SELECT COUNT(*) FROM users WHERE username IS NULL",
+        )
+        .fetch_one(db)
+        .await?);
         Ok((users, guests.max(0) as u64))
     }
 
     /// Changes an account's role; false if there is no such account, or it is
     /// the last active admin (nobody could administer the app).
     pub async fn set_role(&self, user_id: &str, role: UserRole) -> Result<bool, StoreError> {
-        let done = sqlx::query(
-            "UPDATE users SET role = ? WHERE id = ? AND username IS NOT NULL \
-             AND (? = 'admin' OR role != 'admin' OR \
-                  (SELECT COUNT(*) FROM users WHERE role = 'admin' AND disabled = 0 AND id != ?) > 0)",
-        )
-        .bind(role.as_str())
-        .bind(user_id)
-        .bind(role.as_str())
-        .bind(user_id)
-        .execute(&self.pool)
-        .await?;
-        Ok(done.rows_affected() == 1)
+        let changed = on_db!(self, db => {
+            let mut tx = db.begin().await?;
+            if self.is_shared() {
+                sqlx::query(ACCOUNTS_LOCK).execute(&mut *tx).await?;
+            }
+            let done = sqlx::query(
+                "UPDATE users SET role = $1 WHERE id = $2 AND username IS NOT NULL \
+                 AND ($1 = 'admin' OR role != 'admin' OR \
+                      (SELECT COUNT(*) FROM users WHERE role = 'admin' AND NOT disabled AND id != $2) > 0)",
+            )
+            .bind(role.as_str())
+            .bind(user_id)
+            .execute(&mut *tx)
+            .await?;
+            tx.commit().await?;
+            done.rows_affected()
+        });
+        Ok(changed == 1)
     }
 
     /// Disables or re-enables an account; false if there is no such account,
     /// or it is the last active admin.
     pub async fn set_disabled(&self, user_id: &str, disabled: bool) -> Result<bool, StoreError> {
-        let done = sqlx::query(
-            "UPDATE users SET disabled = ? WHERE id = ? AND username IS NOT NULL \
-             AND (? = 0 OR role != 'admin' OR \
-                  (SELECT COUNT(*) FROM users WHERE role = 'admin' AND disabled = 0 AND id != ?) > 0)",
-        )
-        .bind(i64::from(disabled))
-        .bind(user_id)
-        .bind(i64::from(disabled))
-        .bind(user_id)
-        .execute(&self.pool)
-        .await?;
-        Ok(done.rows_affected() == 1)
+        let changed = on_db!(self, db => {
+            let mut tx = db.begin().await?;
+            if self.is_shared() {
+                sqlx::query(ACCOUNTS_LOCK).execute(&mut *tx).await?;
+            }
+            let done = sqlx::query(
+                "UPDATE users SET disabled = $1 WHERE id = $2 AND username IS NOT NULL \
+                 AND (NOT $1 OR role != 'admin' OR \
+                      (SELECT COUNT(*) FROM users WHERE role = 'admin' AND NOT disabled AND id != $2) > 0)",
+            )
+            .bind(disabled)
+            .bind(user_id)
+            .execute(&mut *tx)
+            .await?;
+            tx.commit().await?;
+            done.rows_affected()
+        });
+        Ok(changed == 1)
     }
 
     /// Prompt + completion tokens of the user's answers since `since_ms`.
     pub async fn tokens_used_since(&self, user_id: &str, since_ms: i64) -> Result<u64, StoreError> {
-        let n: i64 = sqlx::query(&format!(
-            "SELECT ({TOKENS_OF_USER_SINCE}) AS n FROM users u WHERE u.id = ?"
+        let n: Option<i64> = on_db!(self, db => sqlx::query_scalar(&format!(
+            "SELECT ({TOKENS_OF_USER_SINCE}) FROM users u WHERE u.id = $2"
         ))
         .bind(since_ms)
         .bind(user_id)
-        .fetch_optional(&self.pool)
-        .await?
-        .map(|row| row.try_get("n"))
-        .transpose()?
-        .unwrap_or(0);
-        Ok(n.max(0) as u64)
+        .fetch_optional(db)
+        .await?);
+        Ok(n.unwrap_or(0).max(0) as u64)
     }
 }

@@ -2,20 +2,19 @@
 //! to their account (whose `disabled` flag is read on every use).
 
 use super::accounts::{account_from, AccountRow};
-use super::{now_ms, Store, StoreError};
+use super::{now_ms, DbRow, Store, StoreError};
 use app::wire::ApiKeyView;
-use sqlx::Row;
 
 /// A key's last use is written at most this often (not on every request).
 const LAST_USED_RESOLUTION_MS: i64 = 60_000;
 
-fn key_from(row: &sqlx::sqlite::SqliteRow) -> Result<ApiKeyView, StoreError> {
+fn key_from(row: &impl DbRow) -> Result<ApiKeyView, StoreError> {
     Ok(ApiKeyView {
-        id: row.try_get("id")?,
-        name: row.try_get("name")?,
-        prefix: row.try_get("prefix")?,
-        created_at: row.try_get("created_at")?,
-        last_used_at: row.try_get("last_used_at")?,
+        id: row.text("id")?,
+        name: row.text("name")?,
+        prefix: row.text("prefix")?,
+        created_at: row.int("created_at")?,
+        last_used_at: row.opt_int("last_used_at")?,
     })
 }
 
@@ -31,21 +30,33 @@ impl Store {
     ) -> Result<Option<ApiKeyView>, StoreError> {
         let id = uuid::Uuid::new_v4().to_string();
         let created_at = now_ms();
-        let inserted = sqlx::query(
-            "INSERT INTO api_keys (id, user_id, name, prefix, secret_sha256, created_at) \
-             SELECT ?, ?, ?, ?, ?, ? WHERE (SELECT COUNT(*) FROM api_keys WHERE user_id = ?) < ?",
-        )
-        .bind(&id)
-        .bind(user_id)
-        .bind(name)
-        .bind(prefix)
-        .bind(secret_sha256)
-        .bind(created_at)
-        .bind(user_id)
-        .bind(i64::from(max))
-        .execute(&self.pool)
-        .await?;
-        Ok((inserted.rows_affected() == 1).then(|| ApiKeyView {
+        let inserted = on_db!(self, db => {
+            let mut tx = db.begin().await?;
+            if self.is_shared() {
+                // Two requests at once can't both take the last free place.
+                sqlx::query("SELECT id FROM users WHERE id = $1 FOR UPDATE")
+                    .bind(user_id)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            let done = sqlx::query(
+                "INSERT INTO api_keys (id, user_id, name, prefix, secret_sha256, created_at) \
+                 SELECT $1, $2, $3, $4, $5, $6 \
+                 WHERE (SELECT COUNT(*) FROM api_keys WHERE user_id = $2) < $7",
+            )
+            .bind(&id)
+            .bind(user_id)
+            .bind(name)
+            .bind(prefix)
+            .bind(secret_sha256)
+            .bind(created_at)
+            .bind(i64::from(max))
+            .execute(&mut *tx)
+            .await?;
+            tx.commit().await?;
+            done.rows_affected()
+        });
+        Ok((inserted == 1).then(|| ApiKeyView {
             id,
             name: name.to_owned(),
             prefix: prefix.to_owned(),
@@ -55,26 +66,29 @@ impl Store {
     }
 
     pub async fn api_keys(&self, user_id: &str) -> Result<Vec<ApiKeyView>, StoreError> {
-        sqlx::query(
+        on_db!(self, db => sqlx::query(
             "SELECT id, name, prefix, created_at, last_used_at FROM api_keys \
-             WHERE user_id = ? ORDER BY created_at DESC, id",
+             WHERE user_id = $1 ORDER BY created_at DESC, id",
         )
         .bind(user_id)
-        .fetch_all(&self.pool)
+        .fetch_all(db)
         .await?
         .iter()
         .map(key_from)
-        .collect()
+        .collect())
     }
 
     /// Deletes one of the user's keys; false if they have no such key.
     pub async fn revoke_api_key(&self, user_id: &str, key_id: &str) -> Result<bool, StoreError> {
-        let done = sqlx::query("DELETE FROM api_keys WHERE id = ? AND user_id = ?")
-            .bind(key_id)
-            .bind(user_id)
-            .execute(&self.pool)
-            .await?;
-        Ok(done.rows_affected() == 1)
+        let done = on_db!(self, db => sqlx::query(
+            "DELETE FROM api_keys WHERE id = $1 AND user_id = $2",
+        )
+        .bind(key_id)
+        .bind(user_id)
+        .execute(db)
+        .await?
+        .rows_affected());
+        Ok(done == 1)
     }
 
     /// The account a key belongs to, and notes that the key was used.
@@ -82,29 +96,35 @@ impl Store {
         &self,
         secret_sha256: &str,
     ) -> Result<Option<AccountRow>, StoreError> {
-        let Some(row) = sqlx::query(
+        let found = on_db!(self, db => match sqlx::query(
             "SELECT u.id, u.username, u.role, u.disabled, k.id AS key_id, k.last_used_at \
-             FROM api_keys k JOIN users u ON u.id = k.user_id WHERE k.secret_sha256 = ?",
+             FROM api_keys k JOIN users u ON u.id = k.user_id WHERE k.secret_sha256 = $1",
         )
         .bind(secret_sha256)
-        .fetch_optional(&self.pool)
+        .fetch_optional(db)
         .await?
-        else {
+        {
+            Some(row) => Some((account_from(&row)?, row.text("key_id")?, row.opt_int("last_used_at")?)),
+            None => None,
+        });
+        let Some((account, key_id, last_used)) = found else {
             return Ok(None);
         };
         let now = now_ms();
-        let last_used: Option<i64> = row.try_get("last_used_at")?;
         if last_used.is_none_or(|at| now - at >= LAST_USED_RESOLUTION_MS) {
             // Bookkeeping: a busy database must not turn a valid key away.
-            let noted = sqlx::query("UPDATE api_keys SET last_used_at = ? WHERE id = ?")
-                .bind(now)
-                .bind(row.try_get::<String, _>("key_id")?)
-                .execute(&self.pool)
-                .await;
+            let noted = on_db!(self, db => sqlx::query(
+                "UPDATE api_keys SET last_used_at = $1 WHERE id = $2",
+            )
+            .bind(now)
+            .bind(&key_id)
+            .execute(db)
+            .await
+            .map(|_| ()));
             if let Err(e) = noted {
                 tracing::warn!(error = %e, "noting an API key's last use");
             }
         }
-        account_from(&row).map(Some)
+        Ok(Some(account))
     }
 }

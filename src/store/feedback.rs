@@ -1,10 +1,9 @@
 //! Votes on answers and per-turn usage events, and their exports.
 
-use super::{json_list, now_ms, Store, StoreError};
+use super::{json_list, now_ms, DbRow, Store, StoreError};
 use crate::events::ChatTurnEvent;
 use app::wire::{Rating, Source};
 use serde::Serialize;
-use sqlx::Row;
 use std::collections::HashMap;
 
 /// What a vote needs to know about the answer it is on.
@@ -55,25 +54,24 @@ impl Store {
         user_id: &str,
         message_id: &str,
     ) -> Result<Option<AnswerForFeedback>, StoreError> {
-        let Some(row) = sqlx::query(
+        on_db!(self, db => match sqlx::query(
             "SELECT m.model, m.sources, \
-               (SELECT e.variant FROM chat_events e WHERE e.message_id = m.id) AS variant \
+               (SELECT e.variant FROM chat_events e WHERE e.message_id = m.id LIMIT 1) AS variant \
              FROM messages m JOIN conversations c ON c.id = m.conversation_id \
-             WHERE m.id = ? AND c.user_id = ? AND m.role = 'assistant'",
+             WHERE m.id = $1 AND c.user_id = $2 AND m.role = 'assistant'",
         )
         .bind(message_id)
         .bind(user_id)
-        .fetch_optional(&self.pool)
+        .fetch_optional(db)
         .await?
-        else {
-            return Ok(None);
-        };
-        let sources = json_list(&row, "sources")?;
-        Ok(Some(AnswerForFeedback {
-            model: row.try_get("model")?,
-            variant: row.try_get("variant")?,
-            sources,
-        }))
+        {
+            Some(row) => Ok(Some(AnswerForFeedback {
+                model: row.opt_text("model")?,
+                variant: row.opt_text("variant")?,
+                sources: json_list(&row, "sources")?,
+            })),
+            None => Ok(None),
+        })
     }
 
     /// The content hash (the version) of each listed document that still exists.
@@ -88,23 +86,27 @@ impl Store {
             return Ok(HashMap::new());
         }
         // One query per turn, not one per passage.
-        let placeholders = vec!["?"; unique.len()].join(", ");
+        let placeholders = (1..=unique.len())
+            .map(|n| format!("${n}"))
+            .collect::<Vec<_>>()
+            .join(", ");
         let sql = format!("SELECT id, content_hash FROM documents WHERE id IN ({placeholders})");
-        let mut query = sqlx::query_as::<_, (String, String)>(&sql);
-        for id in unique {
-            query = query.bind(id);
-        }
-        let versions: HashMap<String, String> =
-            query.fetch_all(&self.pool).await?.into_iter().collect();
+        let versions: HashMap<String, String> = on_db!(self, db => {
+            let mut query = sqlx::query_as::<_, (String, String)>(&sql);
+            for id in &unique {
+                query = query.bind(*id);
+            }
+            query.fetch_all(db).await?.into_iter().collect()
+        });
         Ok(versions)
     }
 
     /// Stores a vote, replacing the user's earlier one on the same message.
     pub async fn upsert_feedback(&self, vote: &FeedbackRecord) -> Result<(), StoreError> {
         let now = now_ms();
-        sqlx::query(
+        on_db!(self, db => sqlx::query(
             "INSERT INTO feedback (message_id, user_id, rating, comment, model, variant, retrieval, created_at, updated_at) \
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8) \
              ON CONFLICT (message_id, user_id) DO UPDATE SET \
                rating = excluded.rating, comment = excluded.comment, model = excluded.model, \
                variant = excluded.variant, retrieval = excluded.retrieval, updated_at = excluded.updated_at",
@@ -117,18 +119,19 @@ impl Store {
         .bind(&vote.variant)
         .bind(&vote.retrieval)
         .bind(now)
-        .bind(now)
-        .execute(&self.pool)
-        .await?;
+        .execute(db)
+        .await?
+        .rows_affected());
         Ok(())
     }
 
     pub async fn delete_feedback(&self, user_id: &str, message_id: &str) -> Result<(), StoreError> {
-        sqlx::query("DELETE FROM feedback WHERE message_id = ? AND user_id = ?")
+        on_db!(self, db => sqlx::query("DELETE FROM feedback WHERE message_id = $1 AND user_id = $2")
             .bind(message_id)
             .bind(user_id)
-            .execute(&self.pool)
-            .await?;
+            .execute(db)
+            .await?
+            .rows_affected());
         Ok(())
     }
 
@@ -138,50 +141,51 @@ impl Store {
         since: i64,
         until: i64,
     ) -> Result<Vec<FeedbackExport>, StoreError> {
-        let rows = sqlx::query(
+        on_db!(self, db => sqlx::query(
             "SELECT f.message_id, m.conversation_id, f.user_id, u.username, f.rating, f.comment, \
                f.model, f.variant, f.retrieval, f.created_at, f.updated_at, m.content AS answer, \
                COALESCE((SELECT q.content FROM messages q WHERE q.conversation_id = m.conversation_id \
                  AND q.seq < m.seq AND q.role = 'user' ORDER BY q.seq DESC LIMIT 1), '') AS question \
              FROM feedback f JOIN messages m ON m.id = f.message_id JOIN users u ON u.id = f.user_id \
-             WHERE f.updated_at >= ? AND f.updated_at < ? ORDER BY f.updated_at, f.message_id",
+             WHERE f.updated_at >= $1 AND f.updated_at < $2 ORDER BY f.updated_at, f.message_id",
         )
         .bind(since)
         .bind(until)
-        .fetch_all(&self.pool)
-        .await?;
-        rows.iter()
-            .map(|r| {
-                let score: i64 = r.try_get("rating")?;
-                Ok(FeedbackExport {
-                    message_id: r.try_get("message_id")?,
-                    conversation_id: r.try_get("conversation_id")?,
-                    user_id: r.try_get("user_id")?,
-                    username: r.try_get("username")?,
-                    rating: Rating::from_score(score)
-                        .ok_or_else(|| StoreError::Corrupt(format!("rating {score}")))?
-                        .as_str()
-                        .to_owned(),
-                    comment: r.try_get("comment")?,
-                    model: r.try_get("model")?,
-                    variant: r.try_get("variant")?,
-                    retrieval: r.try_get("retrieval")?,
-                    question: r.try_get("question")?,
-                    answer: r.try_get("answer")?,
-                    created_at: r.try_get("created_at")?,
-                    updated_at: r.try_get("updated_at")?,
-                })
+        .fetch_all(db)
+        .await?
+        .iter()
+        .map(|r| {
+            let score = r.int("rating")?;
+            Ok(FeedbackExport {
+                message_id: r.text("message_id")?,
+                conversation_id: r.text("conversation_id")?,
+                user_id: r.text("user_id")?,
+                username: r.opt_text("username")?,
+                rating: Rating::from_score(score)
+                    .ok_or_else(|| StoreError::Corrupt(format!("rating {score}")))?
+                    .as_str()
+                    .to_owned(),
+                comment: r.opt_text("comment")?,
+                model: r.opt_text("model")?,
+                variant: r.opt_text("variant")?,
+                retrieval: r.text("retrieval")?,
+                question: r.text("question")?,
+                answer: r.text("answer")?,
+                created_at: r.int("created_at")?,
+                updated_at: r.int("updated_at")?,
             })
-            .collect()
+        })
+        .collect())
     }
 
     pub async fn record_turn(&self, e: &ChatTurnEvent) -> Result<(), StoreError> {
-        sqlx::query(
+        on_db!(self, db => sqlx::query(
             "INSERT INTO chat_events (id, at, user_id, conversation_id, message_id, model, provider, variant, \
                embed_ms, retrieve_ms, prompt_build_ms, queue_ms, ttft_ms, upstream_ttft_ms, total_ms, \
                prompt_tokens, completion_tokens, tokens_estimated, tokens_per_s, cache_hit, retries, \
                fallback_used, sources, outcome, error_class) \
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, \
+               $19, $20, $21, $22, $23, $24, $25)",
         )
         .bind(&e.id)
         .bind(e.at)
@@ -208,8 +212,9 @@ impl Store {
         .bind(i64::from(e.sources))
         .bind(&e.outcome)
         .bind(&e.error_class)
-        .execute(&self.pool)
-        .await?;
+        .execute(db)
+        .await?
+        .rows_affected());
         Ok(())
     }
 
@@ -219,46 +224,47 @@ impl Store {
         since: i64,
         until: i64,
     ) -> Result<Vec<ChatTurnEvent>, StoreError> {
-        let rows =
-            sqlx::query("SELECT * FROM chat_events WHERE at >= ? AND at < ? ORDER BY at, id")
-                .bind(since)
-                .bind(until)
-                .fetch_all(&self.pool)
-                .await?;
-        let u32_of = |r: &sqlx::sqlite::SqliteRow, col: &str| -> Result<u32, StoreError> {
-            Ok(u32::try_from(r.try_get::<i64, _>(col)?.max(0)).unwrap_or(u32::MAX))
-        };
-        rows.iter()
-            .map(|r| {
-                Ok(ChatTurnEvent {
-                    id: r.try_get("id")?,
-                    at: r.try_get("at")?,
-                    user_id: r.try_get("user_id")?,
-                    conversation_id: r.try_get("conversation_id")?,
-                    message_id: r.try_get("message_id")?,
-                    model: r.try_get("model")?,
-                    provider: r.try_get("provider")?,
-                    variant: r.try_get("variant")?,
-                    embed_ms: r.try_get("embed_ms")?,
-                    retrieve_ms: r.try_get("retrieve_ms")?,
-                    prompt_build_ms: r.try_get("prompt_build_ms")?,
-                    queue_ms: r.try_get("queue_ms")?,
-                    ttft_ms: r.try_get("ttft_ms")?,
-                    upstream_ttft_ms: r.try_get("upstream_ttft_ms")?,
-                    total_ms: r.try_get("total_ms")?,
-                    prompt_tokens: u32_of(r, "prompt_tokens")?,
-                    completion_tokens: u32_of(r, "completion_tokens")?,
-                    tokens_estimated: r.try_get("tokens_estimated")?,
-                    tokens_per_s: r.try_get("tokens_per_s")?,
-                    cache_hit: r.try_get("cache_hit")?,
-                    retries: u32_of(r, "retries")?,
-                    fallback_used: r.try_get("fallback_used")?,
-                    sources: u32_of(r, "sources")?,
-                    outcome: r.try_get("outcome")?,
-                    error_class: r.try_get("error_class")?,
-                })
+        fn u32_of(r: &impl DbRow, column: &str) -> Result<u32, StoreError> {
+            Ok(u32::try_from(r.int(column)?.max(0)).unwrap_or(u32::MAX))
+        }
+        on_db!(self, db => sqlx::query(
+            "SELECT * FROM chat_events WHERE at >= $1 AND at < $2 ORDER BY at, id",
+        )
+        .bind(since)
+        .bind(until)
+        .fetch_all(db)
+        .await?
+        .iter()
+        .map(|r| {
+            Ok(ChatTurnEvent {
+                id: r.text("id")?,
+                at: r.int("at")?,
+                user_id: r.text("user_id")?,
+                conversation_id: r.text("conversation_id")?,
+                message_id: r.text("message_id")?,
+                model: r.text("model")?,
+                provider: r.text("provider")?,
+                variant: r.opt_text("variant")?,
+                embed_ms: r.opt_real("embed_ms")?,
+                retrieve_ms: r.opt_real("retrieve_ms")?,
+                prompt_build_ms: r.opt_real("prompt_build_ms")?,
+                queue_ms: r.opt_real("queue_ms")?,
+                ttft_ms: r.opt_real("ttft_ms")?,
+                upstream_ttft_ms: r.opt_real("upstream_ttft_ms")?,
+                total_ms: r.real("total_ms")?,
+                prompt_tokens: u32_of(r, "prompt_tokens")?,
+                completion_tokens: u32_of(r, "completion_tokens")?,
+                tokens_estimated: r.flag("tokens_estimated")?,
+                tokens_per_s: r.opt_real("tokens_per_s")?,
+                cache_hit: r.flag("cache_hit")?,
+                retries: u32_of(r, "retries")?,
+                fallback_used: r.flag("fallback_used")?,
+                sources: u32_of(r, "sources")?,
+                outcome: r.text("outcome")?,
+                error_class: r.opt_text("error_class")?,
             })
-            .collect()
+        })
+        .collect())
     }
 }
 
@@ -303,53 +309,53 @@ const MAX_TURNS: i64 = 500_000;
 
 impl Store {
     pub async fn turns_between(&self, since: i64, until: i64) -> Result<Vec<TurnRow>, StoreError> {
-        let rows = sqlx::query(
+        on_db!(self, db => sqlx::query(
             "SELECT e.at, COALESCE(u.username, 'guest ' || substr(e.user_id, 1, 8)) AS who, e.model, \
                e.variant, e.ttft_ms, e.total_ms, e.prompt_tokens, e.completion_tokens, e.cache_hit, \
                e.error_class IS NOT NULL AS failed \
              FROM chat_events e LEFT JOIN users u ON u.id = e.user_id \
-             WHERE e.at >= ? AND e.at < ? ORDER BY e.at LIMIT ?",
+             WHERE e.at >= $1 AND e.at < $2 ORDER BY e.at LIMIT $3",
         )
         .bind(since)
         .bind(until)
         .bind(MAX_TURNS)
-        .fetch_all(&self.pool)
-        .await?;
-        rows.iter()
-            .map(|r| {
-                Ok(TurnRow {
-                    at: r.try_get("at")?,
-                    user: r.try_get("who")?,
-                    model: r.try_get("model")?,
-                    variant: r.try_get("variant")?,
-                    ttft_ms: r.try_get("ttft_ms")?,
-                    total_ms: r.try_get("total_ms")?,
-                    prompt_tokens: r.try_get::<i64, _>("prompt_tokens")?.max(0) as u64,
-                    completion_tokens: r.try_get::<i64, _>("completion_tokens")?.max(0) as u64,
-                    cache_hit: r.try_get("cache_hit")?,
-                    failed: r.try_get("failed")?,
-                })
+        .fetch_all(db)
+        .await?
+        .iter()
+        .map(|r| {
+            Ok(TurnRow {
+                at: r.int("at")?,
+                user: r.text("who")?,
+                model: r.text("model")?,
+                variant: r.opt_text("variant")?,
+                ttft_ms: r.opt_real("ttft_ms")?,
+                total_ms: r.real("total_ms")?,
+                prompt_tokens: r.int("prompt_tokens")?.max(0) as u64,
+                completion_tokens: r.int("completion_tokens")?.max(0) as u64,
+                cache_hit: r.flag("cache_hit")?,
+                failed: r.flag("failed")?,
             })
-            .collect()
+        })
+        .collect())
     }
 
     pub async fn votes_between(&self, since: i64, until: i64) -> Result<Vec<VoteRow>, StoreError> {
-        let rows = sqlx::query(
-            "SELECT model, variant, rating FROM feedback WHERE updated_at >= ? AND updated_at < ?",
+        on_db!(self, db => sqlx::query(
+            "SELECT model, variant, rating FROM feedback WHERE updated_at >= $1 AND updated_at < $2",
         )
         .bind(since)
         .bind(until)
-        .fetch_all(&self.pool)
-        .await?;
-        rows.iter()
-            .map(|r| {
-                Ok(VoteRow {
-                    model: r.try_get("model")?,
-                    variant: r.try_get("variant")?,
-                    up: r.try_get::<i64, _>("rating")? > 0,
-                })
+        .fetch_all(db)
+        .await?
+        .iter()
+        .map(|r| {
+            Ok(VoteRow {
+                model: r.opt_text("model")?,
+                variant: r.opt_text("variant")?,
+                up: r.int("rating")? > 0,
             })
-            .collect()
+        })
+        .collect())
     }
 
     /// The answers with the most down-votes in the range, worst first.
@@ -359,37 +365,43 @@ impl Store {
         until: i64,
         limit: i64,
     ) -> Result<Vec<DownvotedRow>, StoreError> {
-        let rows = sqlx::query(
-            "SELECT m.id, m.model, m.content, m.sources, \
-               SUM(f.rating < 0) AS down, SUM(f.rating > 0) AS up, \
-               json_group_array(f.comment) FILTER (WHERE f.comment IS NOT NULL) AS comments, \
+        // The comments as a JSON array of strings.
+        let comments = if self.is_shared() {
+            "CAST(json_agg(f.comment) FILTER (WHERE f.comment IS NOT NULL) AS TEXT)"
+        } else {
+            "json_group_array(f.comment) FILTER (WHERE f.comment IS NOT NULL)"
+        };
+        let down = "CAST(SUM(CASE WHEN f.rating < 0 THEN 1 ELSE 0 END) AS BIGINT)";
+        let sql = format!(
+            "SELECT m.id, m.model, m.content, m.sources, {down} AS down, \
+               CAST(SUM(CASE WHEN f.rating > 0 THEN 1 ELSE 0 END) AS BIGINT) AS up, \
+               {comments} AS comments, \
                COALESCE((SELECT q.content FROM messages q WHERE q.conversation_id = m.conversation_id \
                  AND q.seq < m.seq AND q.role = 'user' ORDER BY q.seq DESC LIMIT 1), '') AS question \
              FROM feedback f JOIN messages m ON m.id = f.message_id \
-             WHERE f.updated_at >= ? AND f.updated_at < ? \
-             GROUP BY m.id HAVING down > 0 ORDER BY down DESC, up ASC, MAX(f.updated_at) DESC LIMIT ?",
-        )
-        .bind(since)
-        .bind(until)
-        .bind(limit)
-        .fetch_all(&self.pool)
-        .await?;
-        rows.iter()
+             WHERE f.updated_at >= $1 AND f.updated_at < $2 \
+             GROUP BY m.id HAVING {down} > 0 ORDER BY down DESC, up ASC, MAX(f.updated_at) DESC LIMIT $3"
+        );
+        on_db!(self, db => sqlx::query(&sql)
+            .bind(since)
+            .bind(until)
+            .bind(limit)
+            .fetch_all(db)
+            .await?
+            .iter()
             .map(|r| {
-                let sources = json_list(r, "sources")?;
-                let comments = json_list(r, "comments")?;
                 Ok(DownvotedRow {
-                    message_id: r.try_get("id")?,
-                    model: r.try_get("model")?,
-                    question: r.try_get("question")?,
-                    answer: r.try_get("content")?,
-                    sources,
-                    down: r.try_get::<i64, _>("down")?.max(0) as u64,
-                    up: r.try_get::<i64, _>("up")?.max(0) as u64,
-                    comments,
+                    message_id: r.text("id")?,
+                    model: r.opt_text("model")?,
+                    question: r.text("question")?,
+                    answer: r.text("content")?,
+                    sources: json_list(r, "sources")?,
+                    down: r.int("down")?.max(0) as u64,
+                    up: r.int("up")?.max(0) as u64,
+                    comments: json_list(r, "comments")?,
                 })
             })
-            .collect()
+            .collect())
     }
 }
 
@@ -406,26 +418,25 @@ pub struct CachedAnswer {
 impl Store {
     /// A live cache entry.
     pub async fn cached_answer(&self, key: &str) -> Result<Option<CachedAnswer>, StoreError> {
-        let Some(row) = sqlx::query(
+        let tokens = |n: i64| u32::try_from(n).unwrap_or(0);
+        on_db!(self, db => match sqlx::query(
             "SELECT model, answer, sources, prompt_tokens, completion_tokens FROM response_cache \
-             WHERE key = ? AND expires_at > ?",
+             WHERE key = $1 AND expires_at > $2",
         )
         .bind(key)
         .bind(now_ms())
-        .fetch_optional(&self.pool)
+        .fetch_optional(db)
         .await?
-        else {
-            return Ok(None);
-        };
-        let sources = json_list(&row, "sources")?;
-        Ok(Some(CachedAnswer {
-            model: row.try_get("model")?,
-            answer: row.try_get("answer")?,
-            sources,
-            prompt_tokens: u32::try_from(row.try_get::<i64, _>("prompt_tokens")?).unwrap_or(0),
-            completion_tokens: u32::try_from(row.try_get::<i64, _>("completion_tokens")?)
-                .unwrap_or(0),
-        }))
+        {
+            Some(row) => Ok(Some(CachedAnswer {
+                model: row.text("model")?,
+                answer: row.text("answer")?,
+                sources: json_list(&row, "sources")?,
+                prompt_tokens: tokens(row.int("prompt_tokens")?),
+                completion_tokens: tokens(row.int("completion_tokens")?),
+            })),
+            None => Ok(None),
+        })
     }
 
     /// Stores an answer with the documents it used; expired entries go too.
@@ -437,11 +448,6 @@ impl Store {
         ttl_ms: i64,
     ) -> Result<(), StoreError> {
         let now = now_ms();
-        let mut tx = self.pool.begin().await?;
-        sqlx::query("DELETE FROM response_cache WHERE expires_at <= ?")
-            .bind(now)
-            .execute(&mut *tx)
-            .await?;
         let mut documents: Vec<&str> = answer
             .sources
             .iter()
@@ -449,41 +455,58 @@ impl Store {
             .collect();
         documents.sort_unstable();
         documents.dedup();
-        for id in &documents {
-            let live: Option<i64> =
-                sqlx::query_scalar("SELECT 1 FROM documents WHERE id = ? AND status = 'indexed'")
-                    .bind(id)
-                    .fetch_optional(&mut *tx)
-                    .await?;
-            if live.is_none() {
-                return Ok(());
+        on_db!(self, db => {
+            let mut tx = db.begin().await?;
+            sqlx::query("DELETE FROM response_cache WHERE expires_at <= $1")
+                .bind(now)
+                .execute(&mut *tx)
+                .await?;
+            for id in &documents {
+                // Postgres: the row lock makes a concurrent delete of the
+                // document wait for this entry (and then drop it), or makes
+                // this check see the delete. SQLite holds its write lock already.
+                let lock = if self.is_shared() { " FOR SHARE" } else { "" };
+                let live = sqlx::query(&format!(
+                    "SELECT 1 FROM documents WHERE id = $1 AND status = 'indexed'{lock}"
+                ))
+                .bind(id)
+                .fetch_optional(&mut *tx)
+                .await?;
+                if live.is_none() {
+                    return Ok(());
+                }
             }
-        }
-        sqlx::query(
-            "INSERT OR REPLACE INTO response_cache \
-             (key, model, answer, sources, prompt_tokens, completion_tokens, created_at, expires_at) \
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-        )
-        .bind(key)
-        .bind(&answer.model)
-        .bind(&answer.answer)
-        .bind(serde_json::to_string(&answer.sources).ok())
-        .bind(i64::from(answer.prompt_tokens))
-        .bind(i64::from(answer.completion_tokens))
-        .bind(now)
-        .bind(now.saturating_add(ttl_ms))
-        .execute(&mut *tx)
-        .await?;
-        for id in documents {
             sqlx::query(
-                "INSERT OR IGNORE INTO response_cache_documents (key, document_id) VALUES (?, ?)",
+                "INSERT INTO response_cache \
+                 (key, model, answer, sources, prompt_tokens, completion_tokens, created_at, expires_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8) \
+                 ON CONFLICT (key) DO UPDATE SET model = excluded.model, answer = excluded.answer, \
+                   sources = excluded.sources, prompt_tokens = excluded.prompt_tokens, \
+                   completion_tokens = excluded.completion_tokens, created_at = excluded.created_at, \
+                   expires_at = excluded.expires_at",
             )
             .bind(key)
-            .bind(id)
+            .bind(&answer.model)
+            .bind(&answer.answer)
+            .bind(serde_json::to_string(&answer.sources).ok())
+            .bind(i64::from(answer.prompt_tokens))
+            .bind(i64::from(answer.completion_tokens))
+            .bind(now)
+            .bind(now.saturating_add(ttl_ms))
             .execute(&mut *tx)
             .await?;
-        }
-        tx.commit().await?;
+            for id in documents {
+                sqlx::query(
+                    "INSERT INTO response_cache_documents (key, document_id) VALUES ($1, $2) \
+                     ON CONFLICT DO NOTHING",
+                )
+                .bind(key)
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
+            }
+            tx.commit().await?;
+        });
         Ok(())
     }
 
@@ -492,14 +515,14 @@ impl Store {
         &self,
         document_id: &str,
     ) -> Result<u64, StoreError> {
-        let done = sqlx::query(
+        Ok(on_db!(self, db => sqlx::query(
             "DELETE FROM response_cache WHERE key IN \
-             (SELECT key FROM response_cache_documents WHERE document_id = ?)",
+             (SELECT key FROM response_cache_documents WHERE document_id = $1)",
         )
         .bind(document_id)
-        .execute(&self.pool)
-        .await?;
-        Ok(done.rows_affected())
+        .execute(db)
+        .await?
+        .rows_affected()))
     }
 }
 
@@ -512,30 +535,30 @@ impl Store {
     ) -> Result<(), StoreError> {
         let now = now_ms();
         for (experiment, variant) in assignments {
-            sqlx::query(
+            on_db!(self, db => sqlx::query(
                 "INSERT INTO experiment_exposures (experiment, variant, user_id, first_at, last_at, turns) \
-                 VALUES (?, ?, ?, ?, ?, 1) \
-                 ON CONFLICT (experiment, user_id) DO UPDATE SET \
-                   variant = excluded.variant, last_at = excluded.last_at, turns = turns + 1",
+                 VALUES ($1, $2, $3, $4, $4, 1) \
+                 ON CONFLICT (experiment, user_id) DO UPDATE SET variant = excluded.variant, \
+                   last_at = excluded.last_at, turns = experiment_exposures.turns + 1",
             )
             .bind(experiment)
             .bind(variant)
             .bind(user_id)
             .bind(now)
-            .bind(now)
-            .execute(&self.pool)
-            .await?;
+            .execute(db)
+            .await?
+            .rows_affected());
         }
         Ok(())
     }
 
     /// Users exposed to each variant of an experiment.
     pub async fn exposures(&self, experiment: &str) -> Result<Vec<(String, i64)>, StoreError> {
-        Ok(sqlx::query_as(
-            "SELECT variant, COUNT(*) FROM experiment_exposures WHERE experiment = ? GROUP BY variant",
+        Ok(on_db!(self, db => sqlx::query_as(
+            "SELECT variant, COUNT(*) FROM experiment_exposures WHERE experiment = $1 GROUP BY variant",
         )
         .bind(experiment)
-        .fetch_all(&self.pool)
-        .await?)
+        .fetch_all(db)
+        .await?))
     }
 }

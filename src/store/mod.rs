@@ -1,19 +1,39 @@
-//! SQLite persistence for users, conversations, messages and documents.
+//! Persistence for users, conversations, messages, documents, votes, events,
+//! the response cache and sessions: SQLite in the data directory by default,
+//! Postgres (shared by every replica) at scale. The SQL is written once, to
+//! run on both.
+
+/// Runs `$body` with `$db` bound to the store's pool. The body is compiled
+/// once per backend, so every query is written (and reviewed) once.
+macro_rules! on_db {
+    ($store:expr, $db:ident => $body:expr) => {
+        match &$store.pool {
+            $crate::store::Pool::Sqlite($db) => $body,
+            $crate::store::Pool::Postgres($db) => $body,
+        }
+    };
+}
 
 mod accounts;
 mod api_keys;
 mod documents;
 mod feedback;
+mod sessions;
 
 pub use accounts::{AccountRow, SignUpRefused};
 pub use documents::{DocumentRow, NewDocument};
 pub use feedback::{
     AnswerForFeedback, CachedAnswer, DownvotedRow, FeedbackExport, FeedbackRecord, TurnRow, VoteRow,
 };
+pub use sessions::SessionBackend;
 
+use crate::config::DatabaseSettings;
 use app::wire::{ConversationSummary, MessageStatus, MessageView, Rating, Role, Source};
+use secrecy::ExposeSecret;
+use sqlx::postgres::{PgPool, PgPoolOptions, PgRow};
 use sqlx::sqlite::{
-    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow,
+    SqliteSynchronous,
 };
 use sqlx::Row;
 use std::path::Path;
@@ -33,7 +53,61 @@ pub enum StoreError {
 
 #[derive(Clone)]
 pub struct Store {
-    pool: SqlitePool,
+    pool: Pool,
+}
+
+/// The database behind the store.
+#[derive(Clone)]
+pub enum Pool {
+    /// One file in the data directory: one replica.
+    Sqlite(SqlitePool),
+    /// A server every replica shares.
+    Postgres(PgPool),
+}
+
+/// Reads a column the same way from either backend's rows.
+pub(crate) trait DbRow {
+    fn text(&self, column: &str) -> Result<String, StoreError>;
+    fn opt_text(&self, column: &str) -> Result<Option<String>, StoreError>;
+    fn int(&self, column: &str) -> Result<i64, StoreError>;
+    fn opt_int(&self, column: &str) -> Result<Option<i64>, StoreError>;
+    fn real(&self, column: &str) -> Result<f64, StoreError>;
+    fn opt_real(&self, column: &str) -> Result<Option<f64>, StoreError>;
+    fn flag(&self, column: &str) -> Result<bool, StoreError>;
+}
+
+macro_rules! db_row {
+    ($($row:ty),*) => {$(
+        impl DbRow for $row {
+            fn text(&self, column: &str) -> Result<String, StoreError> {
+                Ok(self.try_get(column)?)
+            }
+            fn opt_text(&self, column: &str) -> Result<Option<String>, StoreError> {
+                Ok(self.try_get(column)?)
+            }
+            fn int(&self, column: &str) -> Result<i64, StoreError> {
+                Ok(self.try_get(column)?)
+            }
+            fn opt_int(&self, column: &str) -> Result<Option<i64>, StoreError> {
+                Ok(self.try_get(column)?)
+            }
+            fn real(&self, column: &str) -> Result<f64, StoreError> {
+                Ok(self.try_get(column)?)
+            }
+            fn opt_real(&self, column: &str) -> Result<Option<f64>, StoreError> {
+                Ok(self.try_get(column)?)
+            }
+            fn flag(&self, column: &str) -> Result<bool, StoreError> {
+                Ok(self.try_get(column)?)
+            }
+        }
+    )*};
+}
+db_row!(SqliteRow, PgRow);
+
+/// A count as stored (Postgres has no unsigned integers).
+pub(crate) fn db_int(n: impl TryInto<i64>) -> i64 {
+    n.try_into().unwrap_or(i64::MAX)
 }
 
 /// A message to put into the prompt.
@@ -78,59 +152,86 @@ pub fn now_ms() -> i64 {
 }
 
 impl Store {
-    /// Opens (creating if needed) `<data_dir>/ragchat.db` and runs migrations.
-    pub async fn open(data_dir: &Path) -> Result<Self, StoreError> {
-        std::fs::create_dir_all(data_dir).map_err(|e| StoreError::Db(sqlx::Error::Io(e)))?;
-        let options = SqliteConnectOptions::from_str("sqlite:")?
-            .filename(data_dir.join("ragchat.db"))
-            .create_if_missing(true)
-            .journal_mode(SqliteJournalMode::Wal)
-            .synchronous(SqliteSynchronous::Normal)
-            .foreign_keys(true)
-            .busy_timeout(Duration::from_secs(5));
-        let pool = SqlitePoolOptions::new()
-            .max_connections(8)
-            .connect_with(options)
-            .await?;
-        sqlx::migrate!("./migrations").run(&pool).await?;
+    /// Connects to Postgres when `database.url` is set, else opens (creating
+    /// if needed) `<data_dir>/ragchat.db`; runs the migrations either way.
+    pub async fn open(database: &DatabaseSettings, data_dir: &Path) -> Result<Self, StoreError> {
+        let pool = match &database.url {
+            Some(url) => {
+                let pool = PgPoolOptions::new()
+                    .max_connections(database.max_connections.max(1))
+                    .acquire_timeout(Duration::from_secs(10))
+                    .connect(url.expose_secret())
+                    .await?;
+                // Replicas starting together take turns (sqlx holds an advisory lock).
+                sqlx::migrate!("./migrations/postgres").run(&pool).await?;
+                Pool::Postgres(pool)
+            }
+            None => {
+                std::fs::create_dir_all(data_dir)
+                    .map_err(|e| StoreError::Db(sqlx::Error::Io(e)))?;
+                let options = SqliteConnectOptions::from_str("sqlite:")?
+                    .filename(data_dir.join("ragchat.db"))
+                    .create_if_missing(true)
+                    .journal_mode(SqliteJournalMode::Wal)
+                    .synchronous(SqliteSynchronous::Normal)
+                    .foreign_keys(true)
+                    .busy_timeout(Duration::from_secs(5));
+                let pool = SqlitePoolOptions::new()
+                    .max_connections(8)
+                    .connect_with(options)
+                    .await?;
+                sqlx::migrate!("./migrations/sqlite").run(&pool).await?;
+                Pool::Sqlite(pool)
+            }
+        };
         Ok(Self { pool })
     }
 
-    pub fn pool(&self) -> &SqlitePool {
+    pub fn pool(&self) -> &Pool {
         &self.pool
     }
 
-    /// Answers left "streaming" by a crash or restart can never finish.
-    pub async fn mark_interrupted(&self) -> Result<u64, StoreError> {
-        let done = sqlx::query(
+    /// Whether the database is shared by several replicas (Postgres).
+    pub fn is_shared(&self) -> bool {
+        matches!(self.pool, Pool::Postgres(_))
+    }
+
+    /// Answers left "streaming" by a crash or restart can never finish. With a
+    /// shared database other replicas may still be streaming theirs, so only
+    /// answers started before `started_before_ms` are touched.
+    pub async fn mark_interrupted(&self, started_before_ms: i64) -> Result<u64, StoreError> {
+        let done = on_db!(self, db => sqlx::query(
             "UPDATE messages SET status = 'incomplete', \
              error = 'The server restarted while this answer was being generated.' \
-             WHERE status = 'streaming'",
+             WHERE status = 'streaming' AND created_at < $1",
         )
-        .execute(&self.pool)
-        .await?;
-        Ok(done.rows_affected())
+        .bind(started_before_ms)
+        .execute(db)
+        .await?
+        .rows_affected());
+        Ok(done)
     }
 
     pub async fn list_conversations(
         &self,
         user_id: &str,
     ) -> Result<Vec<ConversationSummary>, StoreError> {
-        let rows = sqlx::query(
-            "SELECT id, title, updated_at FROM conversations WHERE user_id = ? ORDER BY updated_at DESC LIMIT 500",
+        on_db!(self, db => sqlx::query(
+            "SELECT id, title, updated_at FROM conversations WHERE user_id = $1 \
+             ORDER BY updated_at DESC LIMIT 500",
         )
         .bind(user_id)
-        .fetch_all(&self.pool)
-        .await?;
-        rows.iter()
-            .map(|r| {
-                Ok(ConversationSummary {
-                    id: r.try_get("id")?,
-                    title: r.try_get("title")?,
-                    updated_at_ms: r.try_get("updated_at")?,
-                })
+        .fetch_all(db)
+        .await?
+        .iter()
+        .map(|r| {
+            Ok(ConversationSummary {
+                id: r.text("id")?,
+                title: r.text("title")?,
+                updated_at_ms: r.int("updated_at")?,
             })
-            .collect()
+        })
+        .collect())
     }
 
     /// The conversation's title if `user_id` owns it.
@@ -139,27 +240,30 @@ impl Store {
         user_id: &str,
         conversation_id: &str,
     ) -> Result<Option<String>, StoreError> {
-        let row = sqlx::query("SELECT title FROM conversations WHERE id = ? AND user_id = ?")
-            .bind(conversation_id)
-            .bind(user_id)
-            .fetch_optional(&self.pool)
-            .await?;
-        Ok(row.map(|r| r.get("title")))
+        Ok(on_db!(self, db => sqlx::query_scalar(
+            "SELECT title FROM conversations WHERE id = $1 AND user_id = $2",
+        )
+        .bind(conversation_id)
+        .bind(user_id)
+        .fetch_optional(db)
+        .await?))
     }
 
     pub async fn messages(&self, conversation_id: &str) -> Result<Vec<MessageView>, StoreError> {
-        let rows = sqlx::query(
+        on_db!(self, db => sqlx::query(
             "SELECT m.id, m.role, m.content, m.status, m.error, m.model, m.completion_tokens, \
                m.ttft_ms, m.total_ms, m.sources, m.notice, f.rating \
              FROM messages m \
              LEFT JOIN feedback f ON f.message_id = m.id \
                AND f.user_id = (SELECT user_id FROM conversations c WHERE c.id = m.conversation_id) \
-             WHERE m.conversation_id = ? ORDER BY m.seq",
+             WHERE m.conversation_id = $1 ORDER BY m.seq",
         )
         .bind(conversation_id)
-        .fetch_all(&self.pool)
-        .await?;
-        rows.iter().map(message_from_row).collect()
+        .fetch_all(db)
+        .await?
+        .iter()
+        .map(message_from_row)
+        .collect())
     }
 
     /// Deletes a conversation the user owns; false if there was none.
@@ -168,12 +272,15 @@ impl Store {
         user_id: &str,
         conversation_id: &str,
     ) -> Result<bool, StoreError> {
-        let done = sqlx::query("DELETE FROM conversations WHERE id = ? AND user_id = ?")
-            .bind(conversation_id)
-            .bind(user_id)
-            .execute(&self.pool)
-            .await?;
-        Ok(done.rows_affected() > 0)
+        let done = on_db!(self, db => sqlx::query(
+            "DELETE FROM conversations WHERE id = $1 AND user_id = $2",
+        )
+        .bind(conversation_id)
+        .bind(user_id)
+        .execute(db)
+        .await?
+        .rows_affected());
+        Ok(done > 0)
     }
 
     /// Stores the user's message and an empty "streaming" answer in one
@@ -187,96 +294,101 @@ impl Store {
         model: &str,
         new_title: impl FnOnce() -> String,
     ) -> Result<Option<NewTurn>, StoreError> {
-        let mut tx = self.pool.begin().await?;
-        let now = now_ms();
-        let (conversation_id, title) = match conversation_id {
-            Some(id) => {
-                let row =
-                    sqlx::query("SELECT title FROM conversations WHERE id = ? AND user_id = ?")
-                        .bind(id)
-                        .bind(user_id)
-                        .fetch_optional(&mut *tx)
-                        .await?;
-                match row {
-                    Some(row) => (id.to_string(), row.get::<String, _>("title")),
-                    None => return Ok(None),
+        on_db!(self, db => {
+            let mut tx = db.begin().await?;
+            let now = now_ms();
+            let (conversation_id, title) = match conversation_id {
+                Some(id) => {
+                    // Locks the conversation (Postgres) so two turns can't take one seq.
+                    let lock = if self.is_shared() { " FOR UPDATE" } else { "" };
+                    let title: Option<String> = sqlx::query_scalar(&format!(
+                        "SELECT title FROM conversations WHERE id = $1 AND user_id = $2{lock}"
+                    ))
+                    .bind(id)
+                    .bind(user_id)
+                    .fetch_optional(&mut *tx)
+                    .await?;
+                    match title {
+                        Some(title) => (id.to_string(), title),
+                        None => return Ok(None),
+                    }
                 }
-            }
-            None => {
-                let id = Uuid::new_v4().to_string();
-                let title = new_title();
-                sqlx::query(
-                    "INSERT INTO conversations (id, user_id, title, created_at, updated_at) VALUES (?, ?, ?, ?, ?)",
-                )
-                .bind(&id)
-                .bind(user_id)
-                .bind(&title)
-                .bind(now)
-                .bind(now)
-                .execute(&mut *tx)
-                .await?;
-                (id, title)
-            }
-        };
-        let history_rows = sqlx::query(
-            "SELECT role, content FROM messages WHERE conversation_id = ? AND content != '' ORDER BY seq",
-        )
-        .bind(&conversation_id)
-        .fetch_all(&mut *tx)
-        .await?;
-        let history = history_rows
+                None => {
+                    let id = Uuid::new_v4().to_string();
+                    let title = new_title();
+                    sqlx::query(
+                        "INSERT INTO conversations (id, user_id, title, created_at, updated_at) \
+                         VALUES ($1, $2, $3, $4, $5)",
+                    )
+                    .bind(&id)
+                    .bind(user_id)
+                    .bind(&title)
+                    .bind(now)
+                    .bind(now)
+                    .execute(&mut *tx)
+                    .await?;
+                    (id, title)
+                }
+            };
+            let history = sqlx::query(
+                "SELECT role, content FROM messages WHERE conversation_id = $1 AND content != '' \
+                 ORDER BY seq",
+            )
+            .bind(&conversation_id)
+            .fetch_all(&mut *tx)
+            .await?
             .iter()
             .map(|r| {
                 Ok(HistoryMessage {
-                    role: parse_role(r.try_get("role")?)?,
-                    content: r.try_get("content")?,
+                    role: parse_role(&r.text("role")?)?,
+                    content: r.text("content")?,
                 })
             })
             .collect::<Result<Vec<_>, StoreError>>()?;
-        let next_seq: i64 = sqlx::query(
-            "SELECT COALESCE(MAX(seq), 0) + 1 AS next FROM messages WHERE conversation_id = ?",
-        )
-        .bind(&conversation_id)
-        .fetch_one(&mut *tx)
-        .await?
-        .get("next");
-        let user_message_id = Uuid::new_v4().to_string();
-        let assistant_message_id = Uuid::new_v4().to_string();
-        sqlx::query(
-            "INSERT INTO messages (id, conversation_id, seq, role, content, status, created_at) \
-             VALUES (?, ?, ?, 'user', ?, 'complete', ?)",
-        )
-        .bind(&user_message_id)
-        .bind(&conversation_id)
-        .bind(next_seq)
-        .bind(text)
-        .bind(now)
-        .execute(&mut *tx)
-        .await?;
-        sqlx::query(
-            "INSERT INTO messages (id, conversation_id, seq, role, content, status, model, created_at) \
-             VALUES (?, ?, ?, 'assistant', '', 'streaming', ?, ?)",
-        )
-        .bind(&assistant_message_id)
-        .bind(&conversation_id)
-        .bind(next_seq + 1)
-        .bind(model)
-        .bind(now)
-        .execute(&mut *tx)
-        .await?;
-        sqlx::query("UPDATE conversations SET updated_at = ? WHERE id = ?")
-            .bind(now)
+            let next_seq: i64 = sqlx::query_scalar(
+                "SELECT COALESCE(MAX(seq), 0) + 1 FROM messages WHERE conversation_id = $1",
+            )
             .bind(&conversation_id)
+            .fetch_one(&mut *tx)
+            .await?;
+            let user_message_id = Uuid::new_v4().to_string();
+            let assistant_message_id = Uuid::new_v4().to_string();
+            sqlx::query(
+                "INSERT INTO messages (id, conversation_id, seq, role, content, status, created_at) \
+                 VALUES ($1, $2, $3, 'user', $4, 'complete', $5)",
+            )
+            .bind(&user_message_id)
+            .bind(&conversation_id)
+            .bind(next_seq)
+            .bind(text)
+            .bind(now)
             .execute(&mut *tx)
             .await?;
-        tx.commit().await?;
-        Ok(Some(NewTurn {
-            conversation_id,
-            title,
-            user_message_id,
-            assistant_message_id,
-            history,
-        }))
+            sqlx::query(
+                "INSERT INTO messages (id, conversation_id, seq, role, content, status, model, created_at) \
+                 VALUES ($1, $2, $3, 'assistant', '', 'streaming', $4, $5)",
+            )
+            .bind(&assistant_message_id)
+            .bind(&conversation_id)
+            .bind(next_seq + 1)
+            .bind(model)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+            sqlx::query("UPDATE conversations SET updated_at = $1 WHERE id = $2")
+                .bind(now)
+                .bind(&conversation_id)
+                .execute(&mut *tx)
+                .await?;
+            tx.commit().await?;
+            Ok(Some(NewTurn {
+                conversation_id,
+                title,
+                user_message_id,
+                assistant_message_id,
+                history,
+            }))
+        })
     }
 
     /// Records how an answer ended.
@@ -285,23 +397,25 @@ impl Store {
         message_id: &str,
         record: &AnswerRecord,
     ) -> Result<(), StoreError> {
-        sqlx::query(
-            "UPDATE messages SET model = ?, content = ?, status = ?, error = ?, prompt_tokens = ?, \
-             completion_tokens = ?, ttft_ms = ?, total_ms = ?, sources = ?, notice = ? WHERE id = ?",
+        on_db!(self, db => sqlx::query(
+            "UPDATE messages SET model = $1, content = $2, status = $3, error = $4, \
+             prompt_tokens = $5, completion_tokens = $6, ttft_ms = $7, total_ms = $8, \
+             sources = $9, notice = $10 WHERE id = $11",
         )
         .bind(&record.model)
         .bind(&record.content)
         .bind(record.status.as_str())
         .bind(&record.error)
-        .bind(record.prompt_tokens)
-        .bind(record.completion_tokens)
-        .bind(record.ttft_ms.map(|v| i64::try_from(v).unwrap_or(i64::MAX)))
-        .bind(i64::try_from(record.total_ms).unwrap_or(i64::MAX))
+        .bind(i64::from(record.prompt_tokens))
+        .bind(i64::from(record.completion_tokens))
+        .bind(record.ttft_ms.map(db_int))
+        .bind(db_int(record.total_ms))
         .bind(sources_json(&record.sources))
         .bind(&record.notice)
         .bind(message_id)
-        .execute(&self.pool)
-        .await?;
+        .execute(db)
+        .await?
+        .rows_affected());
         Ok(())
     }
 }
@@ -314,36 +428,34 @@ fn parse_role(role: &str) -> Result<Role, StoreError> {
     }
 }
 
-fn message_from_row(r: &sqlx::sqlite::SqliteRow) -> Result<MessageView, StoreError> {
-    let status: String = r.try_get("status")?;
+fn message_from_row(r: &impl DbRow) -> Result<MessageView, StoreError> {
+    let status = r.text("status")?;
     let to_u64 = |v: Option<i64>| v.and_then(|v| u64::try_from(v).ok());
     Ok(MessageView {
-        id: r.try_get("id")?,
-        role: parse_role(r.try_get("role")?)?,
-        content: r.try_get("content")?,
+        id: r.text("id")?,
+        role: parse_role(&r.text("role")?)?,
+        content: r.text("content")?,
         status: MessageStatus::parse(&status)
             .ok_or_else(|| StoreError::Corrupt(format!("status {status:?}")))?,
-        error: r.try_get("error")?,
-        model: r.try_get("model")?,
+        error: r.opt_text("error")?,
+        model: r.opt_text("model")?,
         completion_tokens: r
-            .try_get::<Option<i64>, _>("completion_tokens")?
+            .opt_int("completion_tokens")?
             .and_then(|v| u32::try_from(v).ok()),
-        ttft_ms: to_u64(r.try_get("ttft_ms")?),
-        total_ms: to_u64(r.try_get("total_ms")?),
+        ttft_ms: to_u64(r.opt_int("ttft_ms")?),
+        total_ms: to_u64(r.opt_int("total_ms")?),
         sources: json_list(r, "sources")?,
-        notice: r.try_get("notice")?,
-        rating: r
-            .try_get::<Option<i64>, _>("rating")?
-            .and_then(Rating::from_score),
+        notice: r.opt_text("notice")?,
+        rating: r.opt_int("rating")?.and_then(Rating::from_score),
     })
 }
 
 /// A nullable JSON-array column (sources, comments) as a list; NULL is empty.
 fn json_list<T: serde::de::DeserializeOwned>(
-    row: &sqlx::sqlite::SqliteRow,
+    row: &impl DbRow,
     column: &str,
 ) -> Result<Vec<T>, StoreError> {
-    match row.try_get::<Option<String>, _>(column)? {
+    match row.opt_text(column)? {
         Some(json) => {
             serde_json::from_str(&json).map_err(|e| StoreError::Corrupt(format!("{column}: {e}")))
         }

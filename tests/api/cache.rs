@@ -11,10 +11,12 @@ fn requests(up: &crate::faults::Upstream) -> usize {
 }
 
 async fn cache_hits(app: &TestApp) -> Vec<bool> {
-    sqlx::query_scalar("SELECT cache_hit FROM chat_events ORDER BY at, rowid")
-        .fetch_all(&app.db())
-        .await
-        .unwrap()
+    let hits: Vec<i64> =
+        sqlx::query_scalar("SELECT CAST(cache_hit AS INTEGER) FROM chat_events ORDER BY at")
+            .fetch_all(&app.db())
+            .await
+            .unwrap();
+    hits.into_iter().map(|hit| hit != 0).collect()
 }
 
 #[tokio::test]
@@ -53,7 +55,7 @@ async fn a_repeated_question_is_answered_from_the_cache_without_the_model() {
     let metrics = app.metrics().await;
     assert!(metrics.contains("ragchat_cache_hits_total 1"), "{metrics}");
     let tokens: i64 = sqlx::query_scalar(
-        "SELECT prompt_tokens + completion_tokens FROM chat_events WHERE cache_hit = 1",
+        "SELECT prompt_tokens + completion_tokens FROM chat_events WHERE cache_hit",
     )
     .fetch_one(&app.db())
     .await
@@ -83,7 +85,7 @@ async fn deleting_a_document_invalidates_the_answers_that_used_it() {
         ChatEvent::Citations { sources } if sources.iter().any(|s| s.cited)
     )));
     let entries: i64 =
-        sqlx::query_scalar("SELECT COUNT(*) FROM response_cache_documents WHERE document_id = ?")
+        sqlx::query_scalar("SELECT COUNT(*) FROM response_cache_documents WHERE document_id = $1")
             .bind(&doc.id)
             .fetch_one(&app.db())
             .await

@@ -81,13 +81,12 @@ fn long_document() -> Vec<u8> {
 }
 
 /// The stopped server's database.
-async fn database(data_dir: &Path) -> sqlx::SqlitePool {
-    sqlx::SqlitePool::connect(&format!(
+async fn database(data_dir: &Path) -> sqlx::AnyPool {
+    crate::helpers::connect(&format!(
         "sqlite://{}",
         data_dir.join("ragchat.db").display()
     ))
     .await
-    .unwrap()
 }
 
 async fn status(client: &reqwest::Client, base: &str, id: &str) -> DocumentView {
@@ -145,7 +144,7 @@ async fn killed_mid_ingestion_resumes_without_orphan_vectors() {
     drop(server);
 
     // With the server gone, open its index and count: exactly one vector per chunk.
-    let owner: String = sqlx::query_scalar("SELECT user_id FROM documents WHERE id = ?")
+    let owner: String = sqlx::query_scalar("SELECT user_id FROM documents WHERE id = $1")
         .bind(&id)
         .fetch_one(&database(data.path()).await)
         .await

@@ -92,7 +92,7 @@ async fn users_keep_their_variant_and_the_model_gets_its_settings() {
         ]
     );
     let exposures: Vec<(String, i64, i64)> = sqlx::query_as(
-        "SELECT variant, COUNT(*), SUM(turns) FROM experiment_exposures GROUP BY variant ORDER BY variant",
+        "SELECT variant, COUNT(*), CAST(SUM(turns) AS BIGINT) FROM experiment_exposures GROUP BY variant ORDER BY variant",
     )
     .fetch_all(&app.db())
     .await

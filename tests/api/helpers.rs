@@ -12,7 +12,7 @@ pub struct TestApp {
     pub address: SocketAddr,
     pub client: reqwest::Client,
     index: Arc<dyn VectorIndex>,
-    db: sqlx::SqlitePool,
+    db: sqlx::AnyPool,
     _temp: Option<TempDir>,
     server: tokio::task::JoinHandle<()>,
 }
@@ -80,14 +80,66 @@ pub async fn spawn_app(tweak: impl FnOnce(&mut Settings)) -> TestApp {
     app
 }
 
+/// The Postgres server the tests run against (`TEST_POSTGRES_URL`, an
+/// account that may create databases), if any; otherwise every app uses
+/// SQLite in its data dir.
+pub fn test_postgres() -> Option<String> {
+    std::env::var("TEST_POSTGRES_URL")
+        .ok()
+        .filter(|url| !url.is_empty())
+}
+
+/// The database of the app on `data_dir`: its SQLite file, or with
+/// `TEST_POSTGRES_URL` a Postgres database of its own (created on first use,
+/// the same one again after a restart on the same dir).
+pub async fn database_url(data_dir: &std::path::Path) -> String {
+    let Some(server) = test_postgres() else {
+        return format!("sqlite://{}", data_dir.join("ragchat.db").display());
+    };
+    use std::hash::{Hash, Hasher};
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    data_dir.hash(&mut hasher);
+    postgres_database(&server, &format!("ragchat_test_{:016x}", hasher.finish())).await
+}
+
+/// The URL of database `name` on the test Postgres server, created if new.
+pub async fn postgres_database(server: &str, name: &str) -> String {
+    let admin = sqlx::PgPool::connect(server)
+        .await
+        .expect("TEST_POSTGRES_URL connects");
+    let exists: Option<i32> = sqlx::query_scalar("SELECT 1 FROM pg_database WHERE datname = $1")
+        .bind(name)
+        .fetch_optional(&admin)
+        .await
+        .unwrap();
+    if exists.is_none() {
+        sqlx::query(&format!("CREATE DATABASE {name}"))
+            .execute(&admin)
+            .await
+            .unwrap();
+    }
+    admin.close().await;
+    let mut url = reqwest::Url::parse(server).expect("TEST_POSTGRES_URL is a URL");
+    url.set_path(name);
+    url.to_string()
+}
+
 /// Spawns the app on an existing data dir (to test restarts).
 pub async fn spawn_app_in(data_dir: PathBuf, tweak: impl FnOnce(&mut Settings)) -> TestApp {
     let mut settings = test_settings(&data_dir);
+    if test_postgres().is_some() {
+        settings.database.url = Some(database_url(&data_dir).await.into());
+        settings.database.max_connections = 4;
+    }
     tweak(&mut settings);
+    let url = match &settings.database.url {
+        Some(url) => secrecy::ExposeSecret::expose_secret(url).to_owned(),
+        None => database_url(&data_dir).await,
+    };
     let app = Application::build(settings).await.expect("app builds");
     let address = app.address();
     let index = app.index();
-    let db = app.db();
+    let db = connect(&url).await;
     let server = tokio::spawn(async move {
         let _ = app.run_until_stopped().await;
     });
@@ -116,9 +168,20 @@ pub fn local_model_or_skip(test: &str) -> Option<LocalSettings> {
     }
 }
 
+/// A pool on a test app's database, SQLite or Postgres alike (queries use
+/// `$1` placeholders and types both read the same way).
+pub async fn connect(url: &str) -> sqlx::AnyPool {
+    sqlx::any::install_default_drivers();
+    sqlx::pool::PoolOptions::new()
+        .max_connections(2)
+        .connect(url)
+        .await
+        .expect("the test database connects")
+}
+
 impl TestApp {
-    /// The app's SQLite pool (to check what is stored).
-    pub fn db(&self) -> sqlx::SqlitePool {
+    /// The app's database (to check what is stored).
+    pub fn db(&self) -> sqlx::AnyPool {
         self.db.clone()
     }
 
@@ -128,7 +191,7 @@ impl TestApp {
 
     /// The user who owns a document (by looking at the database).
     pub async fn owner_of(&self, document_id: &str) -> Option<String> {
-        sqlx::query_scalar("SELECT user_id FROM documents WHERE id = ?")
+        sqlx::query_scalar("SELECT user_id FROM documents WHERE id = $1")
             .bind(document_id)
             .fetch_optional(&self.db)
             .await

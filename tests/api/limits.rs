@@ -185,7 +185,7 @@ async fn a_spent_budget_moves_to_the_cheaper_model_and_says_so() {
     assert_eq!(notes, [None, None, Some(notice.clone())]);
     // The over-budget turn is outside the experiment.
     let variants: Vec<Option<String>> =
-        sqlx::query_scalar("SELECT variant FROM chat_events ORDER BY at, rowid")
+        sqlx::query_scalar("SELECT variant FROM chat_events ORDER BY at")
             .fetch_all(&app.db())
             .await
             .unwrap();
@@ -193,10 +193,11 @@ async fn a_spent_budget_moves_to_the_cheaper_model_and_says_so() {
         variants,
         [Some("tone:brief".into()), Some("tone:brief".into()), None]
     );
-    let exposures: i64 = sqlx::query_scalar("SELECT SUM(turns) FROM experiment_exposures")
-        .fetch_one(&app.db())
-        .await
-        .unwrap();
+    let exposures: i64 =
+        sqlx::query_scalar("SELECT CAST(SUM(turns) AS BIGINT) FROM experiment_exposures")
+            .fetch_one(&app.db())
+            .await
+            .unwrap();
     assert_eq!(exposures, 2);
     assert!(!small.seen.lock().unwrap().requests[0].contains("Be brief."));
     let metrics = app.metrics().await;

@@ -1,5 +1,6 @@
 //! One integration-test binary: each test spawns the real server on port 0
-//! with its own temp data dir and drives it over HTTP.
+//! with its own temp data dir (and, with `TEST_POSTGRES_URL`, its own
+//! Postgres database) and drives it over HTTP.
 
 mod accounts;
 mod cache;
@@ -16,4 +17,5 @@ mod limits;
 mod local_model;
 mod operate;
 mod real_http_server;
+mod replicas;
 mod resilience;

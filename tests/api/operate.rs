@@ -67,7 +67,7 @@ async fn a_vote_is_one_per_user_changeable_and_records_the_chunks_the_answer_use
     );
     let used: Vec<serde_json::Value> = serde_json::from_str(retrieval).unwrap();
     assert!(!used.is_empty());
-    let hash: String = sqlx::query_scalar("SELECT content_hash FROM documents WHERE id = ?")
+    let hash: String = sqlx::query_scalar("SELECT content_hash FROM documents WHERE id = $1")
         .bind(&doc.id)
         .fetch_one(&app.db())
         .await

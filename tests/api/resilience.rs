@@ -14,13 +14,15 @@ fn ok(tokens: Vec<&'static str>) -> Behaviour {
 }
 
 async fn event_row(app: &TestApp, message_id: &str) -> (String, i64, bool, Option<String>) {
-    sqlx::query_as(
-        "SELECT model, retries, fallback_used, error_class FROM chat_events WHERE message_id = ?",
+    let (model, retries, fallback, error): (String, i64, i64, Option<String>) = sqlx::query_as(
+        "SELECT model, retries, CAST(fallback_used AS INTEGER), error_class \
+         FROM chat_events WHERE message_id = $1",
     )
     .bind(message_id)
     .fetch_one(&app.db())
     .await
-    .unwrap()
+    .unwrap();
+    (model, retries, fallback != 0, error)
 }
 
 #[tokio::test]

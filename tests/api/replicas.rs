@@ -1,0 +1,143 @@
+//! Replicas sharing one Postgres database: a person may land on any of them
+//! from one request to the next. Run when `TEST_POSTGRES_URL` is set.
+
+use crate::faults::{upstream, Behaviour};
+use crate::helpers::{postgres_database, spawn_app_http, started, test_postgres, TestApp};
+use app::wire::{Dashboard, NewApiKey};
+use futures::StreamExt;
+
+/// A fresh database on the test Postgres server, or `None` (and a SKIP
+/// line) without one.
+async fn shared_database(test: &str) -> Option<String> {
+    let Some(server) = test_postgres() else {
+        println!("SKIP {test}: TEST_POSTGRES_URL is not set");
+        return None;
+    };
+    let name = format!("ragchat_test_{}", uuid::Uuid::new_v4().simple());
+    Some(postgres_database(&server, &name).await)
+}
+
+/// An app instance (its own port, data dir and in-process state) on `database`.
+async fn replica(database: &str, base_url: &str, max_tokens: u32) -> TestApp {
+    let url = database.to_owned();
+    spawn_app_http(base_url, move |s| {
+        s.database.url = Some(url.into());
+        s.llm.max_tokens = max_tokens;
+    })
+    .await
+}
+
+#[tokio::test]
+async fn a_person_can_land_on_any_replica() {
+    let up = upstream(Behaviour::Stream {
+        tokens: vec!["Both ", "replicas ", "agree."],
+        usage: true,
+    })
+    .await;
+    let Some(database) = shared_database("a_person_can_land_on_any_replica").await else {
+        return;
+    };
+    let a = replica(&database, &up.base_url, 48).await;
+    let mut b = replica(&database, &up.base_url, 48).await;
+    // One browser: its cookie goes to both (cookies don't care about ports).
+    b.client = a.client.clone();
+
+    // Signed up on one, signed in on the other.
+    let signed_up = a
+        .post_form(
+            "/api/sign_up",
+            &[("username", "ada"), ("password", "correct horse")],
+        )
+        .await;
+    assert_eq!(signed_up.status(), 200);
+    let (conversation, answer) = started(&b.chat(None, "asked on replica b").await);
+    let listed = a.conversations().await;
+    assert_eq!(listed.len(), 1);
+    assert_eq!(listed[0].id, conversation);
+    assert_eq!(a.conversation(&conversation).await.status(), 200);
+
+    // A vote on one shows in the other's dashboard, with the turn it rates.
+    let voted = a
+        .post_form("/api/rate", &[("message_id", &answer), ("rating", "up")])
+        .await;
+    assert_eq!(voted.status(), 200);
+    let dashboard: Dashboard = b
+        .post_form("/api/admin/dashboard", &[("hours", "1")])
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(dashboard.turns, 1);
+    let up_rate = dashboard.by_model[0].up_rate.unwrap();
+    assert_eq!((up_rate.successes, up_rate.trials), (1, 1));
+
+    // A key made on one works on the other, until it is revoked there.
+    let made: NewApiKey = a
+        .post_form("/api/keys/create", &[("name", "script")])
+        .await
+        .json()
+        .await
+        .unwrap();
+    let with_key = |app: &TestApp| {
+        reqwest::Client::new()
+            .post(app.url("/api/conversations"))
+            .bearer_auth(&made.secret)
+            .send()
+    };
+    assert_eq!(with_key(&b).await.unwrap().status(), 200);
+    let revoked = b
+        .post_form("/api/keys/revoke", &[("id", &made.key.id)])
+        .await;
+    assert_eq!(revoked.status(), 200);
+    assert_eq!(with_key(&a).await.unwrap().status(), 401);
+
+    // Bob, disabled on one replica, is refused by the other at once.
+    let bob_browser = crate::helpers::client();
+    let bob: app::wire::AccountView = bob_browser
+        .post(b.url("/api/sign_up"))
+        .form(&[("username", "bob"), ("password", "battery staple")])
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let disabled = a
+        .post_form(
+            "/api/admin/set_disabled",
+            &[("user_id", &bob.user_id), ("disabled", "true")],
+        )
+        .await;
+    assert_eq!(disabled.status(), 200);
+    let refused = bob_browser
+        .post(b.url("/api/conversations"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), 403);
+}
+
+#[tokio::test]
+async fn a_replica_starting_leaves_the_others_answers_streaming() {
+    let up = upstream(Behaviour::Endless).await;
+    let test = "a_replica_starting_leaves_the_others_answers_streaming";
+    let Some(database) = shared_database(test).await else {
+        return;
+    };
+    let a = replica(&database, &up.base_url, 100_000).await;
+    let response = a.send_raw(None, "Talk forever").await;
+    let mut body = response.bytes_stream();
+    let mut received = 0;
+    while received < 5 {
+        received += body.next().await.unwrap().unwrap().len().min(1);
+    }
+    // Another replica starts (a deploy, or a restart after a crash)…
+    let _b = replica(&database, &up.base_url, 100_000).await;
+    let status: String = sqlx::query_scalar("SELECT status FROM messages WHERE role = 'assistant'")
+        .fetch_one(&a.db())
+        .await
+        .unwrap();
+    // …and leaves the answer that replica a is still streaming alone.
+    assert_eq!(status, "streaming");
+    drop(body);
+}
