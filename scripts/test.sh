@@ -9,6 +9,9 @@ set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$ROOT"
 source scripts/setup.sh
+# Incremental caches only grow (15 GB after a few dozen runs in the shared
+# target dir), and a test run gains little from them.
+export CARGO_INCREMENTAL=0
 apt_install chromium chromium-driver redis-server postgresql
 source scripts/llama-python.sh
 export RAGCHAT_LLAMA_PYTHON="$LLAMA_PYTHON"

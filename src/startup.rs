@@ -41,6 +41,7 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpListener;
 use tower_sessions::cookie::SameSite;
+use tower_sessions::ExpiredDeletion;
 use tower_sessions::{Expiry, SessionManagerLayer};
 
 pub struct Application {
@@ -287,6 +288,17 @@ impl Application {
         let sessions = SessionBackend::open(&store)
             .await
             .context("creating the sessions table")?;
+        // Sessions expire after 30 idle days; their rows go once an hour.
+        let expired = sessions.clone();
+        tokio::spawn(async move {
+            let mut every = tokio::time::interval(std::time::Duration::from_secs(3600));
+            loop {
+                every.tick().await;
+                if let Err(e) = expired.delete_expired().await {
+                    tracing::warn!(error = %e, "deleting expired sessions");
+                }
+            }
+        });
         let session_layer = SessionManagerLayer::new(sessions)
             .with_name("ragchat_session")
             .with_http_only(true)

@@ -4,7 +4,7 @@
 use super::{Pool, Store};
 use async_trait::async_trait;
 use tower_sessions::session::{Id, Record};
-use tower_sessions::session_store::{Result, SessionStore};
+use tower_sessions::session_store::{ExpiredDeletion, Result, SessionStore};
 use tower_sessions_sqlx_store::{PostgresStore, SqliteStore};
 
 #[derive(Debug, Clone)]
@@ -58,6 +58,16 @@ impl SessionStore for SessionBackend {
         match self {
             Self::Sqlite(s) => s.delete(session_id).await,
             Self::Postgres(s) => s.delete(session_id).await,
+        }
+    }
+}
+
+#[async_trait]
+impl ExpiredDeletion for SessionBackend {
+    async fn delete_expired(&self) -> Result<()> {
+        match self {
+            Self::Sqlite(s) => s.delete_expired().await,
+            Self::Postgres(s) => s.delete_expired().await,
         }
     }
 }
