@@ -230,14 +230,12 @@ const STREAMING_ABANDONED_AFTER_MS: i64 = 15 * 60 * 1000;
 
 /// Opens the database and marks answers that a stopped server left streaming.
 async fn open_store(settings: &Settings) -> anyhow::Result<Store> {
-    let store = match &settings.database.url {
-        Some(_) => Store::open(&settings.database, &settings.data_dir)
-            .await
-            .context("connecting to Postgres (database.url)")?,
-        None => Store::open(&settings.database, &settings.data_dir)
-            .await
-            .with_context(|| format!("opening the database in {}", settings.data_dir.display()))?,
-    };
+    let store = Store::open(&settings.database, &settings.data_dir)
+        .await
+        .with_context(|| match &settings.database.url {
+            Some(_) => "connecting to Postgres (database.url)".to_owned(),
+            None => format!("opening the database in {}", settings.data_dir.display()),
+        })?;
     let interrupted_before = if store.is_shared() {
         tracing::info!(
             "users, chats, events and sessions kept in Postgres, shared by every replica"
