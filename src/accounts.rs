@@ -18,10 +18,7 @@ pub const MAX_USERNAME_CHARS: usize = 32;
 
 /// Log-in and sign-up attempts per address: enough for typos, too few to
 /// guess passwords.
-const AUTH_ATTEMPTS: Quota = Quota {
-    per_minute: 10,
-    burst: 10,
-};
+const AUTH_ATTEMPTS: Quota = Quota::per_minute(10, 10);
 
 /// A username: 3–32 letters, digits, `.`, `_` or `-`, starting with a letter
 /// or digit. Parsed once at the boundary.
@@ -102,10 +99,23 @@ fn view(row: AccountRow) -> AccountView {
     }
 }
 
+/// Who may become the first admin.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FirstAdmin {
+    /// The first account to sign up (a server only this machine can reach).
+    FirstSignUp,
+    /// Only someone with a setup code the server printed at start-up (a
+    /// server strangers can reach, where whoever comes first must not win).
+    SetupCode,
+}
+
 pub struct AccountServiceImpl {
     store: Store,
     limiter: Arc<dyn RateLimiter>,
     allow_guests: bool,
+    first_admin: FirstAdmin,
+    /// Sign-ups one address may make per hour (0 = unlimited).
+    new_accounts_per_hour: u32,
     /// Verified against when the username is unknown, so a wrong username
     /// takes as long as a wrong password.
     dummy_hash: String,
@@ -116,6 +126,8 @@ impl AccountServiceImpl {
         store: Store,
         limiter: Arc<dyn RateLimiter>,
         allow_guests: bool,
+        first_admin: FirstAdmin,
+        new_accounts_per_hour: u32,
     ) -> anyhow::Result<Self> {
         let dummy_hash = hash_password("not a real password")
             .map_err(|e| anyhow::anyhow!("argon2 does not work here: {e}"))?;
@@ -123,8 +135,33 @@ impl AccountServiceImpl {
             store,
             limiter,
             allow_guests,
+            first_admin,
+            new_accounts_per_hour,
             dummy_hash,
         })
+    }
+
+    /// With [`FirstAdmin::SetupCode`] and no admin yet: a new one-time
+    /// setup code (kept as a hash; codes of other replicas stay valid) for
+    /// the operator to sign up with. Printed once, never logged.
+    pub async fn new_setup_code(&self) -> anyhow::Result<Option<String>> {
+        if self.first_admin != FirstAdmin::SetupCode || self.store.has_admin().await? {
+            return Ok(None);
+        }
+        use argon2::password_hash::rand_core::RngCore;
+        let mut bytes = [0u8; 10];
+        OsRng.fill_bytes(&mut bytes);
+        let hex = crate::hex(&bytes);
+        let code = format!(
+            "{}-{}-{}-{}-{}",
+            &hex[..4],
+            &hex[4..8],
+            &hex[8..12],
+            &hex[12..16],
+            &hex[16..]
+        );
+        self.store.add_setup_code(&setup_code_hash(&code)).await?;
+        Ok(Some(code))
     }
 
     async fn throttle(&self, ip: Option<IpAddr>) -> Result<(), AppError> {
@@ -154,11 +191,15 @@ async fn blocking<T: Send + 'static>(
 
 #[async_trait::async_trait]
 impl AccountService for AccountServiceImpl {
-    async fn create_guest(&self) -> Result<UserId, AppError> {
+    async fn create_guest(&self, ip: Option<IpAddr>) -> Result<UserId, AppError> {
         if !self.allow_guests {
             return Err(AppError::Unauthorized("Sign in to use this app.".into()));
         }
-        Ok(UserId(self.store.create_user().await?))
+        let address = ip.map_or_else(
+            || crate::limits::UNKNOWN_ADDRESS.to_owned(),
+            |ip| ip.to_string(),
+        );
+        Ok(UserId(self.store.create_guest(Some(&address)).await?))
     }
 
     async fn account(&self, user: &UserId) -> Result<Option<AccountView>, AppError> {
@@ -177,11 +218,39 @@ impl AccountService for AccountServiceImpl {
         guest: Option<&UserId>,
         username: &str,
         password: &str,
+        setup_code: Option<&str>,
         ip: Option<IpAddr>,
     ) -> Result<AccountView, AppError> {
         let username = Username::parse(username)?;
         let password = NewPassword::parse(password)?;
         self.throttle(ip).await?;
+        let address = ip.map_or_else(
+            || crate::limits::UNKNOWN_ADDRESS.to_owned(),
+            |ip| ip.to_string(),
+        );
+        let quota = Quota::per_hour(self.new_accounts_per_hour, self.new_accounts_per_hour);
+        if let Decision::Limited { retry_after } = self
+            .limiter
+            .check(&format!("signup:ip:{address}"), quota)
+            .await
+        {
+            return Err(AppError::RateLimited {
+                message: "Too many new accounts from your network. Try again later.".into(),
+                retry_after_ms: (retry_after.as_millis() as u64).max(1),
+            });
+        }
+        let may_be_first_admin = match (self.first_admin, setup_code) {
+            (FirstAdmin::FirstSignUp, _) => true,
+            (FirstAdmin::SetupCode, None) => false,
+            (FirstAdmin::SetupCode, Some(code)) => {
+                if !self.store.setup_code_valid(&setup_code_hash(code)).await? {
+                    return Err(AppError::BadRequest(
+                        "That setup code is not valid: use the one the server printed when it started, before any admin exists.".into(),
+                    ));
+                }
+                true
+            }
+        };
         let hash = blocking(move || hash_password(&password.0))
             .await?
             .map_err(|e| {
@@ -190,18 +259,28 @@ impl AccountService for AccountServiceImpl {
             })?;
         let created = match self
             .store
-            .sign_up(guest.map(|g| g.0.as_str()), username.as_str(), &hash)
+            .sign_up(
+                guest.map(|g| g.0.as_str()),
+                username.as_str(),
+                &hash,
+                may_be_first_admin,
+            )
             .await?
         {
             // The session's user already has an account: sign up a new one.
             Err(SignUpRefused::AlreadyRegistered) => {
-                self.store.sign_up(None, username.as_str(), &hash).await?
+                self.store
+                    .sign_up(None, username.as_str(), &hash, may_be_first_admin)
+                    .await?
             }
             other => other,
         };
         match created {
             Ok(row) => {
                 tracing::info!(user_id = %row.id, role = row.role.as_str(), "account created");
+                if row.role == UserRole::Admin && self.first_admin == FirstAdmin::SetupCode {
+                    self.store.clear_setup_codes().await?;
+                }
                 Ok(view(row))
             }
             Err(SignUpRefused::UsernameTaken) => Err(AppError::Conflict(
@@ -243,6 +322,10 @@ impl AccountService for AccountServiceImpl {
 
     fn guests_allowed(&self) -> bool {
         self.allow_guests
+    }
+
+    async fn setup_code_pending(&self) -> Result<bool, AppError> {
+        Ok(self.first_admin == FirstAdmin::SetupCode && !self.store.has_admin().await?)
     }
 
     async fn list_users(&self) -> Result<UserList, AppError> {
@@ -373,6 +456,16 @@ fn new_api_key_secret() -> String {
 fn parse_api_key(secret: &str) -> Option<String> {
     let hex = secret.strip_prefix(API_KEY_PREFIX)?;
     (hex.len() == 64 && hex.bytes().all(|b| b.is_ascii_hexdigit())).then(|| sha256_hex(secret))
+}
+
+/// Setup codes are compared by hash, ignoring case, spaces and dashes.
+fn setup_code_hash(code: &str) -> String {
+    let normal: String = code
+        .chars()
+        .filter(char::is_ascii_alphanumeric)
+        .collect::<String>()
+        .to_ascii_lowercase();
+    sha256_hex(&normal)
 }
 
 fn sha256_hex(text: &str) -> String {

@@ -46,7 +46,51 @@ pub struct ChatServiceImpl {
     max_tokens: u32,
     temperature: f32,
     /// Answers being generated: message id → (owner, cancel).
-    in_flight: Arc<Mutex<HashMap<String, (UserId, CancellationToken)>>>,
+    in_flight: InFlight,
+}
+
+type InFlight = Arc<Mutex<HashMap<String, (UserId, CancellationToken)>>>;
+
+/// How often this replica looks for accounts disabled (on any replica)
+/// whose answers it is still generating.
+const DISABLED_CHECK: std::time::Duration = std::time::Duration::from_millis(400);
+
+/// Stops the answers of accounts disabled in the last minute, within
+/// [`DISABLED_CHECK`] plus a query, whichever replica disabled them. Ends
+/// when the chat service is dropped.
+async fn stop_disabled_accounts(
+    store: Store,
+    in_flight: std::sync::Weak<Mutex<HashMap<String, (UserId, CancellationToken)>>>,
+) {
+    let mut every = tokio::time::interval(DISABLED_CHECK);
+    every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        every.tick().await;
+        let Some(in_flight) = in_flight.upgrade() else {
+            return;
+        };
+        let idle = in_flight.lock().map_or(true, |running| running.is_empty());
+        if idle {
+            continue;
+        }
+        let disabled = match store.disabled_since(crate::store::now_ms() - 60_000).await {
+            Ok(disabled) if !disabled.is_empty() => disabled,
+            Ok(_) => continue,
+            Err(e) => {
+                tracing::warn!(error = %e, "looking for disabled accounts");
+                continue;
+            }
+        };
+        let running = in_flight.lock();
+        if let Ok(running) = running {
+            for (message_id, (owner, cancel)) in running.iter() {
+                if disabled.contains(&owner.0) && !cancel.is_cancelled() {
+                    tracing::info!(user_id = %owner.0, %message_id, "account disabled: stopping its answer");
+                    cancel.cancel();
+                }
+            }
+        }
+    }
 }
 
 impl From<StoreError> for AppError {
@@ -81,6 +125,11 @@ impl ChatServiceImpl {
         settings: ChatSettings,
         sampling: Sampling,
     ) -> Self {
+        let in_flight: InFlight = Arc::default();
+        tokio::spawn(stop_disabled_accounts(
+            store.clone(),
+            Arc::downgrade(&in_flight),
+        ));
         Self {
             store,
             models,
@@ -91,11 +140,11 @@ impl ChatServiceImpl {
             settings,
             max_tokens: sampling.max_tokens,
             temperature: sampling.temperature,
-            in_flight: Arc::default(),
+            in_flight,
         }
     }
 
-    fn validate(&self, text: &str) -> Result<(), AppError> {
+    fn check(&self, text: &str) -> Result<(), AppError> {
         if text.trim().is_empty() {
             return Err(AppError::BadRequest("The message is empty.".into()));
         }
@@ -202,7 +251,7 @@ impl ChatService for ChatServiceImpl {
         user: &UserId,
         request: SendMessage,
     ) -> Result<BoxStream<'static, ChatEvent>, AppError> {
-        self.validate(&request.text)?;
+        self.check(&request.text)?;
         let started = Instant::now();
         // Over-budget turns are outside the experiments: they would mix the
         // cheaper model into a variant's figures.
@@ -300,6 +349,10 @@ impl ChatService for ChatServiceImpl {
             }
             _ => Err(AppError::NotFound),
         }
+    }
+
+    fn check_message(&self, text: &str) -> Result<(), AppError> {
+        self.check(text)
     }
 
     fn limits(&self) -> ClientLimits {

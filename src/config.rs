@@ -39,11 +39,26 @@ pub struct Price {
 pub struct AuthSettings {
     /// People without an account may chat (limited per address).
     pub allow_guests: bool,
+    /// Who becomes the first admin: `auto` (the first sign-up when the
+    /// server listens on a loopback address only, else only someone with
+    /// the setup code printed at start-up), `setup_code` or `first_sign_up`.
+    pub first_admin: FirstAdminPolicy,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FirstAdminPolicy {
+    Auto,
+    SetupCode,
+    FirstSignUp,
 }
 
 impl Default for AuthSettings {
     fn default() -> Self {
-        Self { allow_guests: true }
+        Self {
+            allow_guests: true,
+            first_admin: FirstAdminPolicy::Auto,
+        }
     }
 }
 
@@ -61,6 +76,14 @@ pub struct DocumentSettings {
     pub chunk_overlap_tokens: usize,
     /// Chunks embedded and written per step (progress is reported per step).
     pub embed_batch: usize,
+    /// Memory one document's parser may use (it runs in a child process
+    /// capped at this plus 256 MiB of address space for its own code).
+    pub parse_memory_mib: u64,
+    /// CPU (and wall-clock) seconds one document's parser may take.
+    pub parse_timeout_secs: u64,
+    /// The program run as `<program> parse-worker` to parse a document
+    /// (default: the server's own binary).
+    pub parser_program: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -142,6 +165,9 @@ impl Default for DocumentSettings {
             chunk_tokens: 250,
             chunk_overlap_tokens: 40,
             embed_batch: 64,
+            parse_memory_mib: 1024,
+            parse_timeout_secs: 120,
+            parser_program: None,
         }
     }
 }
@@ -196,10 +222,16 @@ pub struct ServerSettings {
     pub site_root: PathBuf,
     /// Set the `Secure` flag on the session cookie (enable behind HTTPS).
     pub secure_cookies: bool,
-    /// Behind a reverse proxy: the header holding the client's address
-    /// (e.g. `x-forwarded-for`; its first entry is used). Unset: the peer
-    /// address. Only set this when the proxy overwrites the header.
+    /// Behind reverse proxies: the header holding the client's address
+    /// (e.g. `x-forwarded-for`, a list each proxy appends its peer to).
+    /// Unset: the peer address.
     pub client_ip_header: Option<String>,
+    /// How many proxies in front of the app append to `client_ip_header`:
+    /// the client is the entry that many places from the end (earlier
+    /// entries are whatever the client sent, and can't be trusted).
+    pub trusted_proxies: usize,
+    /// The bearer token `/metrics` wants; unset: metrics are not served.
+    pub metrics_token: Option<SecretString>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -337,6 +369,8 @@ impl Default for ServerSettings {
             site_root: PathBuf::from("target/site"),
             secure_cookies: false,
             client_ip_header: None,
+            trusted_proxies: 1,
+            metrics_token: None,
         }
     }
 }

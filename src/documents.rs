@@ -9,10 +9,11 @@ use crate::config::DocumentSettings;
 use crate::embed::Embedder;
 use crate::index::{bm25, ChunkPayload, ChunkPoint, VectorIndex};
 use crate::ingest::chunk::{chunk_document, Chunk, ChunkConfig, TokenSpans};
-use crate::ingest::parse::{parse, Format, ParseLimits};
+use crate::ingest::parse::{Format, ParseLimits};
+use crate::ingest::sandbox::{Sandbox, SandboxLimits};
 use crate::store::{now_ms, DocumentRow, NewDocument, Store, StoreError};
 use app::error::AppError;
-use app::ports::{DocumentService, UserId};
+use app::ports::{Caller, DocumentService, UsageLimits, UserId};
 use app::wire::{DocumentStatus, DocumentView};
 use sha2::{Digest, Sha256};
 use std::path::{Path, PathBuf};
@@ -30,6 +31,11 @@ const INGESTION_ABANDONED_AFTER_MS: i64 = 10 * 60 * 1000;
 
 /// Queued documents looked at per claim (replicas skip each other's uploads).
 const CLAIM_WINDOW: i64 = 100;
+
+/// How often one document's ingestion may be cut short by the server
+/// stopping before it is failed rather than started again: a file that
+/// kills the server must not do so on every start.
+const MAX_INTERRUPTIONS: u32 = 3;
 
 const POINT_NAMESPACE: Uuid = Uuid::from_u128(0x6a1d_4c35_8f0e_4b7a_9e21_5d3c_0b8f_2a47);
 
@@ -52,10 +58,14 @@ struct Inner {
     embedder: Arc<dyn Embedder>,
     tokens: Arc<dyn TokenSpans>,
     settings: DocumentSettings,
+    sandbox: Sandbox,
     uploads: PathBuf,
     wake: Notify,
     /// The document the worker is ingesting, and how to stop it.
     running: Mutex<Option<(String, CancellationToken)>>,
+    /// Upload quotas, checked and charged one upload at a time.
+    limits: Arc<dyn UsageLimits>,
+    admitting: Mutex<()>,
 }
 
 /// Why one document's ingestion ended early.
@@ -73,23 +83,45 @@ impl DocumentServiceImpl {
         index: Arc<dyn VectorIndex>,
         embedder: Arc<dyn Embedder>,
         tokens: Arc<dyn TokenSpans>,
+        limits: Arc<dyn UsageLimits>,
         settings: DocumentSettings,
         data_dir: &Path,
     ) -> anyhow::Result<Self> {
         let uploads = data_dir.join("uploads");
         tokio::fs::create_dir_all(&uploads).await?;
+        let sandbox = Sandbox::new(
+            settings.parser_program.clone(),
+            SandboxLimits {
+                memory_mib: settings.parse_memory_mib,
+                timeout_secs: settings.parse_timeout_secs,
+            },
+        )?;
         let inner = Arc::new(Inner {
             store,
             index,
             embedder,
             tokens,
             settings,
+            sandbox,
             uploads,
             wake: Notify::new(),
             running: Mutex::new(None),
+            limits,
+            admitting: Mutex::new(()),
         });
         inner.recover().await?;
         tokio::spawn(inner.clone().work());
+        // Upload records only matter for today's quotas.
+        let store = inner.store.clone();
+        tokio::spawn(async move {
+            let mut every = tokio::time::interval(std::time::Duration::from_secs(3600));
+            loop {
+                every.tick().await;
+                if let Err(e) = store.prune_upload_log().await {
+                    tracing::warn!(error = %e, "pruning the upload log");
+                }
+            }
+        });
         Ok(Self { inner })
     }
 
@@ -168,11 +200,12 @@ pub fn indexed_text(chunk: &Chunk) -> String {
 impl DocumentService for DocumentServiceImpl {
     async fn upload(
         &self,
-        user: &UserId,
+        caller: &Caller,
         file_name: &str,
         bytes: Vec<u8>,
     ) -> Result<(DocumentView, bool), AppError> {
         let inner = &self.inner;
+        let user = caller.user.as_ref().ok_or(AppError::Internal)?;
         let name = clean_name(file_name);
         if bytes.is_empty() {
             return Err(AppError::BadRequest(format!("{name} is empty.")));
@@ -200,23 +233,36 @@ impl DocumentService for DocumentServiceImpl {
             tokio::fs::rename(&partial, &path).await
         }
         .await;
+        drop(bytes);
         if let Err(e) = written {
             tracing::error!(error = %e, "saving an upload");
             let _ = tokio::fs::remove_file(&partial).await;
             return Err(AppError::Internal);
         }
-        let inserted = inner
-            .store
-            .insert_document(&NewDocument {
-                id: id.clone(),
-                user_id: user.0.clone(),
-                name,
-                kind: kind_of(format).into(),
-                size_bytes: size,
-                content_hash: hash,
-            })
-            .await;
-        let (id, duplicate) = match inserted {
+        // The quota check and the insert are one step in this process, so
+        // parallel uploads can't all pass the check before any of them
+        // counts. (Replicas sharing a database may each let one through.)
+        let admitted = async {
+            let _admitting = inner.admitting.lock().await;
+            if !inner.store.has_live_document(&user.0, &hash).await? {
+                inner.limits.admit_upload(caller, size).await?;
+            }
+            Ok::<_, AppError>(
+                inner
+                    .store
+                    .insert_document(&NewDocument {
+                        id: id.clone(),
+                        user_id: user.0.clone(),
+                        name,
+                        kind: kind_of(format).into(),
+                        size_bytes: size,
+                        content_hash: hash,
+                    })
+                    .await?,
+            )
+        }
+        .await;
+        let (id, duplicate) = match admitted {
             Ok(Ok(())) => (id, false),
             Ok(Err(existing)) => {
                 let _ = tokio::fs::remove_file(&path).await;
@@ -224,7 +270,7 @@ impl DocumentService for DocumentServiceImpl {
             }
             Err(e) => {
                 let _ = tokio::fs::remove_file(&path).await;
-                return Err(e.into());
+                return Err(e);
             }
         };
         if !duplicate {
@@ -311,6 +357,16 @@ impl Inner {
                 let _ = tokio::fs::remove_file(self.upload_path(&doc.id)).await;
                 self.store.remove_document(&doc.id).await?;
                 tracing::info!(document_id = %doc.id, "finished an interrupted delete");
+            } else if doc.interruptions + 1 >= MAX_INTERRUPTIONS {
+                self.store
+                    .fail_document(
+                        &doc.id,
+                        &format!(
+                            "Processing this file was cut short {MAX_INTERRUPTIONS} times (the server stopped each time), so it was not indexed."
+                        ),
+                    )
+                    .await?;
+                tracing::warn!(document_id = %doc.id, "gave up on a document whose ingestion keeps being cut short");
             } else if tokio::fs::try_exists(self.upload_path(&doc.id))
                 .await
                 .unwrap_or(false)
@@ -439,21 +495,24 @@ impl Inner {
         };
 
         // `claim_next` moved the document to "parsing".
-        let bytes = tokio::fs::read(self.upload_path(&doc.id))
-            .await
-            .map_err(|_| {
-                Stop::Failed("The uploaded file was lost. Please upload it again.".into())
-            })?;
+        let path = self.upload_path(&doc.id);
+        if !tokio::fs::try_exists(&path).await.unwrap_or(false) {
+            return Err(Stop::Failed(
+                "The uploaded file was lost. Please upload it again.".into(),
+            ));
+        }
         let format =
             format_of(&doc.kind).ok_or_else(|| Stop::Failed("Unknown file type.".into()))?;
         let limits = ParseLimits {
             max_pages: self.settings.max_pages,
             ..ParseLimits::default()
         };
-        let parsed = tokio::task::spawn_blocking(move || parse(format, &bytes, &limits))
-            .await
-            .map_err(|e| internal(&e))?
-            .map_err(|e| Stop::Failed(format!("{}: {e}", doc.name)))?;
+        let parsed = tokio::select! {
+            parsed = self.sandbox.parse_file(format, &path, &limits) => parsed,
+            () = cancel.cancelled() => return Err(Stop::Deleted),
+        }
+        .map_err(|e| internal(&e))?
+        .map_err(|e| Stop::Failed(format!("{}: {e}", doc.name)))?;
         if cancel.is_cancelled() {
             return Err(Stop::Deleted);
         }

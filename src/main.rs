@@ -1,8 +1,14 @@
 use anyhow::Context;
-use ragchat::{config::Settings, startup::Application, telemetry};
+use ragchat::{config::Settings, ingest::sandbox, startup::Application, telemetry};
+
+fn main() -> anyhow::Result<()> {
+    // Documents are parsed by this same binary in a capped child process.
+    sandbox::serve_if_worker();
+    serve()
+}
 
 #[tokio::main]
-async fn main() -> anyhow::Result<()> {
+async fn serve() -> anyhow::Result<()> {
     telemetry::init();
     let settings = Settings::load().context("loading configuration")?;
     let app = Application::build(settings).await?;

@@ -53,7 +53,7 @@ impl Metrics {
         let rate_limited = IntCounterVec::new(
             Opts::new(
                 "rate_limited_total",
-                "Chat requests refused by a rate limit (reason=rate) or a spent token budget (budget), or moved to the cheaper model by one (budget_degraded)",
+                "Requests refused by a chat rate limit (reason=rate), a spent token budget (budget), an upload quota (upload_quota) or the new-guest limit per address (new_guests), or chats moved to the cheaper model by a spent budget (budget_degraded)",
             ),
             &["reason"],
         )?;

@@ -2,7 +2,9 @@
 //! browser's upload progress and for curl. Chat and the rest are Leptos server
 //! functions; uploads are not, because they are multipart and large.
 
-use app::api::identity::{admin_only, session_account, ApiKeyAccount};
+use app::api::identity::{
+    admin_only, session_account, storing_caller_with, ApiKeyAccount, ClientIp,
+};
 use app::error::AppError;
 use app::ports::{Services, UserId};
 use app::wire::{AccountView, DocumentView, UploadOutcome};
@@ -11,6 +13,10 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Extension, Json, Router};
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::time::Duration;
 use tower_sessions::Session;
 
 /// Who is calling these routes: the account of a valid API key (checked by
@@ -18,6 +24,7 @@ use tower_sessions::Session;
 pub struct Who {
     session: Session,
     api_key: Option<AccountView>,
+    ip: Option<std::net::IpAddr>,
 }
 
 impl<S: Send + Sync> axum::extract::FromRequestParts<S> for Who {
@@ -33,19 +40,16 @@ impl<S: Send + Sync> axum::extract::FromRequestParts<S> for Who {
                 .extensions
                 .get::<ApiKeyAccount>()
                 .map(|key| key.0.clone()),
+            ip: parts.extensions.get::<ClientIp>().map(|ip| ip.0),
         })
     }
 }
 
 impl Who {
-    async fn account(
-        &self,
-        services: &Services,
-        create: bool,
-    ) -> Result<Option<AccountView>, AppError> {
+    async fn account(&self, services: &Services) -> Result<Option<AccountView>, AppError> {
         match &self.api_key {
             Some(account) => Ok(Some(account.clone())),
-            None => session_account(&self.session, services.accounts.as_ref(), create).await,
+            None => session_account(&self.session, services.accounts.as_ref()).await,
         }
     }
 }
@@ -102,18 +106,84 @@ pub fn documents_router<S: Clone + Send + Sync + 'static>(
         .layer(Extension(UploadLimits {
             max_file_bytes,
             max_files,
+            gate: UploadGate::new(),
         }))
         .layer(Extension(services))
 }
 
-#[derive(Clone, Copy)]
+#[derive(Clone)]
 struct UploadLimits {
     max_file_bytes: u64,
     max_files: usize,
+    gate: UploadGate,
 }
 
-async fn user(who: &Who, services: &Services, create: bool) -> Result<UserId, ApiError> {
-    who.account(services, create)
+/// Files are read into memory before they are stored, so how many are read
+/// at once is bounded: at most [`UPLOADS_PER_ADDRESS`] upload requests per
+/// address at a time (more are refused at once), at most
+/// [`FILES_IN_MEMORY`] files being read in all (more wait their turn), and
+/// a file that comes slower than [`MIN_UPLOAD_BYTES_PER_SEC`] is cut off.
+/// (Per replica: replicas don't share these counts.)
+#[derive(Clone)]
+struct UploadGate {
+    in_memory: Arc<tokio::sync::Semaphore>,
+    per_address: Arc<std::sync::Mutex<HashMap<Option<IpAddr>, usize>>>,
+}
+
+const UPLOADS_PER_ADDRESS: usize = 2;
+const FILES_IN_MEMORY: usize = 8;
+/// Slower than this (after the grace period) and an upload is cut off.
+const MIN_UPLOAD_BYTES_PER_SEC: u64 = 32 * 1024;
+const SLOW_UPLOAD_GRACE: Duration = Duration::from_secs(30);
+
+/// One address's upload in progress; its slot frees when dropped.
+struct UploadSlot {
+    per_address: Arc<std::sync::Mutex<HashMap<Option<IpAddr>, usize>>>,
+    address: Option<IpAddr>,
+}
+
+impl Drop for UploadSlot {
+    fn drop(&mut self) {
+        if let Ok(mut counts) = self.per_address.lock() {
+            if let Some(n) = counts.get_mut(&self.address) {
+                *n -= 1;
+                if *n == 0 {
+                    counts.remove(&self.address);
+                }
+            }
+        }
+    }
+}
+
+impl UploadGate {
+    fn new() -> Self {
+        Self {
+            in_memory: Arc::new(tokio::sync::Semaphore::new(FILES_IN_MEMORY)),
+            per_address: Arc::default(),
+        }
+    }
+
+    fn enter(&self, address: Option<IpAddr>) -> Result<UploadSlot, AppError> {
+        let mut counts = self.per_address.lock().map_err(|_| AppError::Internal)?;
+        let count = counts.entry(address).or_default();
+        if *count >= UPLOADS_PER_ADDRESS {
+            return Err(AppError::RateLimited {
+                message: format!(
+                    "At most {UPLOADS_PER_ADDRESS} uploads at a time from your network; wait for one to finish."
+                ),
+                retry_after_ms: 2_000,
+            });
+        }
+        *count += 1;
+        Ok(UploadSlot {
+            per_address: self.per_address.clone(),
+            address,
+        })
+    }
+}
+
+async fn user(who: &Who, services: &Services) -> Result<UserId, ApiError> {
+    who.account(services)
         .await?
         .map(|account| UserId(account.user_id))
         .ok_or(ApiError(AppError::NotFound))
@@ -123,7 +193,7 @@ async fn list(
     who: Who,
     Extension(services): Extension<Services>,
 ) -> Result<Json<Vec<DocumentView>>, ApiError> {
-    match who.account(&services, false).await? {
+    match who.account(&services).await? {
         Some(account) => Ok(Json(
             services.documents.list(&UserId(account.user_id)).await?,
         )),
@@ -136,7 +206,7 @@ async fn status(
     Extension(services): Extension<Services>,
     Path(id): Path<String>,
 ) -> Result<Json<DocumentView>, ApiError> {
-    let user = user(&who, &services, false).await?;
+    let user = user(&who, &services).await?;
     Ok(Json(services.documents.get(&user, &id).await?))
 }
 
@@ -145,7 +215,7 @@ async fn delete(
     Extension(services): Extension<Services>,
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
-    let user = user(&who, &services, false).await?;
+    let user = user(&who, &services).await?;
     services.documents.delete(&user, &id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -159,7 +229,17 @@ async fn upload(
     Extension(limits): Extension<UploadLimits>,
     mut multipart: Multipart,
 ) -> Result<Response, ApiError> {
-    let user = user(&who, &services, true).await?;
+    let _slot = limits.gate.enter(who.ip)?;
+    // A browser without an identity gets a guest only if its address may
+    // still upload; each file is then checked against the quotas on its own.
+    let (caller, ()) = storing_caller_with(
+        &who.session,
+        who.api_key.clone(),
+        &services,
+        who.ip,
+        async |caller| services.limits.admit_upload(caller, 0).await,
+    )
+    .await?;
     let mut outcomes = Vec::new();
     let mut first_error: Option<AppError> = None;
     loop {
@@ -185,11 +265,34 @@ async fn upload(
             ))));
         }
         // Read up to the limit; past it, refuse this file but keep reading the rest.
+        let _in_memory = limits
+            .gate
+            .in_memory
+            .acquire()
+            .await
+            .map_err(|_| ApiError(AppError::Internal))?;
         let mut bytes = Vec::new();
         let mut too_large = false;
+        let mut received = 0u64;
+        let started = tokio::time::Instant::now();
         loop {
-            match field.chunk().await {
+            // A file must keep coming at a minimum pace, so a trickling
+            // client can't hold one of the few slots for reading files.
+            let deadline = started
+                + SLOW_UPLOAD_GRACE
+                + Duration::from_secs(received / MIN_UPLOAD_BYTES_PER_SEC);
+            let chunk = match tokio::time::timeout_at(deadline, field.chunk()).await {
+                Ok(chunk) => chunk,
+                Err(_) => {
+                    return Err(ApiError(AppError::BadRequest(format!(
+                        "The upload of {file_name} was too slow (less than {} KiB/s); try again on a better connection.",
+                        MIN_UPLOAD_BYTES_PER_SEC / 1024
+                    ))))
+                }
+            };
+            match chunk {
                 Ok(Some(chunk)) => {
+                    received += chunk.len() as u64;
                     if too_large {
                         continue;
                     }
@@ -214,7 +317,7 @@ async fn upload(
                 limits.max_file_bytes / (1024 * 1024)
             )))
         } else {
-            services.documents.upload(&user, &file_name, bytes).await
+            services.documents.upload(&caller, &file_name, bytes).await
         };
         outcomes.push(match result {
             Ok((document, duplicate)) => UploadOutcome {
@@ -256,6 +359,7 @@ pub fn operator_router<S: Clone + Send + Sync + 'static>(
     services: Services,
     store: crate::store::Store,
     metrics: std::sync::Arc<crate::metrics::Metrics>,
+    metrics_token: Option<secrecy::SecretString>,
 ) -> Router<S> {
     Router::new()
         .route("/metrics", get(metrics_text))
@@ -263,11 +367,52 @@ pub fn operator_router<S: Clone + Send + Sync + 'static>(
         .layer(Extension(services))
         .layer(Extension(store))
         .layer(Extension(metrics))
+        .layer(Extension(MetricsToken(metrics_token.map(|token| {
+            use secrecy::ExposeSecret;
+            token_digest(token.expose_secret().as_bytes())
+        }))))
 }
 
+/// The SHA-256 of the token `/metrics` wants (`server.metrics_token`);
+/// `None`: metrics are not served.
+#[derive(Clone)]
+struct MetricsToken(Option<[u8; 32]>);
+
+fn token_digest(token: &[u8]) -> [u8; 32] {
+    use sha2::{Digest, Sha256};
+    Sha256::digest(token).into()
+}
+
+/// `/metrics` for a scraper with `Authorization: Bearer <metrics_token>`.
+/// Digests are compared, so the comparison's time says nothing about the token.
 async fn metrics_text(
+    Extension(MetricsToken(wanted)): Extension<MetricsToken>,
     Extension(metrics): Extension<std::sync::Arc<crate::metrics::Metrics>>,
+    headers: axum::http::HeaderMap,
 ) -> Response {
+    let Some(wanted) = wanted else {
+        return ApiError(AppError::Forbidden(
+            "Metrics are off: set server.metrics_token (APP__SERVER__METRICS_TOKEN) and scrape with it as a bearer token.".into(),
+        ))
+        .into_response();
+    };
+    let given = headers
+        .get(axum::http::header::AUTHORIZATION)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.split_once(' '))
+        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+        .map(|(_, token)| token_digest(token.trim().as_bytes()));
+    if given != Some(wanted) {
+        let mut response = ApiError(AppError::Unauthorized(
+            "Metrics need the metrics token as a bearer token.".into(),
+        ))
+        .into_response();
+        response.headers_mut().insert(
+            axum::http::header::WWW_AUTHENTICATE,
+            axum::http::HeaderValue::from_static("Bearer"),
+        );
+        return response;
+    }
     (
         [(
             axum::http::header::CONTENT_TYPE,
@@ -291,7 +436,7 @@ async fn export(
     Path(name): Path<String>,
     Query(range): Query<TimeRange>,
 ) -> Result<Response, ApiError> {
-    admin_only(who.account(&services, false).await?)?;
+    admin_only(who.api_key.is_some(), who.account(&services).await?)?;
     let since = range.since.unwrap_or(0);
     let until = range.until.unwrap_or(i64::MAX);
     let body = match name.as_str() {

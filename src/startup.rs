@@ -1,9 +1,11 @@
 //! Builds the app: storage, model provider, services, router and layers.
 
-use crate::accounts::AccountServiceImpl;
+use crate::accounts::{AccountServiceImpl, FirstAdmin};
 use crate::cache::ResponseCache;
 use crate::chat::{ChatServiceImpl, Grounding, Operations, Sampling};
-use crate::config::{EmbeddingProvider, LlmSettings, ModelEndpoint, Provider, Settings};
+use crate::config::{
+    EmbeddingProvider, FirstAdminPolicy, LlmSettings, ModelEndpoint, Provider, Settings,
+};
 use crate::dashboard::DashboardServiceImpl;
 use crate::documents::DocumentServiceImpl;
 use crate::embed::Embedder;
@@ -12,7 +14,7 @@ use crate::feedback::FeedbackServiceImpl;
 use crate::index::VectorIndex;
 use crate::ingest::chunk::TokenSpans;
 use crate::limits::redis::RedisRateLimiter;
-use crate::limits::{ChatLimits, LocalRateLimiter, RateLimiter};
+use crate::limits::{Allowances, LocalRateLimiter, RateLimiter};
 use crate::llm::local::LocalModel;
 use crate::llm::openai::OpenAiModel;
 use crate::llm::resilient::{ResilientModel, RetryPolicy};
@@ -24,11 +26,11 @@ use crate::store::{SessionBackend, Store};
 use anyhow::Context;
 use app::api::identity::{ApiKeyAccount, ClientIp};
 use app::error::AppError;
-use app::ports::{AccountService, Services};
+use app::ports::{AccountService, Services, UsageLimits};
 use app::{shell, App};
 use axum::body::Body;
 use axum::extract::{ConnectInfo, Request};
-use axum::http::{header, HeaderValue, StatusCode};
+use axum::http::{header, HeaderName, HeaderValue, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::Router;
@@ -224,6 +226,29 @@ pub async fn build_index(
     })
 }
 
+/// Who may become the first admin: on `auto`, whoever signs up first only
+/// when nobody else can reach the server (a loopback bind address, and no
+/// proxy in front forwarding strangers to it).
+fn first_admin(settings: &Settings) -> FirstAdmin {
+    match settings.auth.first_admin {
+        FirstAdminPolicy::FirstSignUp => FirstAdmin::FirstSignUp,
+        FirstAdminPolicy::SetupCode => FirstAdmin::SetupCode,
+        FirstAdminPolicy::Auto => {
+            let loopback = settings
+                .server
+                .bind
+                .parse::<SocketAddr>()
+                .is_ok_and(|address| address.ip().is_loopback())
+                || settings.server.bind.starts_with("localhost:");
+            if loopback && settings.server.client_ip_header.is_none() {
+                FirstAdmin::FirstSignUp
+            } else {
+                FirstAdmin::SetupCode
+            }
+        }
+    }
+}
+
 /// How long an answer may stream before a replica sharing the database
 /// takes it for dead (its replica stopped): far beyond the model timeouts.
 const STREAMING_ABANDONED_AFTER_MS: i64 = 15 * 60 * 1000;
@@ -306,6 +331,26 @@ impl Application {
                 tower_sessions::cookie::time::Duration::days(30),
             ));
 
+        let metrics = Arc::new(Metrics::new().context("setting up metrics")?);
+        let limiter: Arc<dyn RateLimiter> = match &settings.limits.redis_url {
+            Some(url) => {
+                tracing::info!("rate limits kept in Redis, shared by every replica");
+                Arc::new(
+                    RedisRateLimiter::connect(
+                        url.expose_secret(),
+                        &settings.limits.redis_key_prefix,
+                    )
+                    .await?,
+                )
+            }
+            None => Arc::new(LocalRateLimiter::new()),
+        };
+        let limits: Arc<dyn UsageLimits> = Arc::new(Allowances::new(
+            limiter.clone(),
+            store.clone(),
+            settings.limits.clone(),
+            metrics.clone(),
+        ));
         let (embedder, tokens) = build_embedder(&settings).await?;
         let index = build_index(&settings, embedder.dimension()).await?;
         let documents = DocumentServiceImpl::start(
@@ -313,6 +358,7 @@ impl Application {
             index.clone(),
             embedder.clone(),
             tokens.clone(),
+            limits.clone(),
             settings.documents.clone(),
             &settings.data_dir,
         )
@@ -324,7 +370,6 @@ impl Application {
             context_tokens: settings.retrieval.context_tokens,
             max_upload_bytes: settings.documents.max_file_bytes,
         });
-        let metrics = Arc::new(Metrics::new().context("setting up metrics")?);
         let recorder = EventRecorder::new(store.clone(), metrics.clone());
         let chat = ChatServiceImpl::new(
             store.clone(),
@@ -341,30 +386,22 @@ impl Application {
                 temperature: settings.llm.temperature,
             },
         );
-        let limiter: Arc<dyn RateLimiter> = match &settings.limits.redis_url {
-            Some(url) => {
-                tracing::info!("rate limits kept in Redis, shared by every replica");
-                Arc::new(
-                    RedisRateLimiter::connect(
-                        url.expose_secret(),
-                        &settings.limits.redis_key_prefix,
-                    )
-                    .await?,
-                )
-            }
-            None => Arc::new(LocalRateLimiter::new()),
-        };
-        let accounts =
-            AccountServiceImpl::new(store.clone(), limiter.clone(), settings.auth.allow_guests)?;
-        let limits = ChatLimits::new(
-            limiter,
+        let accounts = AccountServiceImpl::new(
             store.clone(),
-            settings.limits.clone(),
-            metrics.clone(),
-        );
+            limiter,
+            settings.auth.allow_guests,
+            first_admin(&settings),
+            settings.limits.new_accounts_per_hour,
+        )?;
+        if let Some(code) = accounts.new_setup_code().await? {
+            tracing::warn!(
+                "no admin yet: the first admin signs up with the setup code printed on stderr"
+            );
+            eprintln!("\n  No admin yet. Sign up with this one-time setup code to become the admin:\n\n      {code}\n");
+        }
         let services = Services {
             accounts: Arc::new(accounts),
-            limits: Arc::new(limits),
+            limits,
             chat: Arc::new(chat),
             feedback: Arc::new(FeedbackServiceImpl::new(store.clone(), metrics.clone())),
             dashboard: Arc::new(DashboardServiceImpl::new(
@@ -396,13 +433,14 @@ impl Application {
             services.clone(),
             store.clone(),
             metrics,
+            settings.server.metrics_token.clone(),
         ));
         let router = router(
             options,
             services,
             documents,
             session_layer,
-            settings.server.client_ip_header.clone(),
+            &settings.server,
         );
         Ok(Self {
             listener,
@@ -444,13 +482,21 @@ fn router(
     services: Services,
     documents: Router<LeptosOptions>,
     sessions: SessionManagerLayer<SessionBackend>,
-    client_ip_header: Option<String>,
+    edge: &crate::config::ServerSettings,
 ) -> Router {
+    let client_ip_header = edge.client_ip_header.clone();
+    let trusted_proxies = edge.trusted_proxies;
+    let hsts = edge.secure_cookies;
     let routes = generate_route_list(App);
     let accounts = services.accounts.clone();
     // `leptos_routes_with_context` also mounts every server function (under
     // /api), with the same context.
-    let context = move || provide_context(services.clone());
+    // Every render gets a fresh nonce for its inline scripts (see the shell's
+    // Content-Security-Policy).
+    let context = move || {
+        provide_context(services.clone());
+        leptos::nonce::provide_nonce();
+    };
     Router::new()
         .merge(documents)
         .leptos_routes_with_context(&options, routes, context.clone(), {
@@ -464,10 +510,12 @@ fn router(
         .layer(middleware::from_fn_with_state(accounts, api_key_identity))
         .layer(sessions)
         .layer(middleware::from_fn(move |req: Request, next: Next| {
-            client_ip(client_ip_header.clone(), req, next)
+            client_ip(client_ip_header.clone(), trusted_proxies, req, next)
         }))
         .layer(middleware::from_fn(same_origin_writes))
-        .layer(middleware::from_fn(security_headers))
+        .layer(middleware::from_fn(move |req: Request, next: Next| {
+            security_headers(hsts, req, next)
+        }))
         .with_state(options)
 }
 
@@ -503,9 +551,11 @@ async fn api_key_identity(
     mut req: Request,
     next: Next,
 ) -> Response {
+    // `/metrics` takes its own token, not an API key.
     let bearer = req
         .headers()
         .get(header::AUTHORIZATION)
+        .filter(|_| req.uri().path() != "/metrics")
         .and_then(|value| bearer_token(value.as_bytes()));
     if let Some(secret) = bearer {
         match accounts.api_key_account(&secret).await {
@@ -536,25 +586,32 @@ fn bearer_token(value: &[u8]) -> Option<String> {
     )
 }
 
-/// Records the client's address for rate limits: the peer, or the first
-/// entry of a configured proxy header.
-async fn client_ip(header: Option<String>, mut req: Request, next: Next) -> Response {
-    let forwarded = header.as_deref().and_then(|name| {
+/// Records the client's address for limits: the peer, or behind trusted
+/// proxies the last entry they appended (see `limits::address`).
+async fn client_ip(
+    header: Option<String>,
+    trusted_proxies: usize,
+    mut req: Request,
+    next: Next,
+) -> Response {
+    // A proxy may add a header line of its own instead of appending to the
+    // client's: the lines, in order, make one list.
+    let forwarded = header.as_deref().map(|name| {
         req.headers()
-            .get(name)?
-            .to_str()
-            .ok()?
-            .split(',')
-            .next()?
-            .trim()
-            .parse()
-            .ok()
+            .get_all(name)
+            .iter()
+            .map(|value| String::from_utf8_lossy(value.as_bytes()).into_owned())
+            .collect::<Vec<_>>()
+            .join(",")
     });
     let peer = req
         .extensions()
         .get::<ConnectInfo<SocketAddr>>()
         .map(|c| c.0.ip());
-    if let Some(ip) = forwarded.or(peer) {
+    let forwarded = forwarded.filter(|list| !list.is_empty());
+    if let Some(ip) =
+        crate::limits::address::client_address(peer, forwarded.as_deref(), trusted_proxies)
+    {
         req.extensions_mut().insert(ClientIp(ip));
     }
     next.run(req).await
@@ -588,7 +645,10 @@ async fn same_origin_writes(req: Request, next: Next) -> Response {
     next.run(req).await
 }
 
-async fn security_headers(req: Request, next: Next) -> Response {
+/// The usual headers on every response; pages set their own
+/// Content-Security-Policy (with a nonce), everything else gets one that
+/// allows nothing. HSTS when the app is served over HTTPS (secure cookies).
+async fn security_headers(hsts: bool, req: Request, next: Next) -> Response {
     let mut response = next.run(req).await;
     let headers = response.headers_mut();
     headers.insert(
@@ -600,6 +660,26 @@ async fn security_headers(req: Request, next: Next) -> Response {
         HeaderValue::from_static("same-origin"),
     );
     headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    headers.insert(
+        HeaderName::from_static("cross-origin-opener-policy"),
+        HeaderValue::from_static("same-origin"),
+    );
+    headers.insert(
+        HeaderName::from_static("permissions-policy"),
+        HeaderValue::from_static("camera=(), microphone=(), geolocation=(), payment=()"),
+    );
+    if !headers.contains_key(header::CONTENT_SECURITY_POLICY) {
+        headers.insert(
+            header::CONTENT_SECURITY_POLICY,
+            HeaderValue::from_static("default-src 'none'; frame-ancestors 'none'; base-uri 'none'"),
+        );
+    }
+    if hsts {
+        headers.insert(
+            header::STRICT_TRANSPORT_SECURITY,
+            HeaderValue::from_static("max-age=31536000; includeSubDomains"),
+        );
+    }
     response
 }
 
@@ -609,7 +689,31 @@ async fn shutdown_signal() {
 
 #[cfg(test)]
 mod tests {
-    use super::bearer_token;
+    use super::{bearer_token, first_admin};
+    use crate::accounts::FirstAdmin;
+    use crate::config::{FirstAdminPolicy, Settings};
+
+    #[test]
+    fn only_a_server_nobody_else_can_reach_lets_the_first_sign_up_be_admin() {
+        let auto = |bind: &str, header: Option<&str>| {
+            let mut settings = Settings::default();
+            settings.server.bind = bind.into();
+            settings.server.client_ip_header = header.map(str::to_owned);
+            first_admin(&settings)
+        };
+        assert_eq!(auto("127.0.0.1:3000", None), FirstAdmin::FirstSignUp);
+        assert_eq!(auto("[::1]:3000", None), FirstAdmin::FirstSignUp);
+        assert_eq!(auto("0.0.0.0:3000", None), FirstAdmin::SetupCode);
+        assert_eq!(auto("192.0.2.5:80", None), FirstAdmin::SetupCode);
+        // Loopback behind a reverse proxy: strangers reach it.
+        assert_eq!(
+            auto("127.0.0.1:3000", Some("x-forwarded-for")),
+            FirstAdmin::SetupCode
+        );
+        let mut settings = Settings::default();
+        settings.auth.first_admin = FirstAdminPolicy::SetupCode;
+        assert_eq!(first_admin(&settings), FirstAdmin::SetupCode);
+    }
 
     #[test]
     fn the_bearer_scheme_is_read_in_any_case_and_other_schemes_are_left_alone() {

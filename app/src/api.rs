@@ -46,59 +46,116 @@ pub mod identity {
             .and_then(|parts| parts.extensions.get::<ClientIp>().map(|ip| ip.0))
     }
 
+    /// The API key's account, if the request came with one.
+    pub fn api_key_account() -> Option<AccountView> {
+        use_context::<http::request::Parts>().and_then(|parts| {
+            parts
+                .extensions
+                .get::<ApiKeyAccount>()
+                .map(|key| key.0.clone())
+        })
+    }
+
     /// The account (or guest) of this browser or API key, if it has one.
-    /// With `create`, a browser without one becomes a new guest (if guests
-    /// are allowed).
-    pub async fn current_account(create: bool) -> Result<Option<AccountView>, AppError> {
-        let api_key = use_context::<http::request::Parts>()
-            .and_then(|parts| parts.extensions.get::<ApiKeyAccount>().cloned());
-        if let Some(ApiKeyAccount(account)) = api_key {
+    pub async fn current_account() -> Result<Option<AccountView>, AppError> {
+        if let Some(account) = api_key_account() {
             return Ok(Some(account));
         }
-        session_account(&session().await?, services().accounts.as_ref(), create).await
+        session_account(&session().await?, services().accounts.as_ref()).await
     }
 
     /// The account (not a guest) signed in in this browser. API keys are
     /// refused: a leaked key must not be able to make more keys (and so
     /// outlive its revocation) or revoke its owner's.
     pub async fn require_signed_in_browser() -> Result<UserId, AppError> {
-        let with_key = use_context::<http::request::Parts>()
-            .is_some_and(|parts| parts.extensions.get::<ApiKeyAccount>().is_some());
-        if with_key {
+        if api_key_account().is_some() {
             return Err(AppError::Forbidden(
                 "API keys are managed from a signed-in browser, not with an API key.".into(),
             ));
         }
-        match current_account(false).await? {
+        match current_account().await? {
             Some(account) if account.username.is_some() => Ok(UserId(account.user_id)),
             _ => Err(AppError::Unauthorized("Sign in first.".into())),
         }
     }
 
-    pub async fn current_user(create: bool) -> Result<Option<UserId>, AppError> {
-        Ok(current_account(create)
+    pub async fn current_user() -> Result<Option<UserId>, AppError> {
+        Ok(current_account()
             .await?
             .map(|account| UserId(account.user_id)))
     }
 
-    /// Who is asking: user, role and address.
-    pub async fn caller(create: bool) -> Result<Option<Caller>, AppError> {
-        let ip = client_ip();
-        Ok(current_account(create).await?.map(|account| Caller {
-            user: UserId(account.user_id),
-            role: account.role,
+    /// The caller of a request that stores something (a chat turn, an
+    /// upload), admitted by `admit`. A browser without an identity is
+    /// admitted on its address's allowance first; only then, and if the
+    /// address may make another guest, is a guest made and signed in.
+    pub async fn storing_caller<T>(
+        admit: impl AsyncFnOnce(&Caller) -> Result<T, AppError>,
+    ) -> Result<(Caller, T), AppError> {
+        storing_caller_with(
+            &session().await?,
+            api_key_account(),
+            &services(),
+            client_ip(),
+            admit,
+        )
+        .await
+    }
+
+    /// [`storing_caller`] for handlers outside Leptos.
+    pub async fn storing_caller_with<T>(
+        session: &Session,
+        api_key: Option<AccountView>,
+        services: &Services,
+        ip: Option<IpAddr>,
+        admit: impl AsyncFnOnce(&Caller) -> Result<T, AppError>,
+    ) -> Result<(Caller, T), AppError> {
+        let account = match api_key {
+            Some(account) => Some(account),
+            None => session_account(session, services.accounts.as_ref()).await?,
+        };
+        if let Some(account) = account {
+            let caller = Caller {
+                user: Some(UserId(account.user_id)),
+                role: account.role,
+                ip,
+            };
+            let admitted = admit(&caller).await?;
+            return Ok((caller, admitted));
+        }
+        if !services.accounts.guests_allowed() {
+            return Err(AppError::Unauthorized("Sign in to use this app.".into()));
+        }
+        let mut caller = Caller {
+            user: None,
+            role: UserRole::Guest,
             ip,
-        }))
+        };
+        let admitted = admit(&caller).await?;
+        services.limits.admit_new_guest(ip).await?;
+        let user = services.accounts.create_guest(ip).await?;
+        sign_in(session, &user).await?;
+        caller.user = Some(user);
+        Ok((caller, admitted))
     }
 
-    /// The admin making this request; anyone else is refused.
+    /// The admin making this request from a signed-in browser; anyone else
+    /// is refused, and so is an admin's API key (keys never manage accounts
+    /// or read operator data).
     pub async fn require_admin() -> Result<UserId, AppError> {
-        admin_only(current_account(false).await?)
+        admin_only(api_key_account().is_some(), current_account().await?)
     }
 
-    /// The account if it is an admin's: 403 for others, 401 without one.
-    pub fn admin_only(account: Option<AccountView>) -> Result<UserId, AppError> {
+    /// The account if it is an admin's, not acting through an API key: 403
+    /// for others, 401 without one.
+    pub fn admin_only(
+        with_api_key: bool,
+        account: Option<AccountView>,
+    ) -> Result<UserId, AppError> {
         match account {
+            Some(_) if with_api_key => Err(AppError::Forbidden(
+                "Administration needs a signed-in browser; API keys can't do it.".into(),
+            )),
             Some(account) if account.role == UserRole::Admin => Ok(UserId(account.user_id)),
             Some(_) => Err(AppError::Forbidden(
                 "Only administrators can do this.".into(),
@@ -109,40 +166,29 @@ pub mod identity {
         }
     }
 
-    /// [`current_account`] for handlers outside Leptos that extract the
-    /// session themselves. Every request reads the user's row, so disabling
-    /// an account takes effect at once.
+    /// The account of a browser's session, for handlers outside Leptos that
+    /// extract the session themselves. Every request reads the user's row,
+    /// so disabling an account takes effect at once.
     pub async fn session_account(
         session: &Session,
         accounts: &dyn AccountService,
-        create: bool,
     ) -> Result<Option<AccountView>, AppError> {
         let stored = session.get::<String>(USER_KEY).await.map_err(|e| {
             leptos::logging::error!("reading session: {e}");
             AppError::Internal
         })?;
-        if let Some(id) = stored {
-            match accounts.account(&UserId(id)).await {
-                Ok(Some(account)) => return Ok(Some(account)),
-                Ok(None) => {}
-                Err(refused @ AppError::Forbidden(_)) => {
-                    // A disabled account's session ends now.
-                    let _ = session.flush().await;
-                    return Err(refused);
-                }
-                Err(e) => return Err(e),
-            }
-        }
-        if !create {
+        let Some(id) = stored else {
             return Ok(None);
+        };
+        match accounts.account(&UserId(id)).await {
+            Ok(account) => Ok(account),
+            Err(refused @ AppError::Forbidden(_)) => {
+                // A disabled account's session ends now.
+                let _ = session.flush().await;
+                Err(refused)
+            }
+            Err(e) => Err(e),
         }
-        let user = accounts.create_guest().await?;
-        sign_in(session, &user).await?;
-        Ok(Some(AccountView {
-            user_id: user.0,
-            username: None,
-            role: UserRole::Guest,
-        }))
     }
 
     /// Binds the session to `user`, under a new session id (so an id fixed
@@ -160,17 +206,22 @@ pub mod identity {
 #[server(prefix = "/api", endpoint = "session")]
 pub async fn get_session() -> Result<SessionView, AppError> {
     Ok(SessionView {
-        account: identity::current_account(false).await?,
+        account: identity::current_account().await?,
         guests_allowed: identity::services().accounts.guests_allowed(),
+        setup_code_pending: identity::services().accounts.setup_code_pending().await?,
     })
 }
 
 /// Creates an account and signs in. A guest's chats and documents move into it.
 #[server(prefix = "/api", endpoint = "sign_up")]
-pub async fn sign_up(username: String, password: String) -> Result<AccountView, AppError> {
+pub async fn sign_up(
+    username: String,
+    password: String,
+    setup_code: Option<String>,
+) -> Result<AccountView, AppError> {
     let session = identity::session().await?;
     let services = identity::services();
-    let guest = identity::session_account(&session, services.accounts.as_ref(), false)
+    let guest = identity::session_account(&session, services.accounts.as_ref())
         .await
         .ok()
         .flatten()
@@ -178,7 +229,16 @@ pub async fn sign_up(username: String, password: String) -> Result<AccountView, 
         .map(|account| crate::ports::UserId(account.user_id));
     let account = services
         .accounts
-        .sign_up(guest.as_ref(), &username, &password, identity::client_ip())
+        .sign_up(
+            guest.as_ref(),
+            &username,
+            &password,
+            setup_code
+                .as_deref()
+                .map(str::trim)
+                .filter(|code| !code.is_empty()),
+            identity::client_ip(),
+        )
         .await?;
     identity::sign_in(&session, &crate::ports::UserId(account.user_id.clone())).await?;
     Ok(account)
@@ -256,7 +316,7 @@ pub async fn set_user_disabled(user_id: String, disabled: bool) -> Result<(), Ap
 
 #[server(prefix = "/api", endpoint = "conversations")]
 pub async fn list_conversations() -> Result<Vec<ConversationSummary>, AppError> {
-    match identity::current_user(false).await? {
+    match identity::current_user().await? {
         Some(user) => identity::services().chat.list_conversations(&user).await,
         None => Ok(Vec::new()),
     }
@@ -264,17 +324,13 @@ pub async fn list_conversations() -> Result<Vec<ConversationSummary>, AppError> 
 
 #[server(prefix = "/api", endpoint = "conversation")]
 pub async fn get_conversation(id: String) -> Result<ConversationView, AppError> {
-    let user = identity::current_user(false)
-        .await?
-        .ok_or(AppError::NotFound)?;
+    let user = identity::current_user().await?.ok_or(AppError::NotFound)?;
     identity::services().chat.conversation(&user, &id).await
 }
 
 #[server(prefix = "/api", endpoint = "delete_conversation")]
 pub async fn delete_conversation(id: String) -> Result<(), AppError> {
-    let user = identity::current_user(false)
-        .await?
-        .ok_or(AppError::NotFound)?;
+    let user = identity::current_user().await?.ok_or(AppError::NotFound)?;
     identity::services()
         .chat
         .delete_conversation(&user, &id)
@@ -297,14 +353,17 @@ pub async fn send_message(
     use crate::ports::SendMessage;
     use futures::StreamExt;
 
-    // The session cookie must be written before the streamed response head goes out.
-    let caller = identity::caller(true).await?.ok_or(AppError::Internal)?;
+    // The session cookie must be written before the streamed response head
+    // goes out; a message that would be refused anyway makes no guest.
     let services = identity::services();
-    let admission = services.limits.admit_chat(&caller).await?;
+    services.chat.check_message(&text)?;
+    let (caller, admission) =
+        identity::storing_caller(async |caller| services.limits.admit_chat(caller).await).await?;
+    let user = caller.user.ok_or(AppError::Internal)?;
     let events = services
         .chat
         .send(
-            &caller.user,
+            &user,
             SendMessage {
                 conversation_id,
                 text,
@@ -319,16 +378,14 @@ pub async fn send_message(
 
 #[server(prefix = "/api", endpoint = "stop")]
 pub async fn stop_generation(message_id: String) -> Result<(), AppError> {
-    let user = identity::current_user(false)
-        .await?
-        .ok_or(AppError::NotFound)?;
+    let user = identity::current_user().await?.ok_or(AppError::NotFound)?;
     identity::services().chat.stop(&user, &message_id).await
 }
 
 /// The user's documents, newest first.
 #[server(prefix = "/api", endpoint = "document_list")]
 pub async fn list_documents() -> Result<Vec<DocumentView>, AppError> {
-    match identity::current_user(false).await? {
+    match identity::current_user().await? {
         Some(user) => identity::services().documents.list(&user).await,
         None => Ok(Vec::new()),
     }
@@ -336,9 +393,7 @@ pub async fn list_documents() -> Result<Vec<DocumentView>, AppError> {
 
 #[server(prefix = "/api", endpoint = "document_delete")]
 pub async fn delete_document(id: String) -> Result<(), AppError> {
-    let user = identity::current_user(false)
-        .await?
-        .ok_or(AppError::NotFound)?;
+    let user = identity::current_user().await?.ok_or(AppError::NotFound)?;
     identity::services().documents.delete(&user, &id).await
 }
 
@@ -350,9 +405,7 @@ pub async fn rate_answer(
     rating: Option<Rating>,
     comment: Option<String>,
 ) -> Result<(), AppError> {
-    let user = identity::current_user(false)
-        .await?
-        .ok_or(AppError::NotFound)?;
+    let user = identity::current_user().await?.ok_or(AppError::NotFound)?;
     identity::services()
         .feedback
         .rate(&user, &message_id, rating, comment)

@@ -27,6 +27,8 @@ use leptos_router::path;
 
 /// The HTML document around the app (server-rendered).
 pub fn shell(options: LeptosOptions) -> impl IntoView {
+    #[cfg(feature = "ssr")]
+    set_content_security_policy();
     view! {
         <!DOCTYPE html>
         <html lang="en">
@@ -43,6 +45,35 @@ pub fn shell(options: LeptosOptions) -> impl IntoView {
                 <App />
             </body>
         </html>
+    }
+}
+
+/// The page's Content-Security-Policy: scripts only from this site or
+/// inline with this response's nonce (Leptos puts it on its hydration and
+/// streaming scripts), WebAssembly allowed, images only from this site (so
+/// a model's answer can't make the browser fetch an attacker's URL), no
+/// plugins, no framing, no foreign form targets. Inline styles stay allowed:
+/// style attributes can't run code.
+#[cfg(feature = "ssr")]
+pub fn content_security_policy(nonce: &str) -> String {
+    format!(
+        "default-src 'self'; script-src 'self' 'nonce-{nonce}' 'wasm-unsafe-eval'; \
+         style-src 'self' 'unsafe-inline'; img-src 'self' data:; connect-src 'self'; \
+         font-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; \
+         frame-ancestors 'none'"
+    )
+}
+
+#[cfg(feature = "ssr")]
+fn set_content_security_policy() {
+    let (Some(nonce), Some(response)) = (
+        leptos::nonce::use_nonce(),
+        use_context::<leptos_axum::ResponseOptions>(),
+    ) else {
+        return;
+    };
+    if let Ok(value) = http::HeaderValue::from_str(&content_security_policy(&nonce)) {
+        response.insert_header(http::header::CONTENT_SECURITY_POLICY, value);
     }
 }
 

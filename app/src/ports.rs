@@ -13,32 +13,40 @@ use std::sync::Arc;
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct UserId(pub String);
 
-/// Who is making a request: the user, their role, and where from (guests are
-/// rate-limited by address).
+/// Who is making a request: the user, their role, and where from (guests'
+/// allowances are per address).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Caller {
-    pub user: UserId,
+    /// `None` for a browser without an identity yet: a guest is made for it
+    /// only once its address's allowance has admitted the request.
+    pub user: Option<UserId>,
     pub role: UserRole,
+    /// The client's address (IPv6 grouped by /64).
     pub ip: Option<std::net::IpAddr>,
 }
 
 /// Guests, accounts and roles.
 #[async_trait::async_trait]
 pub trait AccountService: Send + Sync + 'static {
-    /// A new guest (no account), for a browser without a session.
-    async fn create_guest(&self) -> Result<UserId, AppError>;
+    /// A new guest (no account), for a browser without a session, made
+    /// from `ip` (whose allowance it shares).
+    async fn create_guest(&self, ip: Option<std::net::IpAddr>) -> Result<UserId, AppError>;
     /// The user behind a session, if it still exists. A disabled account is
     /// `Forbidden`.
     async fn account(&self, user: &UserId) -> Result<Option<AccountView>, AppError>;
     /// Creates an account, from the session's guest if there is one (keeping
-    /// its chats and documents). The first account becomes admin.
+    /// its chats and documents). The first account becomes admin; on a
+    /// public deployment only with the setup code the server printed.
     async fn sign_up(
         &self,
         guest: Option<&UserId>,
         username: &str,
         password: &str,
+        setup_code: Option<&str>,
         ip: Option<std::net::IpAddr>,
     ) -> Result<AccountView, AppError>;
+    /// Whether the first admin is still to be made with a setup code.
+    async fn setup_code_pending(&self) -> Result<bool, AppError>;
     /// Checks a username and password. Wrong either way is one `Unauthorized`.
     async fn log_in(
         &self,
@@ -86,6 +94,12 @@ pub trait UsageLimits: Send + Sync + 'static {
     /// Admits one chat request, or refuses it with `RateLimited` (and when to
     /// retry).
     async fn admit_chat(&self, caller: &Caller) -> Result<Admission, AppError>;
+    /// Admits one more stored file of `bytes` (daily uploads, documents
+    /// kept): `RateLimited` until midnight UTC, or `TooLarge` when storage
+    /// is full.
+    async fn admit_upload(&self, caller: &Caller, bytes: u64) -> Result<(), AppError>;
+    /// Admits making one more guest for a browser at `ip`.
+    async fn admit_new_guest(&self, ip: Option<std::net::IpAddr>) -> Result<(), AppError>;
 }
 
 /// Votes on answers, kept with what the answer was made from.
@@ -124,6 +138,8 @@ pub trait ChatService: Send + Sync + 'static {
         -> Result<Vec<ConversationSummary>, AppError>;
     async fn conversation(&self, user: &UserId, id: &str) -> Result<ConversationView, AppError>;
     async fn delete_conversation(&self, user: &UserId, id: &str) -> Result<(), AppError>;
+    /// Refuses a message that can't be sent (empty, too long).
+    fn check_message(&self, text: &str) -> Result<(), AppError>;
     /// Validates and stores the user message, then streams the answer. Errors
     /// returned here happen before anything is stored; errors after that arrive
     /// as `ChatEvent::Error` in the stream.
@@ -145,9 +161,10 @@ pub trait DocumentService: Send + Sync + 'static {
     /// refuses it with a reason. Identical content already uploaded by this
     /// user is recognised and not indexed twice.
     /// Returns the document and whether it is an earlier upload of the same bytes.
+    /// The file counts against the caller's upload quotas.
     async fn upload(
         &self,
-        user: &UserId,
+        caller: &Caller,
         file_name: &str,
         bytes: Vec<u8>,
     ) -> Result<(DocumentView, bool), AppError>;

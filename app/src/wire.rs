@@ -242,9 +242,30 @@ pub struct DocumentView {
     pub chunks: Option<u32>,
     pub chunks_embedded: u32,
     pub created_at_ms: i64,
+    /// While queued: its place in the ingestion queue (1 = next).
+    #[serde(default)]
+    pub queue_position: Option<u32>,
 }
 
 impl DocumentView {
+    /// "Queued · 3rd in line" while it waits.
+    pub fn queue_text(&self) -> String {
+        match self.queue_position {
+            Some(1) => "Queued · next in line".into(),
+            Some(n) => {
+                let suffix = match (n % 10, n % 100) {
+                    (1, 11..=13) | (2, 11..=13) | (3, 11..=13) => "th",
+                    (1, _) => "st",
+                    (2, _) => "nd",
+                    (3, _) => "rd",
+                    _ => "th",
+                };
+                format!("Queued · {n}{suffix} in line")
+            }
+            None => "Queued".into(),
+        }
+    }
+
     /// Progress through the stages, 0.0–1.0, for a progress bar.
     pub fn progress(&self) -> f64 {
         match self.status {
@@ -315,6 +336,10 @@ pub struct SessionView {
     /// `None`: nobody yet (a guest is created on first use, if allowed).
     pub account: Option<AccountView>,
     pub guests_allowed: bool,
+    /// No admin yet on a public deployment: the first one signs up with the
+    /// setup code printed in the server log.
+    #[serde(default)]
+    pub setup_code_pending: bool,
 }
 
 /// One account in the admin's user list.

@@ -6,14 +6,17 @@
 //! `cargo run --features ssr --bin eval -- ../shared/data/pubmedqa/ori_pqal.json`
 
 use anyhow::{bail, Context};
-use app::ports::{DocumentService, UserId};
-use app::wire::DocumentStatus;
+use app::ports::{Caller, DocumentService, UserId};
+use app::wire::{DocumentStatus, UserRole};
 use ragchat::config::{RetrievalMode, RetrievalSettings, Settings};
 use ragchat::documents::DocumentServiceImpl;
+use ragchat::limits::{Allowances, LimitSettings, LocalRateLimiter, RoleLimits};
+use ragchat::metrics::Metrics;
 use ragchat::retrieve::Retriever;
 use ragchat::startup::{build_embedder, build_index};
 use ragchat::store::Store;
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 #[derive(serde::Deserialize)]
@@ -55,8 +58,14 @@ impl Scores {
     }
 }
 
+fn main() -> anyhow::Result<()> {
+    // Documents are parsed by this same binary in a capped child process.
+    ragchat::ingest::sandbox::serve_if_worker();
+    run()
+}
+
 #[tokio::main]
-async fn main() -> anyhow::Result<()> {
+async fn run() -> anyhow::Result<()> {
     let path = std::env::args()
         .nth(1)
         .unwrap_or_else(|| "../shared/data/pubmedqa/ori_pqal.json".into());
@@ -81,22 +90,38 @@ async fn main() -> anyhow::Result<()> {
         embedder.model(),
         index.backend()
     );
+    // One reader uploads the whole corpus: no quotas.
+    let limits = Arc::new(Allowances::new(
+        Arc::new(LocalRateLimiter::new()),
+        store.clone(),
+        LimitSettings {
+            guest: RoleLimits::UNLIMITED,
+            ..LimitSettings::default()
+        },
+        Arc::new(Metrics::new()?),
+    ));
     let documents = DocumentServiceImpl::start(
         store.clone(),
         index.clone(),
         embedder.clone(),
         tokens,
+        limits,
         settings.documents.clone(),
         &settings.data_dir,
     )
     .await?;
-    let user = UserId(store.create_user().await?);
+    let user = UserId(store.create_guest(None).await?);
+    let caller = Caller {
+        user: Some(user.clone()),
+        role: UserRole::Guest,
+        ip: None,
+    };
     let started = Instant::now();
     let mut pmid_of = HashMap::new();
     for (pmid, item) in &items {
         let text = item.contexts.join("\n\n");
         let (doc, _) = documents
-            .upload(&user, &format!("{pmid}.txt"), text.into_bytes())
+            .upload(&caller, &format!("{pmid}.txt"), text.into_bytes())
             .await
             .map_err(|e| anyhow::anyhow!("uploading {pmid}: {e}"))?;
         pmid_of.insert(doc.id, pmid.clone());

@@ -16,6 +16,11 @@
 //! The store is SQLite in the temp dir, or with `--database-url
 //! postgres://…` that Postgres database (as replicas at scale use).
 //!
+//! `--read-delay-ms N` makes every client a slow reader (it waits N ms after
+//! each chunk it reads), so answers back up into the server; the process's
+//! resident memory is printed before, at its peak and after the run, to
+//! show that held-up streams cost bounded memory and give it back.
+//!
 //! `cargo run --release --features ssr --bin load -- --users 16 --turns 5`
 
 use anyhow::{bail, Context};
@@ -37,6 +42,7 @@ struct Options {
     token_ms: u64,
     tokens: usize,
     database_url: Option<String>,
+    read_delay_ms: u64,
 }
 
 fn options() -> anyhow::Result<Options> {
@@ -48,6 +54,7 @@ fn options() -> anyhow::Result<Options> {
         token_ms: 15,
         tokens: 40,
         database_url: None,
+        read_delay_ms: 0,
     };
     let args: Vec<String> = std::env::args().skip(1).collect();
     let mut i = 0;
@@ -61,6 +68,7 @@ fn options() -> anyhow::Result<Options> {
             "--token-ms" => o.token_ms = value.parse()?,
             "--tokens" => o.tokens = value.parse()?,
             "--database-url" => o.database_url = Some(value.clone()),
+            "--read-delay-ms" => o.read_delay_ms = value.parse()?,
             other => bail!("unknown option {other}"),
         }
         i += 2;
@@ -147,7 +155,7 @@ struct Turn {
     message_id: Option<String>,
 }
 
-async fn chat(client: &reqwest::Client, base: &str, text: &str) -> Turn {
+async fn chat(client: &reqwest::Client, base: &str, text: &str, read_delay: Duration) -> Turn {
     let started = Instant::now();
     let mut turn = Turn {
         ttft_ms: None,
@@ -170,6 +178,9 @@ async fn chat(client: &reqwest::Client, base: &str, text: &str) -> Turn {
     let mut body = response.bytes_stream();
     let mut decoder = LineDecoder::new();
     while let Some(Ok(chunk)) = body.next().await {
+        if !read_delay.is_zero() {
+            tokio::time::sleep(read_delay).await;
+        }
         for event in decoder.push::<ChatEvent>(&chunk).into_iter().flatten() {
             match event {
                 ChatEvent::Start { message_id, .. } => turn.message_id = Some(message_id),
@@ -197,6 +208,32 @@ const QUESTIONS: [&str; 8] = [
     "What is 12 times 12?",
 ];
 
+/// This process's resident memory and thread count (Linux).
+struct Memory {
+    rss: u64,
+    threads: u64,
+}
+
+fn memory() -> Memory {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    let field = |name: &str| -> u64 {
+        status
+            .lines()
+            .find_map(|line| line.strip_prefix(name))
+            .and_then(|rest| rest.split_whitespace().next())
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(0)
+    };
+    Memory {
+        rss: field("VmRSS:") * 1024,
+        threads: field("Threads:"),
+    }
+}
+
+fn mib(bytes: u64) -> f64 {
+    bytes as f64 / (1024.0 * 1024.0)
+}
+
 fn report(label: &str, values: &mut [f64]) {
     values.sort_by(f64::total_cmp);
     println!(
@@ -208,8 +245,14 @@ fn report(label: &str, values: &mut [f64]) {
     );
 }
 
+fn main() -> anyhow::Result<()> {
+    // Documents are parsed by this same binary in a capped child process.
+    ragchat::ingest::sandbox::serve_if_worker();
+    run()
+}
+
 #[tokio::main]
-async fn main() -> anyhow::Result<()> {
+async fn run() -> anyhow::Result<()> {
     let o = options()?;
     let data = std::env::temp_dir().join(format!("ragchat-load-{}", std::process::id()));
     let mut settings = Settings::default();
@@ -227,9 +270,10 @@ async fn main() -> anyhow::Result<()> {
         &mut settings.limits.user,
         &mut settings.limits.admin,
     ] {
-        role.requests_per_minute = 0;
-        role.tokens_per_day = 0;
+        *role = ragchat::limits::RoleLimits::UNLIMITED;
     }
+    // Every simulated user is a new guest from 127.0.0.1.
+    settings.limits.new_guests_per_hour = 0;
     let clock = Arc::new(Mutex::new(UpstreamClock::default()));
     match o.upstream.as_str() {
         "fake" => {
@@ -262,9 +306,30 @@ async fn main() -> anyhow::Result<()> {
     }
 
     println!(
-        "{} users × {} turns, each user's turns one after another",
-        o.users, o.turns
+        "{} users × {} turns, each user's turns one after another{}",
+        o.users,
+        o.turns,
+        if o.read_delay_ms > 0 {
+            format!(", reading slowly ({} ms after each chunk)", o.read_delay_ms)
+        } else {
+            String::new()
+        }
     );
+    // One warm-up turn so lazily made things (connections, caches) are in
+    // the baseline.
+    chat(&reqwest::Client::new(), &base, "warm up", Duration::ZERO).await;
+    let baseline = memory();
+    let peak = Arc::new(std::sync::atomic::AtomicU64::new(baseline.rss));
+    let sampler = {
+        let peak = peak.clone();
+        tokio::spawn(async move {
+            loop {
+                peak.fetch_max(memory().rss, std::sync::atomic::Ordering::Relaxed);
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        })
+    };
+    let read_delay = Duration::from_millis(o.read_delay_ms);
     let started = Instant::now();
     let tasks: Vec<_> = clients
         .into_iter()
@@ -277,7 +342,13 @@ async fn main() -> anyhow::Result<()> {
                 for t in 0..turns {
                     let question = QUESTIONS[(u + t) % QUESTIONS.len()];
                     done.push(
-                        chat(&client, &base, &format!("{question} (user {u}, turn {t})")).await,
+                        chat(
+                            &client,
+                            &base,
+                            &format!("{question} (user {u}, turn {t})"),
+                            read_delay,
+                        )
+                        .await,
                     );
                 }
                 done
@@ -289,6 +360,19 @@ async fn main() -> anyhow::Result<()> {
         turns.extend(task.await?);
     }
     let elapsed = started.elapsed().as_secs_f64();
+    sampler.abort();
+    // Let the server finish the streams' bookkeeping, then look again.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let after = memory();
+    println!(
+        "memory (this process: app, upstream and clients): RSS {:.0} MiB before, {:.0} MiB at peak, {:.0} MiB after ({:+.1} MiB); {} threads before, {} after",
+        mib(baseline.rss),
+        mib(peak.load(std::sync::atomic::Ordering::Relaxed)),
+        mib(after.rss),
+        mib(after.rss) - mib(baseline.rss),
+        baseline.threads,
+        after.threads,
+    );
     let ok = turns.iter().filter(|t| t.ok).count();
     println!(
         "throughput: {:.2} turns/s ({} turns in {:.1} s); errors: {} ({:.1} %)",

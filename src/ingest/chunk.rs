@@ -464,6 +464,69 @@ fn is_abbreviation(text: &str, dot: usize) -> bool {
     initial || dotted || ABBREVIATIONS.contains(&word.to_lowercase().as_str())
 }
 
+/// Panics unless `chunks` of `doc` keep the chunker's invariants: numbered
+/// in order, each the exact (trimmed) text at its offsets, inside one
+/// section with its heading path and page, within the token budget, and
+/// together covering every non-space character. For tests and fuzzing.
+pub fn check_invariants(
+    doc: &ParsedDocument,
+    chunks: &[Chunk],
+    tokens: &dyn TokenSpans,
+    config: &ChunkConfig,
+) {
+    let chars: Vec<char> = doc.text.chars().collect();
+    let byte_of_char: Vec<usize> = doc
+        .text
+        .char_indices()
+        .map(|(b, _)| b)
+        .chain([doc.text.len()])
+        .collect();
+    let mut covered = vec![false; chars.len()];
+    for (i, chunk) in chunks.iter().enumerate() {
+        assert_eq!(chunk.index as usize, i);
+        assert!(chunk.char_start < chunk.char_end, "{chunk:?}");
+        let slice: String = chars[chunk.char_start..chunk.char_end].iter().collect();
+        assert_eq!(chunk.text, slice, "offset invariant broken for {chunk:?}");
+        assert_eq!(chunk.text.trim(), chunk.text, "untrimmed {chunk:?}");
+        assert_eq!(
+            chunk.token_count,
+            tokens.token_spans(&chunk.text).len(),
+            "{chunk:?}"
+        );
+        assert!(
+            chunk.token_count <= config.max_tokens.max(1),
+            "{} tokens > {}: {chunk:?}",
+            chunk.token_count,
+            config.max_tokens
+        );
+        let (start, end) = (byte_of_char[chunk.char_start], byte_of_char[chunk.char_end]);
+        let section = doc
+            .sections
+            .iter()
+            .find(|s| s.byte_start <= start && start < s.byte_end)
+            .expect("chunk outside every section");
+        assert!(
+            end <= section.byte_end,
+            "chunk crosses a section end: {chunk:?}"
+        );
+        assert_eq!(chunk.heading_path, section.heading_path);
+        assert_eq!(chunk.page, section.page);
+        covered[chunk.char_start..chunk.char_end].fill(true);
+    }
+    for (i, c) in chars.iter().enumerate() {
+        assert!(
+            covered[i] || c.is_whitespace(),
+            "char {i} ({c:?}) is in no chunk"
+        );
+    }
+    for pair in chunks.windows(2) {
+        assert!(
+            pair[0].char_start < pair[1].char_start,
+            "starts must increase"
+        );
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -538,61 +601,8 @@ mod tests {
 
     fn chunk(doc: &ParsedDocument, config: ChunkConfig) -> Vec<Chunk> {
         let chunks = chunk_document(doc, &WordTokens, &config).unwrap();
-        assert_invariants(doc, &chunks, &config);
+        check_invariants(doc, &chunks, &WordTokens, &config);
         chunks
-    }
-
-    /// What every chunking must satisfy: offsets in chars locate the text
-    /// exactly; token counts are right and within the limit; a chunk lies
-    /// in one section and carries its path and page; nothing is lost.
-    fn assert_invariants(doc: &ParsedDocument, chunks: &[Chunk], config: &ChunkConfig) {
-        let chars: Vec<char> = doc.text.chars().collect();
-        let byte_of_char: Vec<usize> = doc
-            .text
-            .char_indices()
-            .map(|(b, _)| b)
-            .chain([doc.text.len()])
-            .collect();
-        let mut covered = vec![false; chars.len()];
-        for (i, chunk) in chunks.iter().enumerate() {
-            assert_eq!(chunk.index as usize, i);
-            assert!(chunk.char_start < chunk.char_end, "{chunk:?}");
-            let slice: String = chars[chunk.char_start..chunk.char_end].iter().collect();
-            assert_eq!(chunk.text, slice, "offset invariant broken for {chunk:?}");
-            assert_eq!(chunk.text.trim(), chunk.text, "untrimmed {chunk:?}");
-            assert_eq!(chunk.token_count, tokens(&chunk.text), "{chunk:?}");
-            assert!(
-                chunk.token_count <= config.max_tokens.max(1),
-                "{} tokens > {}: {chunk:?}",
-                chunk.token_count,
-                config.max_tokens
-            );
-            let (start, end) = (byte_of_char[chunk.char_start], byte_of_char[chunk.char_end]);
-            let section = doc
-                .sections
-                .iter()
-                .find(|s| s.byte_start <= start && start < s.byte_end)
-                .expect("chunk outside every section");
-            assert!(
-                end <= section.byte_end,
-                "chunk crosses a section end: {chunk:?}"
-            );
-            assert_eq!(chunk.heading_path, section.heading_path);
-            assert_eq!(chunk.page, section.page);
-            covered[chunk.char_start..chunk.char_end].fill(true);
-        }
-        for (i, c) in chars.iter().enumerate() {
-            assert!(
-                covered[i] || c.is_whitespace(),
-                "char {i} ({c:?}) is in no chunk"
-            );
-        }
-        for pair in chunks.windows(2) {
-            assert!(
-                pair[0].char_start < pair[1].char_start,
-                "starts must increase"
-            );
-        }
     }
 
     fn fixture_doc(name: &str) -> ParsedDocument {

@@ -1,5 +1,6 @@
 //! Document ingestion: uploaded bytes → plain text with structure
-//! ([`parse()`]) → token-bounded chunks for embedding ([`chunk_document`]).
+//! ([`parse()`], run by the server in a resource-capped child process:
+//! [`sandbox`]) → token-bounded chunks for embedding ([`chunk_document`]).
 //!
 //! Typical use, inside `spawn_blocking` since both steps are CPU-bound:
 //!
@@ -11,6 +12,7 @@
 
 pub mod chunk;
 pub mod parse;
+pub mod sandbox;
 
 pub use chunk::{chunk_document, Chunk, ChunkConfig, ChunkError, TokenSpans};
 pub use parse::{parse, Format, LimitKind, ParseError, ParseLimits, ParsedDocument, Section};

@@ -35,7 +35,8 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use encoding_rs::Encoding;
 
 /// The document formats accepted for upload.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum Format {
     Text,
     Markdown,
@@ -46,7 +47,7 @@ pub enum Format {
 }
 
 /// Upper bounds on the work one document may cause.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct ParseLimits {
     /// PDFs with more pages are refused before any text is extracted.
     pub max_pages: u32,
@@ -65,7 +66,7 @@ impl Default for ParseLimits {
 }
 
 /// The text of a document and its structure.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct ParsedDocument {
     /// The extracted, normalised plain text (see the module docs).
     pub text: String,
@@ -80,7 +81,7 @@ pub struct ParsedDocument {
 }
 
 /// A part of [`ParsedDocument::text`] under one heading or on one page.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Section {
     /// Byte offset into `text` (always on a char boundary).
     pub byte_start: usize,
@@ -93,25 +94,31 @@ pub struct Section {
     pub page: Option<u32>,
 }
 
-/// Which limit of [`ParseLimits`] a document exceeded.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// Which limit a document exceeded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum LimitKind {
     Pages,
     Chars,
+    /// Memory used while reading it, in MiB.
+    MemoryMib,
+    /// Time taken to read it, in seconds.
+    Seconds,
 }
 
-impl fmt::Display for LimitKind {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            LimitKind::Pages => "pages",
-            LimitKind::Chars => "characters of text",
-        })
+fn too_large_message(what: LimitKind, limit: u64) -> String {
+    match what {
+        LimitKind::Pages => format!("it has more than {limit} pages"),
+        LimitKind::Chars => format!("it has more than {limit} characters of text"),
+        LimitKind::MemoryMib => format!(
+            "reading it needs more than {limit} MiB of memory (its compressed content expands too far)"
+        ),
+        LimitKind::Seconds => format!("reading it takes longer than {limit} seconds"),
     }
 }
 
 /// Why a document could not be turned into text. The messages are meant to
 /// be shown to the person who uploaded it.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, serde::Serialize, serde::Deserialize)]
 pub enum ParseError {
     /// The extension (without the dot, lower-cased; empty when there is none).
     #[error("{}", unsupported_message(.0))]
@@ -122,7 +129,7 @@ pub enum ParseError {
     Corrupt(String),
     #[error("This document has no extractable text (scanned PDF?).")]
     Empty,
-    #[error("This document is too large: it has more than {limit} {what}.")]
+    #[error("This document is too large: {}.", too_large_message(*.what, *.limit))]
     TooLarge { what: LimitKind, limit: u64 },
 }
 
@@ -177,6 +184,36 @@ impl Format {
         }
         Ok(format)
     }
+}
+
+/// Panics unless `doc` keeps the invariants of the module docs: non-empty
+/// sections that tile the text in order on char boundaries, normalised
+/// whitespace, no control characters. For tests and fuzzing.
+pub fn check_invariants(doc: &ParsedDocument) {
+    assert!(!doc.text.is_empty());
+    assert!(!doc.sections.is_empty());
+    assert_eq!(doc.sections[0].byte_start, 0);
+    assert_eq!(
+        doc.sections.last().map(|s| s.byte_end),
+        Some(doc.text.len())
+    );
+    for pair in doc.sections.windows(2) {
+        assert_eq!(pair[0].byte_end, pair[1].byte_start);
+    }
+    for section in &doc.sections {
+        assert!(section.byte_start < section.byte_end, "{section:?}");
+        assert!(doc.text.is_char_boundary(section.byte_start));
+        let body = &doc.text[section.byte_start..section.byte_end];
+        assert!(!body.trim().is_empty(), "{section:?}");
+        assert!(!body.starts_with(char::is_whitespace), "{section:?}");
+    }
+    assert!(!doc.text.contains("\n\n\n"));
+    assert!(!doc.text.contains("  "));
+    assert!(!doc.text.contains(" \n") && !doc.text.contains("\n "));
+    assert!(!doc
+        .text
+        .chars()
+        .any(|c| c.is_control() && c != '\n' && c != '\t'));
 }
 
 /// Lower-cased extension of a file name, without the dot; empty if none.
@@ -324,9 +361,34 @@ fn looks_binary(text: &str) -> bool {
     control * 50 > total
 }
 
-/// Characters that carry no visible text: dropped everywhere.
+/// Characters that carry no visible text: dropped everywhere. Besides
+/// control characters and the usual zero-width ones, these are the
+/// invisible format characters that can smuggle text past a reader: the
+/// Unicode tag characters (U+E0000–E007F, which spell out ASCII
+/// invisibly), bidirectional overrides and isolates, invisible math
+/// operators, interlinear annotation marks and variation selectors. The
+/// zero-width (non-)joiners stay: some scripts and emoji need them.
 fn is_invisible(c: char) -> bool {
-    c.is_control() || matches!(c, '\u{00AD}' | '\u{200B}' | '\u{2060}' | '\u{FEFF}')
+    c.is_control()
+        || matches!(c,
+            '\u{00AD}'                      // soft hyphen
+            | '\u{034F}'                    // combining grapheme joiner
+            | '\u{061C}'                    // Arabic letter mark
+            | '\u{115F}' | '\u{1160}' | '\u{3164}' | '\u{FFA0}' // Hangul fillers
+            | '\u{180B}'..='\u{180F}'      // Mongolian selectors and separator
+            | '\u{200B}'                    // zero-width space (the joiners
+            | '\u{200E}' | '\u{200F}'      // U+200C/D spell Persian, Indic, emoji); LRM, RLM
+            | '\u{202A}'..='\u{202E}'      // bidi embeddings and overrides
+            | '\u{2060}'..='\u{2064}'      // word joiner, invisible operators
+            | '\u{2066}'..='\u{206F}'      // bidi isolates, deprecated format chars
+            | '\u{FE00}'..='\u{FE0F}'      // variation selectors
+            | '\u{FEFF}'                    // BOM / zero-width no-break space
+            | '\u{FFF9}'..='\u{FFFB}'      // interlinear annotation
+            | '\u{1BCA0}'..='\u{1BCA3}'    // shorthand format controls
+            | '\u{1D173}'..='\u{1D17A}'    // musical formatting
+            | '\u{E0000}'..='\u{E007F}'    // tag characters
+            | '\u{E0100}'..='\u{E01EF}'    // variation selectors supplement
+        )
 }
 
 /// The Latin presentation-form ligatures, which PDF fonts often map to;
@@ -873,20 +935,257 @@ fn html_heading_level(name: &str) -> Option<u8> {
     }
 }
 
-/// Hidden by the author: `hidden`, `aria-hidden="true"`, inline
-/// `display:none`, or a navigation landmark.
-fn html_hidden(element: &scraper::node::Element) -> bool {
-    element.attr("hidden").is_some()
+/// Hidden by the author: `hidden`, `aria-hidden="true"`, a navigation
+/// landmark, or styling that a reader would not see (inline, or a class or
+/// id that a `<style>` rule of the page hides). Text hidden from readers is
+/// a classic way to feed instructions to a model, so it is never indexed.
+fn html_hidden(node: ego_tree::NodeRef<'_, scraper::Node>, hidden: &HiddenSelectors) -> bool {
+    let Some(element) = node.value().as_element() else {
+        return false;
+    };
+    if element.attr("hidden").is_some()
         || element.attr("aria-hidden") == Some("true")
         || element.attr("role") == Some("navigation")
-        || element.attr("style").is_some_and(|style| {
-            let style: String = style
-                .chars()
-                .filter(|c| !c.is_whitespace())
-                .collect::<String>()
-                .to_ascii_lowercase();
-            style.contains("display:none") || style.contains("visibility:hidden")
+    {
+        return true;
+    }
+    let by_style = element.attr("style").map_or(Hiding::Shown, style_hiding);
+    let by_id = element
+        .id()
+        .and_then(|id| hidden.ids.get(id).copied())
+        .unwrap_or(Hiding::Shown);
+    let by_class = element
+        .classes()
+        .filter_map(|class| hidden.classes.get(class).copied())
+        .fold(Hiding::Shown, Hiding::or);
+    match by_style.or(by_id).or(by_class) {
+        Hiding::Shown => false,
+        Hiding::Hidden => true,
+        // Inherited properties: a descendant that sets its own shows again.
+        Hiding::UnlessOverridden(property) => !node.descendants().skip(1).any(|d| {
+            d.value()
+                .as_element()
+                .and_then(|e| e.attr("style"))
+                .is_some_and(|style| style.to_ascii_lowercase().contains(property))
+        }),
+    }
+}
+
+/// What a style does to an element's text.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Hiding {
+    Shown,
+    /// Gone with its whole subtree (`display:none`, `opacity:0`, clipped…).
+    Hidden,
+    /// Hidden through an inherited property (`font-size:0`,
+    /// `visibility:hidden`, `color`): descendants may set their own.
+    UnlessOverridden(&'static str),
+}
+
+impl Hiding {
+    fn or(self, other: Hiding) -> Hiding {
+        match (self, other) {
+            (Hiding::Hidden, _) | (_, Hiding::Hidden) => Hiding::Hidden,
+            (Hiding::Shown, other) => other,
+            (soft, _) => soft,
+        }
+    }
+}
+
+/// Classes and ids that the page's own stylesheet hides.
+#[derive(Default)]
+struct HiddenSelectors {
+    classes: HashMap<String, Hiding>,
+    ids: HashMap<String, Hiding>,
+}
+
+impl HiddenSelectors {
+    /// Reads the top-level rules of `<style>` text: a simple selector
+    /// (`.name`, `#name`, `tag.name`, `tag#name`) whose declarations hide
+    /// makes that class or id hidden, unless another rule mentioning it
+    /// shows it (`.tab.active { display: block }`). Rules inside at-rules
+    /// (`@media print`) apply only sometimes and are ignored, as is
+    /// anything fancier.
+    fn add_stylesheet(&mut self, css: &str) {
+        let css = strip_css_comments(css);
+        let mut shown: HashSet<String> = HashSet::new();
+        let mut depth = 0usize;
+        let mut prelude_start = 0;
+        let mut block_start = 0;
+        let mut prelude = "";
+        for (i, c) in css.char_indices() {
+            match c {
+                '{' => {
+                    if depth == 0 {
+                        prelude = &css[prelude_start..i];
+                        block_start = i + 1;
+                    }
+                    depth += 1;
+                }
+                '}' if depth > 0 => {
+                    depth -= 1;
+                    if depth == 0 {
+                        if !prelude.trim_start().starts_with('@') {
+                            self.add_rule(prelude, &css[block_start..i], &mut shown);
+                        }
+                        prelude_start = i + 1;
+                    }
+                }
+                ';' if depth == 0 => prelude_start = i + 1,
+                _ => {}
+            }
+        }
+        for name in shown {
+            self.classes.remove(&name);
+            self.ids.remove(&name);
+        }
+    }
+
+    fn add_rule(&mut self, selectors: &str, declarations: &str, shown: &mut HashSet<String>) {
+        let hiding = style_hiding(declarations);
+        let shows = hiding == Hiding::Shown && style_shows(declarations);
+        let simple = |s: &str| {
+            !s.is_empty()
+                && s.chars()
+                    .all(|c| c.is_alphanumeric() || c == '-' || c == '_')
+        };
+        for selector in selectors.split(',') {
+            let selector = selector.trim();
+            if shows {
+                // Every class and id this selector names, in any position.
+                for part in selector.split(['.', '#']).skip(1) {
+                    let name: String = part
+                        .chars()
+                        .take_while(|c| c.is_alphanumeric() || *c == '-' || *c == '_')
+                        .collect();
+                    shown.insert(name);
+                }
+                continue;
+            }
+            if hiding == Hiding::Shown {
+                continue;
+            }
+            if let Some((_, class)) = selector
+                .split_once('.')
+                .filter(|(tag, class)| (tag.is_empty() || simple(tag)) && simple(class))
+            {
+                self.classes.insert(class.to_owned(), hiding);
+            } else if let Some((_, id)) = selector
+                .split_once('#')
+                .filter(|(tag, id)| (tag.is_empty() || simple(tag)) && simple(id))
+            {
+                self.ids.insert(id.to_owned(), hiding);
+            }
+        }
+    }
+}
+
+fn strip_css_comments(css: &str) -> String {
+    let mut out = String::with_capacity(css.len());
+    let mut rest = css;
+    while let Some(start) = rest.find("/*") {
+        out.push_str(&rest[..start]);
+        match rest[start + 2..].find("*/") {
+            Some(end) => rest = &rest[start + 2 + end + 2..],
+            None => return out,
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
+/// CSS declarations as lower-case `property → value`, without whitespace or
+/// `!important`.
+fn css_properties(declarations: &str) -> HashMap<String, String> {
+    let compact: String = declarations
+        .chars()
+        .filter(|c| !c.is_whitespace())
+        .collect::<String>()
+        .to_ascii_lowercase();
+    compact
+        .split(';')
+        .filter_map(|declaration| declaration.split_once(':'))
+        .map(|(name, value)| {
+            (
+                name.to_owned(),
+                value.trim_end_matches("!important").to_owned(),
+            )
         })
+        .collect()
+}
+
+/// Whether declarations make an element shown again (`display` other than
+/// `none`, `visibility:visible`, a non-zero `opacity`).
+fn style_shows(declarations: &str) -> bool {
+    let properties = css_properties(declarations);
+    properties.get("display").is_some_and(|v| v != "none")
+        || properties.get("visibility").is_some_and(|v| v == "visible")
+        || properties
+            .get("opacity")
+            .is_some_and(|v| v.parse::<f64>().is_ok_and(|o| o > 0.0))
+}
+
+/// What CSS declarations do to an element's text: nothing, or hide it by
+/// not displaying it, zero opacity, clipping, zero size, pushing it
+/// off-screen, or (inherited, so descendants may undo it) a zero font size,
+/// `visibility:hidden`, a transparent colour or the colour of its own
+/// background.
+fn style_hiding(declarations: &str) -> Hiding {
+    let properties = css_properties(declarations);
+    let get = |name: &str| properties.get(name).map(String::as_str);
+    let number = |value: &str| -> Option<f64> {
+        let end = value
+            .find(|c: char| !(c.is_ascii_digit() || c == '.' || c == '-' || c == '+'))
+            .unwrap_or(value.len());
+        value[..end].parse().ok()
+    };
+    let is_zero = |value: &str| number(value) == Some(0.0);
+    let far_off = |value: &str| {
+        number(value).is_some_and(|n| {
+            let unit = value.trim_start_matches(|c: char| c.is_ascii_digit() || "+-.".contains(c));
+            let px = if unit.starts_with("em") || unit.starts_with("rem") {
+                n * 16.0
+            } else {
+                n
+            };
+            px <= -500.0
+        })
+    };
+    let clipped_overflow = get("overflow").is_some_and(|v| v == "hidden" || v == "clip");
+    let gone = get("display") == Some("none")
+        || get("opacity").is_some_and(is_zero)
+        || get("transform").is_some_and(|v| v.starts_with("scale(0)") || v.starts_with("scale(0,"))
+        || get("clip")
+            .is_some_and(|v| v.starts_with("rect(0") || v.starts_with("rect(1px,1px,1px,1px"))
+        || get("clip-path")
+            .is_some_and(|v| v.starts_with("inset(50%") || v.starts_with("inset(100%"))
+        || [
+            "left",
+            "top",
+            "right",
+            "text-indent",
+            "margin-left",
+            "margin-top",
+        ]
+        .iter()
+        .any(|p| get(p).is_some_and(far_off))
+        || (clipped_overflow
+            && ["width", "height", "max-width", "max-height"]
+                .iter()
+                .any(|p| get(p).is_some_and(is_zero)));
+    if gone {
+        Hiding::Hidden
+    } else if get("font-size").is_some_and(is_zero) {
+        Hiding::UnlessOverridden("font-size")
+    } else if get("visibility").is_some_and(|v| v == "hidden" || v == "collapse") {
+        Hiding::UnlessOverridden("visibility")
+    } else if get("color") == Some("transparent")
+        || get("color").is_some_and(|fg| get("background-color").or(get("background")) == Some(fg))
+    {
+        Hiding::UnlessOverridden("color")
+    } else {
+        Hiding::Shown
+    }
 }
 
 /// The encoding a `<meta charset=…>` (or http-equiv content type) in the
@@ -928,7 +1227,9 @@ fn html_fragment_text(source: &str) -> String {
     for edge in fragment.tree.root().traverse() {
         match edge {
             Edge::Open(node) if skipping.is_none() => match node.value() {
-                Node::Element(e) if html_skipped(e.name()) || html_hidden(e) => {
+                Node::Element(e)
+                    if html_skipped(e.name()) || html_hidden(node, &HiddenSelectors::default()) =>
+                {
                     skipping = Some(node.id());
                 }
                 Node::Element(e) if breaks(e.name()) => buf.hard_break(),
@@ -960,6 +1261,18 @@ fn parse_html(bytes: &[u8], limits: &ParseLimits) -> Result<ParsedDocument, Pars
 
     let source = decode_text(bytes, html_declared_encoding(bytes))?;
     let document = Html::parse_document(&source);
+    let mut hidden = HiddenSelectors::default();
+    for node in document.tree.root().descendants() {
+        if let Node::Element(element) = node.value() {
+            if element.name() == "style" {
+                let css: String = node
+                    .children()
+                    .filter_map(|child| child.value().as_text().map(|t| t.to_string()))
+                    .collect();
+                hidden.add_stylesheet(&css);
+            }
+        }
+    }
 
     let mut builder = DocBuilder::new(limits);
     let mut headings = HeadingStack::default();
@@ -989,7 +1302,7 @@ fn parse_html(bytes: &[u8], limits: &ParseLimits) -> Result<ParsedDocument, Pars
                             title_text = Some(String::new());
                             continue;
                         }
-                        if html_skipped(name) || html_hidden(element) {
+                        if html_skipped(name) || html_hidden(node, &hidden) {
                             skipping = Some(node.id());
                             continue;
                         }
@@ -1393,6 +1706,11 @@ fn parse_docx(
     let mut tables: Vec<DocxTable> = Vec::new();
     let mut in_text = false;
     let mut in_ppr = false;
+    // Runs formatted as hidden text (`<w:vanish/>` directly in the run's
+    // properties; not in `w:rPrChange`, the formatting before a tracked
+    // change) are not shown by Word. The depth of the run's `w:rPr`:
+    let mut run_props_depth: Option<usize> = None;
+    let mut run_hidden = false;
     let mut depth = 0usize;
     let mut skip_until: Option<usize> = None;
 
@@ -1402,17 +1720,25 @@ fn parse_docx(
         match event {
             Event::Start(e) => {
                 depth += 1;
+                let local = e.local_name();
+                let local = local.as_ref();
+                // Run properties are skipped, all but whether the run is hidden.
+                if local == "vanish" && run_props_depth == Some(depth - 1) {
+                    run_hidden = docx_on(&e);
+                }
                 if skip_until.is_some() {
                     continue;
                 }
-                let local = e.local_name();
-                let local = local.as_ref();
                 if docx_skipped(local) {
+                    if local == "rPr" && !in_ppr {
+                        run_props_depth = Some(depth);
+                    }
                     skip_until = Some(depth);
                     continue;
                 }
                 match local {
                     "p" => paragraphs.push(DocxParagraph::default()),
+                    "r" => run_hidden = false,
                     "pPr" => in_ppr = true,
                     "t" => in_text = true,
                     "tbl" => tables.push(DocxTable::default()),
@@ -1425,6 +1751,9 @@ fn parse_docx(
                 }
             }
             Event::Empty(e) => {
+                if e.local_name().as_ref() == "vanish" && run_props_depth == Some(depth) {
+                    run_hidden = docx_on(&e);
+                }
                 if skip_until.is_some() {
                     continue;
                 }
@@ -1438,21 +1767,21 @@ fn parse_docx(
                 }
             }
             Event::Text(t) => {
-                if in_text && skip_until.is_none() {
+                if in_text && !run_hidden && skip_until.is_none() {
                     if let Some(p) = paragraphs.last_mut() {
                         p.text.push_text(&t.xml10_content());
                     }
                 }
             }
             Event::CData(t) => {
-                if in_text && skip_until.is_none() {
+                if in_text && !run_hidden && skip_until.is_none() {
                     if let Some(p) = paragraphs.last_mut() {
                         p.text.push_text(&t.xml10_content());
                     }
                 }
             }
             Event::GeneralRef(r) => {
-                if in_text && skip_until.is_none() {
+                if in_text && !run_hidden && skip_until.is_none() {
                     if let (Some(p), Some(text)) = (paragraphs.last_mut(), xml_entity(&r)) {
                         p.text.push_text(&text);
                     }
@@ -1463,6 +1792,7 @@ fn parse_docx(
                 depth = depth.saturating_sub(1);
                 if ended_skip {
                     skip_until = None;
+                    run_props_depth = None;
                     continue;
                 }
                 if skip_until.is_some() {
@@ -1470,6 +1800,7 @@ fn parse_docx(
                 }
                 match e.local_name().as_ref() {
                     "t" => in_text = false,
+                    "r" => run_hidden = false,
                     "pPr" => in_ppr = false,
                     "p" => {
                         let Some(mut paragraph) = paragraphs.pop() else {
@@ -1540,6 +1871,14 @@ fn parse_docx(
     }
     let title = core_title.or(title_paragraph).or(first_heading);
     builder.finish(title, None)
+}
+
+/// A Word on/off property (`<w:vanish/>`, `<w:vanish w:val="false"/>`).
+fn docx_on(element: &quick_xml::events::BytesStart<'_>) -> bool {
+    !matches!(
+        xml_attr(element, "val").as_deref(),
+        Some("0" | "false" | "off")
+    )
 }
 
 /// Handles the elements of document.xml that matter whether written as
@@ -2217,39 +2556,12 @@ mod tests {
 
     fn parsed(name: &str) -> ParsedDocument {
         let doc = parse_fixture(name).unwrap_or_else(|e| panic!("{name}: {e}"));
-        assert_well_formed(&doc);
+        check_invariants(&doc);
         doc
     }
 
     /// The invariants every parser promises: sections contiguous, in order,
     /// covering the text, on char boundaries; normalised text.
-    fn assert_well_formed(doc: &ParsedDocument) {
-        assert!(!doc.text.is_empty());
-        assert!(!doc.sections.is_empty());
-        assert_eq!(doc.sections[0].byte_start, 0);
-        assert_eq!(
-            doc.sections.last().map(|s| s.byte_end),
-            Some(doc.text.len())
-        );
-        for pair in doc.sections.windows(2) {
-            assert_eq!(pair[0].byte_end, pair[1].byte_start);
-        }
-        for section in &doc.sections {
-            assert!(section.byte_start < section.byte_end, "{section:?}");
-            assert!(doc.text.is_char_boundary(section.byte_start));
-            let body = &doc.text[section.byte_start..section.byte_end];
-            assert!(!body.trim().is_empty(), "{section:?}");
-            assert!(!body.starts_with(char::is_whitespace), "{section:?}");
-        }
-        assert!(!doc.text.contains("\n\n\n"));
-        assert!(!doc.text.contains("  "));
-        assert!(!doc.text.contains(" \n") && !doc.text.contains("\n "));
-        assert!(!doc
-            .text
-            .chars()
-            .any(|c| c.is_control() && c != '\n' && c != '\t'));
-    }
-
     fn section_of<'a>(doc: &'a ParsedDocument, needle: &str) -> &'a Section {
         let at = doc
             .text
@@ -2441,7 +2753,7 @@ mod tests {
         let raw = "Line one   with  spaces\r\nline two\t\tend\n \n\n\nNext\u{7} para\n";
         let doc = parse(Format::Text, raw.as_bytes(), &ParseLimits::default()).unwrap();
         assert_eq!(doc.text, "Line one with spaces\nline two end\n\nNext para");
-        assert_well_formed(&doc);
+        check_invariants(&doc);
     }
 
     #[test]
@@ -2556,7 +2868,7 @@ mod tests {
     fn markdown_edge_cases() {
         let source = "---\nsecret: FRONTMATTER\n---\n\nIntro text.\n\n# Top\n\n## Empty\n\n## Full {#full}\n\n1. first\n2. second\n\n<div align=\"center\">\n  <b>Raw</b> HTML<br>block\n  <script>SCRIPTED()</script>\n</div>\n\nSome <em>inline</em> html.\n\n- [x] done\n\nline one  \nline two\n";
         let doc = parse(Format::Markdown, source.as_bytes(), &ParseLimits::default()).unwrap();
-        assert_well_formed(&doc);
+        check_invariants(&doc);
         assert!(!doc.text.contains("FRONTMATTER"));
         assert!(
             doc.text
@@ -2626,6 +2938,69 @@ mod tests {
     }
 
     #[test]
+    fn html_text_hidden_by_styling_is_not_indexed() {
+        let html = r#"<html><head><style>
+            .sr { position: absolute; left: -10000px }
+            p.ghost, /* a comment { } */ #gone { display : none !important }
+            @media print { .noprint { display: none } }
+            .tab { display: none } .tab.active { display: block }
+            .fine { color: red }
+          </style></head><body>
+          <p>Visible one.</p>
+          <p style="font-size:0px">HIDDEN-FONT</p>
+          <p style="opacity: 0">HIDDEN-OPACITY</p>
+          <p style="color:#fff;background-color:#fff">HIDDEN-SAMECOLOR</p>
+          <p style="position:absolute; left:-9999px">HIDDEN-OFFSCREEN</p>
+          <p style="height:0;overflow:hidden">HIDDEN-ZEROHEIGHT</p>
+          <p style="clip-path: inset(100%)">HIDDEN-CLIP</p>
+          <span class="sr">HIDDEN-CLASS</span>
+          <p class="ghost">HIDDEN-MEDIA</p>
+          <div id="gone">HIDDEN-ID</div>
+          <p class="fine" style="color: #fff; background: #000">Visible two.</p>
+          <!-- HIDDEN-COMMENT -->
+          <template>HIDDEN-TEMPLATE</template>
+          <input type="hidden" value="HIDDEN-INPUT">
+          <div class="tab">Visible tab.</div>
+          <div class="tab active">Visible active tab.</div>
+          <p class="noprint">Visible on screen.</p>
+          <div style="font-size:0"><span style="font-size:16px">Visible inline-block trick.</span></div>
+          <div style="visibility:hidden">HIDDEN-VISIBILITY</div>
+        </body></html>"#;
+        let doc = parse(Format::Html, html.as_bytes(), &ParseLimits::default()).unwrap();
+        assert!(!doc.text.contains("HIDDEN"), "{}", doc.text);
+        for visible in [
+            "Visible one.",
+            "Visible two.",
+            "Visible tab.",
+            "Visible active tab.",
+            "Visible on screen.",
+            "Visible inline-block trick.",
+        ] {
+            assert!(
+                doc.text.contains(visible),
+                "{visible} dropped: {}",
+                doc.text
+            );
+        }
+    }
+
+    #[test]
+    fn invisible_format_characters_are_dropped() {
+        // "IGNORE" spelled in Unicode tag characters, a bidi override, a
+        // variation selector and zero-width joiners.
+        let tags: String = "IGNORE"
+            .chars()
+            .map(|c| char::from_u32(0xE0000 + c as u32).unwrap())
+            .collect();
+        let text = format!("Plain{tags} text\u{202E}x\u{202C} with\u{FE0F} zero\u{200B}width, but joi\u{200D}ners stay.");
+        let doc = parse(Format::Text, text.as_bytes(), &ParseLimits::default()).unwrap();
+        assert_eq!(
+            doc.text,
+            "Plain textx with zerowidth, but joi\u{200D}ners stay."
+        );
+    }
+
+    #[test]
     fn html_sections_follow_headings() {
         let doc = parsed("museum.html");
         let selka = section_of(&doc, "carved in 1794");
@@ -2650,7 +3025,7 @@ mod tests {
     fn html_charset_lists_and_fallback_title() {
         let html = b"<html><head><meta http-equiv=\"Content-Type\" content=\"text/html; charset=windows-1252\"></head><body><h1>Caf\xe9 list</h1><ol start=\"3\"><li>one</li><li>two <b>bold</b></li></ol><ul><li><p>para in item</p></li></ul><pre>a   b\nc</pre><table><tr><td><h4>Cell head</h4><ul><li>x</li><li>y</li></ul></td><td><pre>p</pre></td></tr></table></body></html>";
         let doc = parse(Format::Html, html, &ParseLimits::default()).unwrap();
-        assert_well_formed(&doc);
+        check_invariants(&doc);
         assert_eq!(doc.title.as_deref(), Some("Café list"));
         assert!(
             doc.text.contains("3. one\n\n4. two bold\n\n- para in item"),
@@ -2748,7 +3123,7 @@ mod tests {
         let bytes = handmade_docx(&body, Some(&styles));
         assert_eq!(Format::detect("x.docx", &bytes), Ok(Format::Docx));
         let doc = parse(Format::Docx, &bytes, &ParseLimits::default()).unwrap();
-        assert_well_formed(&doc);
+        check_invariants(&doc);
         assert_eq!(doc.title.as_deref(), Some("Einleitung"));
         assert!(!doc.text.contains("DELETED"));
         assert!(!doc.text.contains("FIELDCODE"));
@@ -2763,6 +3138,23 @@ mod tests {
         );
         assert_eq!(section_of(&doc, "b2").heading_path, ["Second chapter"]);
         assert!(doc.text.contains("a1 more\tinner\n\tb2"), "{}", doc.text);
+    }
+
+    #[test]
+    fn docx_hidden_runs_are_not_indexed() {
+        let body = format!(
+            r#"<?xml version="1.0" encoding="UTF-8" standalone="yes"?>
+            <w:document {W}><w:body>
+              <w:p><w:pPr><w:rPr><w:vanish/></w:rPr></w:pPr><w:r><w:t xml:space="preserve">Shown </w:t></w:r><w:r><w:rPr><w:vanish/></w:rPr><w:t>HIDDEN-RUN</w:t></w:r><w:r><w:rPr><w:vanish w:val="false"/></w:rPr><w:t xml:space="preserve">also shown</w:t></w:r><w:r><w:rPr><w:b/><w:rPrChange><w:rPr><w:vanish/></w:rPr></w:rPrChange></w:rPr><w:t xml:space="preserve"> and shown again</w:t></w:r></w:p>
+            </w:body></w:document>"#
+        );
+        let doc = parse(
+            Format::Docx,
+            &handmade_docx(&body, None),
+            &ParseLimits::default(),
+        )
+        .unwrap();
+        assert_eq!(doc.text, "Shown also shown and shown again");
     }
 
     #[test]
@@ -2863,7 +3255,7 @@ mod tests {
     fn csv_sniffs_semicolons_and_tolerates_ragged_rows() {
         let csv = "Name;Preis;\nBrot;2,50;extra;more\n\"Multi\nline\";1\n";
         let doc = parse(Format::Csv, csv.as_bytes(), &ParseLimits::default()).unwrap();
-        assert_well_formed(&doc);
+        check_invariants(&doc);
         assert!(doc.text.starts_with("Columns: Name, Preis, column 3\n\n"));
         assert!(doc
             .text

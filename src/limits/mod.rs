@@ -9,10 +9,11 @@
 //! process ([`LocalRateLimiter`]) or, for many app replicas, in Redis
 //! ([`redis::RedisRateLimiter`]), behind the same [`RateLimiter`] trait.
 
+pub mod address;
 pub mod redis;
 
 use crate::metrics::Metrics;
-use crate::store::Store;
+use crate::store::{Store, UsageOwner};
 use app::error::AppError;
 use app::ports::{Admission, Caller, UsageLimits};
 use app::wire::UserRole;
@@ -21,22 +22,46 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-/// How fast one key may make requests.
+/// How fast one key may make requests: one every `interval` on average,
+/// with up to `burst` at once after a quiet period.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Quota {
-    /// Sustained requests per minute (0 = unlimited).
-    pub per_minute: u32,
+    /// Time between requests at the sustained rate (zero = unlimited).
+    pub interval: Duration,
     /// Requests allowed at once after a quiet period (at least 1).
     pub burst: u32,
 }
 
 impl Quota {
+    /// `count` requests a minute (0 = unlimited), `burst` at once.
+    pub const fn per_minute(count: u32, burst: u32) -> Self {
+        Self::per(count, 60, burst)
+    }
+
+    /// `count` requests an hour (0 = unlimited), `burst` at once.
+    pub const fn per_hour(count: u32, burst: u32) -> Self {
+        Self::per(count, 3600, burst)
+    }
+
+    const fn per(count: u32, seconds: u64, burst: u32) -> Self {
+        let interval = if count == 0 {
+            Duration::ZERO
+        } else {
+            Duration::from_nanos(seconds * 1_000_000_000 / count as u64)
+        };
+        Self { interval, burst }
+    }
+
+    pub fn is_unlimited(self) -> bool {
+        self.interval.is_zero()
+    }
+
     fn emission_interval(self) -> Duration {
-        Duration::from_nanos(60_000_000_000 / u64::from(self.per_minute.max(1)))
+        self.interval
     }
 
     fn tolerance(self) -> Duration {
-        self.emission_interval() * self.burst.max(1).saturating_sub(1)
+        self.interval * self.burst.max(1).saturating_sub(1)
     }
 }
 
@@ -52,7 +77,7 @@ pub enum Decision {
 
 /// One GCRA step: the decision and the key's new TAT (unchanged if limited).
 pub fn gcra(tat: Option<Instant>, now: Instant, quota: Quota) -> (Decision, Option<Instant>) {
-    if quota.per_minute == 0 {
+    if quota.is_unlimited() {
         return (Decision::Allowed, tat);
     }
     let interval = quota.emission_interval();
@@ -120,6 +145,27 @@ pub struct RoleLimits {
     pub burst: u32,
     /// Prompt + completion tokens per UTC day (0 = unlimited).
     pub tokens_per_day: u64,
+    /// Files uploaded per UTC day (0 = unlimited).
+    pub uploads_per_day: u32,
+    /// MiB uploaded per UTC day (0 = unlimited).
+    pub upload_mib_per_day: u64,
+    /// Documents kept at once (0 = unlimited).
+    pub max_documents: u32,
+    /// MiB of documents kept at once (0 = unlimited).
+    pub max_document_mib: u64,
+}
+
+impl RoleLimits {
+    /// No limit at all (0 everywhere).
+    pub const UNLIMITED: Self = Self {
+        requests_per_minute: 0,
+        burst: 1,
+        tokens_per_day: 0,
+        uploads_per_day: 0,
+        upload_mib_per_day: 0,
+        max_documents: 0,
+        max_document_mib: 0,
+    };
 }
 
 impl Default for RoleLimits {
@@ -128,11 +174,17 @@ impl Default for RoleLimits {
             requests_per_minute: 30,
             burst: 10,
             tokens_per_day: 200_000,
+            uploads_per_day: 200,
+            upload_mib_per_day: 1024,
+            max_documents: 1000,
+            max_document_mib: 4096,
         }
     }
 }
 
 /// Limits per role (`[limits.guest]`, `[limits.user]`, `[limits.admin]`).
+/// Guests' limits are per address: every guest behind one address (an
+/// IPv4 address, an IPv6 /64) shares them, so a new cookie doesn't reset them.
 #[derive(Debug, Clone, serde::Deserialize)]
 #[serde(default)]
 pub struct LimitSettings {
@@ -144,6 +196,12 @@ pub struct LimitSettings {
     pub guest: RoleLimits,
     pub user: RoleLimits,
     pub admin: RoleLimits,
+    /// New guests (browsers without a session that store something) per
+    /// address per hour (0 = unlimited).
+    pub new_guests_per_hour: u32,
+    /// New accounts (sign-ups) per address per hour (0 = unlimited): each
+    /// comes with an account's allowance, so they are not free either.
+    pub new_accounts_per_hour: u32,
     /// With a spent token budget, answer with this model (a name under
     /// `[llm.models]`) instead of refusing until midnight UTC.
     pub over_budget_model: Option<String>,
@@ -158,13 +216,19 @@ impl Default for LimitSettings {
                 requests_per_minute: 10,
                 burst: 5,
                 tokens_per_day: 20_000,
+                uploads_per_day: 20,
+                upload_mib_per_day: 100,
+                max_documents: 30,
+                max_document_mib: 200,
             },
             user: RoleLimits::default(),
             admin: RoleLimits {
                 requests_per_minute: 120,
                 burst: 30,
-                tokens_per_day: 0,
+                ..RoleLimits::UNLIMITED
             },
+            new_guests_per_hour: 20,
+            new_accounts_per_hour: 10,
             over_budget_model: None,
         }
     }
@@ -181,6 +245,7 @@ impl LimitSettings {
 }
 
 const DAY_MS: i64 = 86_400_000;
+const MIB: u64 = 1024 * 1024;
 
 /// Milliseconds since the epoch at the start of today (UTC).
 pub fn utc_midnight_ms() -> i64 {
@@ -188,16 +253,48 @@ pub fn utc_midnight_ms() -> i64 {
     now - now.rem_euclid(DAY_MS)
 }
 
-/// The chat's limits: requests per minute per user (per address for guests,
-/// who can get a new identity by dropping a cookie), then tokens per day.
-pub struct ChatLimits {
+/// Milliseconds until the next 00:00 UTC (at least a second).
+fn until_midnight_ms() -> u64 {
+    (utc_midnight_ms() + DAY_MS - crate::store::now_ms()).max(1000) as u64
+}
+
+/// Whose allowance a request draws on: an account's own, or for guests
+/// their address's (shared by every guest made from it).
+pub fn usage_owner(caller: &Caller) -> UsageOwner {
+    let guest = caller.user.as_ref().map(|user| user.0.clone());
+    match (caller.role, caller.ip, guest) {
+        (UserRole::Guest, Some(ip), guest) => UsageOwner::GuestAddress {
+            address: ip.to_string(),
+            guest,
+        },
+        (_, _, Some(user)) => UsageOwner::User(user),
+        // No account and no address: all such requests share one allowance.
+        (_, _, None) => UsageOwner::GuestAddress {
+            address: UNKNOWN_ADDRESS.into(),
+            guest: None,
+        },
+    }
+}
+
+/// What stands for the address of a request that came without one.
+pub const UNKNOWN_ADDRESS: &str = "unknown";
+
+fn rate_key(owner: &UsageOwner, what: &str) -> String {
+    match owner {
+        UsageOwner::User(user) => format!("{what}:user:{user}"),
+        UsageOwner::GuestAddress { address, .. } => format!("{what}:ip:{address}"),
+    }
+}
+
+/// Chat request rates and token budgets per role, and upload quotas.
+pub struct Allowances {
     limiter: Arc<dyn RateLimiter>,
     store: Store,
     settings: LimitSettings,
     metrics: Arc<Metrics>,
 }
 
-impl ChatLimits {
+impl Allowances {
     pub fn new(
         limiter: Arc<dyn RateLimiter>,
         store: Store,
@@ -211,48 +308,49 @@ impl ChatLimits {
             metrics,
         }
     }
+
+    async fn tokens_today(&self, owner: &UsageOwner) -> Result<u64, AppError> {
+        Ok(self.store.tokens_used_by(owner, utc_midnight_ms()).await?)
+    }
+}
+
+fn quota_refusal(message: String, retry_after_ms: u64) -> AppError {
+    AppError::RateLimited {
+        message,
+        retry_after_ms,
+    }
 }
 
 #[async_trait::async_trait]
-impl UsageLimits for ChatLimits {
+impl UsageLimits for Allowances {
     async fn admit_chat(&self, caller: &Caller) -> Result<Admission, AppError> {
         let limits = self.settings.for_role(caller.role);
+        let owner = usage_owner(caller);
+        let key = rate_key(&owner, "chat");
         let mut admission = Admission::Full;
         if limits.tokens_per_day > 0 {
-            let midnight = utc_midnight_ms();
-            let used = self
-                .store
-                .tokens_used_since(&caller.user.0, midnight)
-                .await?;
+            let used = self.tokens_today(&owner).await?;
             if let (true, Some(model)) = (
                 used >= limits.tokens_per_day,
                 &self.settings.over_budget_model,
             ) {
-                tracing::info!(user_id = %caller.user.0, used, budget = limits.tokens_per_day, model, "token budget spent; answering with the cheaper model");
+                tracing::info!(%key, used, budget = limits.tokens_per_day, model, "token budget spent; answering with the cheaper model");
                 admission = Admission::OverBudget {
                     model: model.clone(),
                 };
             } else if used >= limits.tokens_per_day {
-                let wait = (midnight + DAY_MS - crate::store::now_ms()).max(1000) as u64;
-                tracing::info!(user_id = %caller.user.0, used, budget = limits.tokens_per_day, "token budget exhausted");
+                tracing::info!(%key, used, budget = limits.tokens_per_day, "token budget exhausted");
                 self.metrics.rate_limited("budget");
-                return Err(AppError::RateLimited {
-                    message: format!(
+                return Err(quota_refusal(
+                    format!(
                         "You have used today's budget of {} tokens. It renews at 00:00 UTC.",
                         limits.tokens_per_day
                     ),
-                    retry_after_ms: wait,
-                });
+                    until_midnight_ms(),
+                ));
             }
         }
-        let key = match (caller.role, caller.ip) {
-            (UserRole::Guest, Some(ip)) => format!("chat:ip:{ip}"),
-            _ => format!("chat:user:{}", caller.user.0),
-        };
-        let quota = Quota {
-            per_minute: limits.requests_per_minute,
-            burst: limits.burst,
-        };
+        let quota = Quota::per_minute(limits.requests_per_minute, limits.burst);
         match self.limiter.check(&key, quota).await {
             Decision::Allowed => {
                 if matches!(admission, Admission::OverBudget { .. }) {
@@ -262,14 +360,86 @@ impl UsageLimits for ChatLimits {
             }
             Decision::Limited { retry_after } => {
                 self.metrics.rate_limited("rate");
-                tracing::info!(user_id = %caller.user.0, %key, retry_after_ms = retry_after.as_millis() as u64, "chat rate limited");
-                Err(AppError::RateLimited {
-                    message: format!(
+                tracing::info!(%key, retry_after_ms = retry_after.as_millis() as u64, "chat rate limited");
+                Err(quota_refusal(
+                    format!(
                         "You are sending messages too quickly (at most {} a minute).",
                         limits.requests_per_minute
                     ),
-                    retry_after_ms: (retry_after.as_millis() as u64).max(1),
-                })
+                    (retry_after.as_millis() as u64).max(1),
+                ))
+            }
+        }
+    }
+
+    async fn admit_upload(&self, caller: &Caller, bytes: u64) -> Result<(), AppError> {
+        let limits = self.settings.for_role(caller.role);
+        let owner = usage_owner(caller);
+        let who = match owner {
+            UsageOwner::User(_) => "You have",
+            UsageOwner::GuestAddress { .. } => "Guests on your network have",
+        };
+        let refused = |message: String| {
+            self.metrics.rate_limited("upload_quota");
+            tracing::info!(key = %rate_key(&owner, "upload"), message, "upload refused by a quota");
+            message
+        };
+        if limits.uploads_per_day > 0 || limits.upload_mib_per_day > 0 {
+            let today = self.store.uploads_since(&owner, utc_midnight_ms()).await?;
+            if limits.uploads_per_day > 0 && today.files + 1 > u64::from(limits.uploads_per_day) {
+                let message = refused(format!(
+                    "{who} uploaded {} files today, the daily limit. It renews at 00:00 UTC.",
+                    today.files
+                ));
+                return Err(quota_refusal(message, until_midnight_ms()));
+            }
+            let cap = limits.upload_mib_per_day * MIB;
+            if cap > 0 && today.bytes + bytes > cap {
+                let message = refused(format!(
+                    "This upload would take today's uploads past {} MiB, the daily limit. It renews at 00:00 UTC.",
+                    limits.upload_mib_per_day
+                ));
+                return Err(quota_refusal(message, until_midnight_ms()));
+            }
+        }
+        if limits.max_documents > 0 || limits.max_document_mib > 0 {
+            let kept = self.store.documents_kept(&owner).await?;
+            if limits.max_documents > 0 && kept.files + 1 > u64::from(limits.max_documents) {
+                return Err(AppError::TooLarge(refused(format!(
+                    "{who} {} documents, the most that can be kept. Delete some to upload more.",
+                    kept.files
+                ))));
+            }
+            let cap = limits.max_document_mib * MIB;
+            if cap > 0 && kept.bytes + bytes > cap {
+                return Err(AppError::TooLarge(refused(format!(
+                    "Documents can take at most {} MiB in all, and this one doesn't fit. Delete some to upload more.",
+                    limits.max_document_mib
+                ))));
+            }
+        }
+        Ok(())
+    }
+
+    async fn admit_new_guest(&self, ip: Option<std::net::IpAddr>) -> Result<(), AppError> {
+        let quota = Quota::per_hour(
+            self.settings.new_guests_per_hour,
+            self.settings.new_guests_per_hour,
+        );
+        let key = match ip {
+            Some(ip) => format!("guest:new:{ip}"),
+            None => format!("guest:new:{UNKNOWN_ADDRESS}"),
+        };
+        match self.limiter.check(&key, quota).await {
+            Decision::Allowed => Ok(()),
+            Decision::Limited { retry_after } => {
+                self.metrics.rate_limited("new_guests");
+                tracing::info!(%key, "new guest refused: too many from this address");
+                Err(quota_refusal(
+                    "Too many new guest sessions from your network. Sign in, or try again later."
+                        .into(),
+                    (retry_after.as_millis() as u64).max(1),
+                ))
             }
         }
     }
@@ -279,10 +449,7 @@ impl UsageLimits for ChatLimits {
 mod tests {
     use super::*;
 
-    const Q: Quota = Quota {
-        per_minute: 6,
-        burst: 3,
-    };
+    const Q: Quota = Quota::per_minute(6, 3);
     const TEN_S: Duration = Duration::from_secs(10);
 
     fn limited(d: Decision) -> Duration {
@@ -373,10 +540,7 @@ mod tests {
             Decision::Limited { .. }
         ));
         assert_eq!(limiter.check_at("b", Q, t0), Decision::Allowed);
-        let unlimited = Quota {
-            per_minute: 0,
-            burst: 1,
-        };
+        let unlimited = Quota::per_minute(0, 1);
         for _ in 0..1_000 {
             assert_eq!(limiter.check_at("c", unlimited, t0), Decision::Allowed);
         }
@@ -385,10 +549,7 @@ mod tests {
     #[test]
     fn a_burst_of_one_spaces_requests_evenly() {
         let limiter = LocalRateLimiter::new();
-        let q = Quota {
-            per_minute: 60,
-            burst: 1,
-        };
+        let q = Quota::per_minute(60, 1);
         let t0 = Instant::now();
         assert_eq!(limiter.check_at("u", q, t0), Decision::Allowed);
         assert_eq!(

@@ -62,7 +62,7 @@ impl RateLimiter for RedisRateLimiter {
     /// When Redis can't answer, the request is allowed and the failure
     /// logged: an outage of the limiter's store shouldn't take the chat down.
     async fn check(&self, key: &str, quota: Quota) -> Decision {
-        if quota.per_minute == 0 {
+        if quota.is_unlimited() {
             return Decision::Allowed;
         }
         let mut connection = self.connection.clone();
@@ -118,10 +118,7 @@ mod tests {
         else {
             return;
         };
-        let q = Quota {
-            per_minute: 6,
-            burst: 3,
-        };
+        let q = Quota::per_minute(6, 3);
         assert_eq!(a.check("u", q).await, Decision::Allowed);
         assert_eq!(b.check("u", q).await, Decision::Allowed);
         assert_eq!(a.check("u", q).await, Decision::Allowed);
@@ -142,10 +139,7 @@ mod tests {
             return;
         };
         // One request per 200 ms, no burst.
-        let q = Quota {
-            per_minute: 300,
-            burst: 1,
-        };
+        let q = Quota::per_minute(300, 1);
         for _ in 0..5 {
             assert_eq!(a.check("u", q).await, Decision::Allowed);
             let wait = wait_of(b.check("u", q).await);

@@ -295,9 +295,56 @@ impl Engine {
             .map_err(|e| LlmError::Local(format!("applying the chat template: {e}")))
     }
 
-    fn tokenize(&self, text: &str) -> Result<Vec<llama_cpp_2::token::LlamaToken>, LlmError> {
-        // The chat template already wrote the special tokens; parse them as such.
-        Ok(self.model.vocab().tokenize(text.as_bytes(), true, true))
+    /// The prompt's tokens. Only the chat template's own markers are parsed
+    /// as control tokens: each message's text (the user's, a document's, an
+    /// earlier answer's) is tokenized as plain text, so `<|im_start|>system`
+    /// inside it reaches the model as the characters it is, not as a turn.
+    pub fn prompt_tokens(
+        &self,
+        messages: &[PromptMessage],
+    ) -> Result<Vec<llama_cpp_2::token::LlamaToken>, LlmError> {
+        // The template is rendered around placeholders (the messages' text is
+        // not in it); the text between them is the template's own.
+        let placeholders: Vec<String> = (0..messages.len())
+            .map(|i| format!("\u{E000}ragchat-message-{i}\u{E001}"))
+            .collect();
+        let skeleton: Vec<PromptMessage> = messages
+            .iter()
+            .zip(&placeholders)
+            .map(|(m, placeholder)| PromptMessage {
+                role: m.role,
+                content: placeholder.clone(),
+            })
+            .collect();
+        let rendered = self.render_prompt(&skeleton)?;
+        let vocab = self.model.vocab();
+        let mut tokens = Vec::new();
+        let mut push = |text: &str, parse_special: bool| {
+            if !text.is_empty() {
+                let add_bos = tokens.is_empty();
+                tokens.extend(vocab.tokenize(text.as_bytes(), add_bos, parse_special));
+            }
+        };
+        let mut rest = rendered.as_str();
+        for (message, placeholder) in messages.iter().zip(&placeholders) {
+            let at = rest
+                .find(placeholder.as_str())
+                .ok_or_else(|| LlmError::Local("the chat template left out a message".into()))?;
+            push(&rest[..at], true);
+            push(message.content.replace('\0', "").trim(), false);
+            rest = &rest[at + placeholder.len()..];
+        }
+        push(rest, true);
+        Ok(tokens)
+    }
+
+    /// The id of a control token written as text (`<|im_start|>`), if the
+    /// model has one by that name.
+    pub fn control_token(&self, text: &str) -> Option<llama_cpp_2::token::LlamaToken> {
+        match self.model.vocab().tokenize(text.as_bytes(), false, true)[..] {
+            [token] if self.model.vocab().is_control(token) => Some(token),
+            _ => None,
+        }
     }
 
     /// Renders and tokenizes the prompt, dropping the oldest turns (never the
@@ -310,7 +357,7 @@ impl Engine {
     ) -> Result<Vec<llama_cpp_2::token::LlamaToken>, LlmError> {
         let mut kept: Vec<PromptMessage> = messages.to_vec();
         loop {
-            let tokens = self.tokenize(&self.render_prompt(&kept)?)?;
+            let tokens = self.prompt_tokens(&kept)?;
             if tokens.len() + min_answer <= n_ctx {
                 return Ok(tokens);
             }

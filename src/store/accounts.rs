@@ -22,10 +22,16 @@ pub enum SignUpRefused {
     AlreadyRegistered,
 }
 
-/// The first account becomes admin. Evaluated inside the write, under the
-/// accounts lock, so two simultaneous first sign-ups can't both become admin.
-const ROLE_FOR_NEW_ACCOUNT: &str =
-    "CASE WHEN EXISTS (SELECT 1 FROM users WHERE role = 'admin') THEN 'user' ELSE 'admin' END";
+/// The role of a new account: admin for the first one when it may be (the
+/// boolean parameter `may_be_admin`), else user. Evaluated inside the write,
+/// under the accounts lock, so two simultaneous first sign-ups can't both
+/// become admin.
+fn role_for_new_account(may_be_admin: &str) -> String {
+    format!(
+        "CASE WHEN EXISTS (SELECT 1 FROM users WHERE role = 'admin') OR NOT {may_be_admin} \
+         THEN 'user' ELSE 'admin' END"
+    )
+}
 
 /// The user's tokens since `$1` (`u` is the user's row).
 const TOKENS_OF_USER_SINCE: &str =
@@ -64,14 +70,16 @@ impl Store {
         }
     }
 
-    /// A new guest user (no username, no password).
-    pub async fn create_user(&self) -> Result<String, StoreError> {
+    /// A new guest user (no username, no password), made from `address`
+    /// (whose allowance it shares).
+    pub async fn create_guest(&self, address: Option<&str>) -> Result<String, StoreError> {
         let id = Uuid::new_v4().to_string();
         on_db!(self, db => sqlx::query(
-            "INSERT INTO users (id, created_at, role) VALUES ($1, $2, 'guest')",
+            "INSERT INTO users (id, created_at, role, created_from) VALUES ($1, $2, 'guest', $3)",
         )
         .bind(&id)
         .bind(now_ms())
+        .bind(address)
         .execute(db)
         .await?
         .rows_affected());
@@ -96,6 +104,7 @@ impl Store {
         guest: Option<&str>,
         username: &str,
         password_hash: &str,
+        may_be_first_admin: bool,
     ) -> Result<Result<AccountRow, SignUpRefused>, StoreError> {
         let written: Result<u64, sqlx::Error> = on_db!(self, db => {
             let mut tx = db.begin().await?;
@@ -106,23 +115,27 @@ impl Store {
                 Some(id) => {
                     sqlx::query(&format!(
                         "UPDATE users SET username = $1, password_hash = $2, \
-                         role = {ROLE_FOR_NEW_ACCOUNT} WHERE id = $3 AND username IS NULL"
+                         role = {} WHERE id = $3 AND username IS NULL",
+                        role_for_new_account("$4")
                     ))
                     .bind(username)
                     .bind(password_hash)
                     .bind(id)
+                    .bind(may_be_first_admin)
                     .execute(&mut *tx)
                     .await
                 }
                 None => {
                     sqlx::query(&format!(
                         "INSERT INTO users (id, created_at, username, password_hash, role) \
-                         VALUES ($1, $2, $3, $4, {ROLE_FOR_NEW_ACCOUNT})"
+                         VALUES ($1, $2, $3, $4, {})",
+                        role_for_new_account("$5")
                     ))
                     .bind(Uuid::new_v4().to_string())
                     .bind(now_ms())
                     .bind(username)
                     .bind(password_hash)
+                    .bind(may_be_first_admin)
                     .execute(&mut *tx)
                     .await
                 }
@@ -224,6 +237,59 @@ impl Store {
         Ok(changed == 1)
     }
 
+    pub async fn has_admin(&self) -> Result<bool, StoreError> {
+        Ok(
+            on_db!(self, db => sqlx::query("SELECT 1 FROM users WHERE role = 'admin' LIMIT 1")
+            .fetch_optional(db)
+            .await?
+            .is_some()),
+        )
+    }
+
+    /// Keeps a setup code's hash (codes older than a week are dropped).
+    pub async fn add_setup_code(&self, code_hash: &str) -> Result<(), StoreError> {
+        let now = now_ms();
+        on_db!(self, db => {
+            sqlx::query("DELETE FROM setup_codes WHERE created_at < $1")
+                .bind(now - 7 * 86_400_000)
+                .execute(db)
+                .await?;
+            sqlx::query("INSERT INTO setup_codes (code_hash, created_at) VALUES ($1, $2) ON CONFLICT DO NOTHING")
+                .bind(code_hash)
+                .bind(now)
+                .execute(db)
+                .await?
+                .rows_affected()
+        });
+        Ok(())
+    }
+
+    pub async fn setup_code_valid(&self, code_hash: &str) -> Result<bool, StoreError> {
+        Ok(
+            on_db!(self, db => sqlx::query("SELECT 1 FROM setup_codes WHERE code_hash = $1")
+            .bind(code_hash)
+            .fetch_optional(db)
+            .await?
+            .is_some()),
+        )
+    }
+
+    /// Once the first admin exists, no code makes another.
+    pub async fn clear_setup_codes(&self) -> Result<(), StoreError> {
+        on_db!(self, db => sqlx::query("DELETE FROM setup_codes").execute(db).await?.rows_affected());
+        Ok(())
+    }
+
+    /// Accounts disabled at or after `since_ms` (replicas stop their answers).
+    pub async fn disabled_since(&self, since_ms: i64) -> Result<Vec<String>, StoreError> {
+        Ok(on_db!(self, db => sqlx::query_scalar(
+            "SELECT id FROM users WHERE disabled AND disabled_at >= $1",
+        )
+        .bind(since_ms)
+        .fetch_all(db)
+        .await?))
+    }
+
     /// Disables or re-enables an account; false if there is no such account,
     /// or it is the last active admin.
     pub async fn set_disabled(&self, user_id: &str, disabled: bool) -> Result<bool, StoreError> {
@@ -233,29 +299,18 @@ impl Store {
                 sqlx::query(ACCOUNTS_LOCK).execute(&mut *tx).await?;
             }
             let done = sqlx::query(
-                "UPDATE users SET disabled = $1 WHERE id = $2 AND username IS NOT NULL \
+                "UPDATE users SET disabled = $1, disabled_at = $3 WHERE id = $2 AND username IS NOT NULL \
                  AND (NOT $1 OR role != 'admin' OR \
                       (SELECT COUNT(*) FROM users WHERE role = 'admin' AND NOT disabled AND id != $2) > 0)",
             )
             .bind(disabled)
             .bind(user_id)
+            .bind(now_ms())
             .execute(&mut *tx)
             .await?;
             tx.commit().await?;
             done.rows_affected()
         });
         Ok(changed == 1)
-    }
-
-    /// Prompt + completion tokens of the user's answers since `since_ms`.
-    pub async fn tokens_used_since(&self, user_id: &str, since_ms: i64) -> Result<u64, StoreError> {
-        let n: Option<i64> = on_db!(self, db => sqlx::query_scalar(&format!(
-            "SELECT ({TOKENS_OF_USER_SINCE}) FROM users u WHERE u.id = $2"
-        ))
-        .bind(since_ms)
-        .bind(user_id)
-        .fetch_optional(db)
-        .await?);
-        Ok(n.unwrap_or(0).max(0) as u64)
     }
 }

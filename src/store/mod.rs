@@ -19,6 +19,7 @@ mod api_keys;
 mod documents;
 mod feedback;
 mod sessions;
+mod usage;
 
 pub use accounts::{AccountRow, SignUpRefused};
 pub use documents::{DocumentRow, NewDocument};
@@ -26,6 +27,7 @@ pub use feedback::{
     AnswerForFeedback, CachedAnswer, DownvotedRow, FeedbackExport, FeedbackRecord, TurnRow, VoteRow,
 };
 pub use sessions::SessionBackend;
+pub use usage::{FilesAndBytes, UsageOwner};
 
 use crate::config::DatabaseSettings;
 use app::wire::{ConversationSummary, MessageStatus, MessageView, Rating, Role, Source};

@@ -30,12 +30,18 @@ pub fn client() -> reqwest::Client {
         .unwrap()
 }
 
+/// What test apps want from `/metrics` scrapers.
+pub const METRICS_TOKEN: &str = "test-metrics-token";
+
 /// Settings for a test app: port 0, a temp data dir.
 pub fn test_settings(data_dir: &std::path::Path) -> Settings {
     let mut settings = Settings::default();
     settings.server.bind = "127.0.0.1:0".into();
     settings.data_dir = data_dir.to_path_buf();
+    // The test binary can't parse documents in a child process; the server's can.
+    settings.documents.parser_program = Some(env!("CARGO_BIN_EXE_ragchat").into());
     settings.llm.max_tokens = 48;
+    settings.server.metrics_token = Some(METRICS_TOKEN.into());
     // The fault tests check single attempts; the resilience tests turn retries on.
     settings.llm.max_retries = 0;
     // Tests that repeat a question expect the model to answer it; the cache
@@ -47,9 +53,10 @@ pub fn test_settings(data_dir: &std::path::Path) -> Settings {
         &mut settings.limits.user,
         &mut settings.limits.admin,
     ] {
-        role.requests_per_minute = 0;
-        role.tokens_per_day = 0;
+        *role = ragchat::limits::RoleLimits::UNLIMITED;
     }
+    settings.limits.new_guests_per_hour = 0;
+    settings.limits.new_accounts_per_hour = 0;
     settings
 }
 
@@ -230,7 +237,13 @@ impl TestApp {
 
     /// The Prometheus text at `/metrics`.
     pub async fn metrics(&self) -> String {
-        let response = self.client.get(self.url("/metrics")).send().await.unwrap();
+        let response = self
+            .client
+            .get(self.url("/metrics"))
+            .bearer_auth(METRICS_TOKEN)
+            .send()
+            .await
+            .unwrap();
         assert_eq!(response.status(), 200);
         response.text().await.unwrap()
     }

@@ -2,6 +2,7 @@
 //! with its own temp data dir (and, with `TEST_POSTGRES_URL`, its own
 //! Postgres database) and drives it over HTTP.
 
+mod abuse;
 mod accounts;
 mod cache;
 mod chat;

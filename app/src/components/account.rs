@@ -76,6 +76,25 @@ pub fn SignupPage() -> impl IntoView {
     let action = ServerAction::<SignUp>::new();
     let outcome = action.value();
     load_chat_on_success(outcome);
+    let session = OnceResource::new(get_session());
+    // Only before the first admin of a public deployment exists.
+    let setup_code_field = move || {
+        Suspend::new(async move {
+            session.await.ok().filter(|s| s.setup_code_pending).map(|_| {
+                view! {
+                    <label>
+                        "Setup code"
+                        <input type="text" name="setup_code" autocomplete="off" spellcheck="false" />
+                    </label>
+                    <p class="muted small">
+                        "No administrator exists yet. The one-time code the server printed when it "
+                        "started makes this account the administrator; without it, this is an "
+                        "ordinary account."
+                    </p>
+                }
+            })
+        })
+    };
     view! {
         <Title text="Create an account · RAG Chat" />
         <section class="auth-page">
@@ -83,6 +102,7 @@ pub fn SignupPage() -> impl IntoView {
                 <h1>"Create an account"</h1>
                 <ActionForm action=action attr:class="auth-form">
                     {credential_fields(true)}
+                    <Transition fallback=|| ()>{setup_code_field}</Transition>
                     <p class="form-error" role="alert">{error_of(outcome)}</p>
                     <button type="submit" class="primary" disabled=move || action.pending().get()>
                         "Create account"

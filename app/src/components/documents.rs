@@ -81,7 +81,7 @@ pub fn DocumentsPage() -> impl IntoView {
 
 fn status_text(doc: &DocumentView) -> String {
     match doc.status {
-        DocumentStatus::Queued => "Queued".into(),
+        DocumentStatus::Queued => doc.queue_text(),
         DocumentStatus::Parsing => "Reading".into(),
         DocumentStatus::Chunking => "Splitting".into(),
         DocumentStatus::Embedding => format!(

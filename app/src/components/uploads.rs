@@ -50,7 +50,7 @@ impl UploadStage {
         match self {
             Self::Uploading(sent) => format!("Uploading… {:.0}%", sent * 100.0),
             Self::Processing(doc) => match doc.status {
-                DocumentStatus::Queued => "Waiting to be processed…".into(),
+                DocumentStatus::Queued => format!("{}…", doc.queue_text()),
                 DocumentStatus::Parsing => "Reading the text…".into(),
                 DocumentStatus::Chunking => "Splitting into passages…".into(),
                 DocumentStatus::Embedding => format!(
