@@ -19,7 +19,9 @@
 //! `--read-delay-ms N` makes every client a slow reader (it waits N ms after
 //! each chunk it reads), so answers back up into the server; the process's
 //! resident memory is printed before, at its peak and after the run, to
-//! show that held-up streams cost bounded memory and give it back.
+//! show that held-up streams cost bounded memory and give it back;
+//! `--rounds N` runs the whole load N times with the same users, printing
+//! memory after each, so a leak would show as growth from round to round.
 //!
 //! `cargo run --release --features ssr --bin load -- --users 16 --turns 5`
 
@@ -43,6 +45,7 @@ struct Options {
     tokens: usize,
     database_url: Option<String>,
     read_delay_ms: u64,
+    rounds: usize,
 }
 
 fn options() -> anyhow::Result<Options> {
@@ -55,6 +58,7 @@ fn options() -> anyhow::Result<Options> {
         tokens: 40,
         database_url: None,
         read_delay_ms: 0,
+        rounds: 1,
     };
     let args: Vec<String> = std::env::args().skip(1).collect();
     let mut i = 0;
@@ -69,6 +73,7 @@ fn options() -> anyhow::Result<Options> {
             "--tokens" => o.tokens = value.parse()?,
             "--database-url" => o.database_url = Some(value.clone()),
             "--read-delay-ms" => o.read_delay_ms = value.parse()?,
+            "--rounds" => o.rounds = value.parse::<usize>()?.max(1),
             other => bail!("unknown option {other}"),
         }
         i += 2;
@@ -331,48 +336,53 @@ async fn run() -> anyhow::Result<()> {
     };
     let read_delay = Duration::from_millis(o.read_delay_ms);
     let started = Instant::now();
-    let tasks: Vec<_> = clients
-        .into_iter()
-        .enumerate()
-        .map(|(u, client)| {
-            let base = base.clone();
-            let turns = o.turns;
-            tokio::spawn(async move {
-                let mut done = Vec::new();
-                for t in 0..turns {
-                    let question = QUESTIONS[(u + t) % QUESTIONS.len()];
-                    done.push(
-                        chat(
-                            &client,
-                            &base,
-                            &format!("{question} (user {u}, turn {t})"),
-                            read_delay,
-                        )
-                        .await,
-                    );
-                }
-                done
-            })
-        })
-        .collect();
     let mut turns = Vec::new();
-    for task in tasks {
-        turns.extend(task.await?);
+    // The same users come back for each round: memory that a round leaks
+    // would pile up from one round to the next.
+    for round in 1..=o.rounds {
+        let tasks: Vec<_> = clients
+            .iter()
+            .cloned()
+            .enumerate()
+            .map(|(u, client)| {
+                let base = base.clone();
+                let turns = o.turns;
+                tokio::spawn(async move {
+                    let mut done = Vec::new();
+                    for t in 0..turns {
+                        let question = QUESTIONS[(u + t) % QUESTIONS.len()];
+                        done.push(
+                            chat(
+                                &client,
+                                &base,
+                                &format!("{question} (user {u}, turn {t})"),
+                                read_delay,
+                            )
+                            .await,
+                        );
+                    }
+                    done
+                })
+            })
+            .collect();
+        for task in tasks {
+            turns.extend(task.await?);
+        }
+        // Let the server finish the streams' bookkeeping, then look.
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        let after = memory();
+        println!(
+            "memory after round {round} (this process: app, upstream and clients): RSS {:.0} MiB before, {:.0} MiB at peak, {:.0} MiB after ({:+.1} MiB); {} threads before, {} after",
+            mib(baseline.rss),
+            mib(peak.load(std::sync::atomic::Ordering::Relaxed)),
+            mib(after.rss),
+            mib(after.rss) - mib(baseline.rss),
+            baseline.threads,
+            after.threads,
+        );
     }
     let elapsed = started.elapsed().as_secs_f64();
     sampler.abort();
-    // Let the server finish the streams' bookkeeping, then look again.
-    tokio::time::sleep(Duration::from_secs(2)).await;
-    let after = memory();
-    println!(
-        "memory (this process: app, upstream and clients): RSS {:.0} MiB before, {:.0} MiB at peak, {:.0} MiB after ({:+.1} MiB); {} threads before, {} after",
-        mib(baseline.rss),
-        mib(peak.load(std::sync::atomic::Ordering::Relaxed)),
-        mib(after.rss),
-        mib(after.rss) - mib(baseline.rss),
-        baseline.threads,
-        after.threads,
-    );
     let ok = turns.iter().filter(|t| t.ok).count();
     println!(
         "throughput: {:.2} turns/s ({} turns in {:.1} s); errors: {} ({:.1} %)",

@@ -605,6 +605,18 @@ mod tests {
         chunks
     }
 
+    /// Found by fuzzing (`fuzz/`, parse_html): a page whose first block is
+    /// a table row with an empty first cell, so its text opens with a tab.
+    #[test]
+    fn fuzzed_html_opening_with_an_empty_table_cell_chunks_cleanly() {
+        let html = b"<!DOCTYPConf 2024 - Day 1 schedule</h1>\n<table>\x12<td><td>Keynote: \
+                     Twenty years of web pe</li><li><a href=\"/s>";
+        let doc = parse(Format::Html, html, &ParseLimits::default()).unwrap();
+        crate::ingest::parse::check_invariants(&doc);
+        assert!(doc.text.starts_with('\t'), "{:?}", doc.text);
+        chunk(&doc, config(8, 2));
+    }
+
     fn fixture_doc(name: &str) -> ParsedDocument {
         let path = Path::new(env!("CARGO_MANIFEST_DIR"))
             .join("tests/fixtures/docs")

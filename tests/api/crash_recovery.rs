@@ -571,3 +571,51 @@ async fn the_first_admin_of_a_public_server_needs_the_printed_setup_code() {
         server.startup_lines
     );
 }
+
+/// With the default log filter, starting the server (embedded model,
+/// embedded index) logs nothing at WARN or above: nothing an operator would
+/// have to look into.
+#[tokio::test]
+async fn a_default_start_logs_no_warnings() {
+    let Some(local) = crate::helpers::local_model_or_skip("a_default_start_logs_no_warnings")
+    else {
+        return;
+    };
+    let _cpu = crate::helpers::exclusive_cpu().await;
+    let data = tempfile::TempDir::new().unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_ragchat"))
+        .env("APP__SERVER__BIND", "127.0.0.1:0")
+        .env("APP__DATA_DIR", data.path())
+        .env("APP__LLM__LOCAL__MODEL_PATH", local.gguf_path())
+        .env_remove("RUST_LOG")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("the ragchat binary starts");
+    let stdout = child.stdout.take().unwrap();
+    let logs = std::thread::spawn(move || {
+        BufReader::new(stdout)
+            .lines()
+            .map_while(Result::ok)
+            .collect::<Vec<_>>()
+    });
+    let mut stderr = BufReader::new(child.stderr.take().unwrap()).lines();
+    loop {
+        match stderr.next() {
+            Some(Ok(line)) if line.contains("ready at") => break,
+            Some(Ok(_)) => {}
+            _ => panic!("the server exited before it was ready"),
+        }
+    }
+    // Let anything logged right after start-up arrive, then stop it.
+    std::thread::sleep(Duration::from_secs(1));
+    let _ = child.kill();
+    let _ = child.wait();
+    let logs = logs.join().unwrap();
+    assert!(!logs.is_empty(), "the server logs JSON lines on stdout");
+    let loud: Vec<&String> = logs
+        .iter()
+        .filter(|line| line.contains(r#""level":"WARN""#) || line.contains(r#""level":"ERROR""#))
+        .collect();
+    assert!(loud.is_empty(), "start-up warnings: {loud:#?}");
+}
