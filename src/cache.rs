@@ -5,27 +5,11 @@
 //! parameters. Entries expire after a TTL, and deleting a document drops
 //! every entry that used it.
 
+pub use crate::config::CacheSettings;
 use crate::store::{CachedAnswer, Store, StoreError};
 use app::wire::Source;
-use serde::Deserialize;
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;
-
-#[derive(Debug, Clone, Deserialize)]
-#[serde(default)]
-pub struct CacheSettings {
-    pub enabled: bool,
-    pub ttl_secs: u64,
-}
-
-impl Default for CacheSettings {
-    fn default() -> Self {
-        Self {
-            enabled: true,
-            ttl_secs: 86_400,
-        }
-    }
-}
 
 /// What identifies a request to the model.
 pub struct CacheKeyParts<'a> {

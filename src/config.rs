@@ -1,5 +1,6 @@
 //! Layered configuration: built-in defaults → optional TOML file → `APP__…` env vars.
 
+use app::wire::UserRole;
 use secrecy::SecretString;
 use serde::Deserialize;
 use std::path::PathBuf;
@@ -18,10 +19,10 @@ pub struct Settings {
     pub embedding: EmbeddingSettings,
     pub qdrant: QdrantSettings,
     pub auth: AuthSettings,
-    pub limits: crate::limits::LimitSettings,
+    pub limits: LimitSettings,
     /// Prices per model name, for the dashboard's cost estimates.
     pub prices: std::collections::HashMap<String, Price>,
-    pub cache: crate::cache::CacheSettings,
+    pub cache: CacheSettings,
     /// A/B experiments on the prompt, temperature and number of passages.
     pub experiments: Vec<crate::experiments::Experiment>,
 }
@@ -354,7 +355,7 @@ impl Default for Settings {
             embedding: EmbeddingSettings::default(),
             qdrant: QdrantSettings::default(),
             auth: AuthSettings::default(),
-            limits: crate::limits::LimitSettings::default(),
+            limits: LimitSettings::default(),
             prices: Default::default(),
             cache: Default::default(),
             experiments: Vec::new(),
@@ -464,6 +465,132 @@ impl Settings {
             Provider::Auto if self.llm.base_url.is_some() => Provider::Openai,
             Provider::Auto => Provider::Local,
             explicit => explicit,
+        }
+    }
+}
+
+/// The response cache (`[cache]`): exact-match reuse of answers.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default)]
+pub struct CacheSettings {
+    pub enabled: bool,
+    pub ttl_secs: u64,
+}
+
+impl Default for CacheSettings {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            ttl_secs: 86_400,
+        }
+    }
+}
+
+/// Limits for one role.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize)]
+#[serde(default)]
+pub struct RoleLimits {
+    /// Sustained chat requests per minute (0 = unlimited).
+    pub requests_per_minute: u32,
+    /// Chat requests allowed at once.
+    pub burst: u32,
+    /// Prompt + completion tokens per UTC day (0 = unlimited).
+    pub tokens_per_day: u64,
+    /// Files uploaded per UTC day (0 = unlimited).
+    pub uploads_per_day: u32,
+    /// MiB uploaded per UTC day (0 = unlimited).
+    pub upload_mib_per_day: u64,
+    /// Documents kept at once (0 = unlimited).
+    pub max_documents: u32,
+    /// MiB of documents kept at once (0 = unlimited).
+    pub max_document_mib: u64,
+}
+
+impl RoleLimits {
+    /// No limit at all (0 everywhere).
+    pub const UNLIMITED: Self = Self {
+        requests_per_minute: 0,
+        burst: 1,
+        tokens_per_day: 0,
+        uploads_per_day: 0,
+        upload_mib_per_day: 0,
+        max_documents: 0,
+        max_document_mib: 0,
+    };
+}
+
+impl Default for RoleLimits {
+    fn default() -> Self {
+        Self {
+            requests_per_minute: 30,
+            burst: 10,
+            tokens_per_day: 200_000,
+            uploads_per_day: 200,
+            upload_mib_per_day: 1024,
+            max_documents: 1000,
+            max_document_mib: 4096,
+        }
+    }
+}
+
+/// Limits per role (`[limits.guest]`, `[limits.user]`, `[limits.admin]`).
+/// Guests' limits are per address: every guest behind one address (an
+/// IPv4 address, an IPv6 /64) shares them, so a new cookie doesn't reset them.
+#[derive(Debug, Clone, serde::Deserialize)]
+#[serde(default)]
+pub struct LimitSettings {
+    /// Keep the limiter's state in this Redis (`redis://host:6379/`), shared
+    /// by every replica; unset: in this process.
+    pub redis_url: Option<secrecy::SecretString>,
+    /// Prefix of the limiter's Redis keys (apps sharing one Redis differ here).
+    pub redis_key_prefix: String,
+    pub guest: RoleLimits,
+    pub user: RoleLimits,
+    pub admin: RoleLimits,
+    /// New guests (browsers without a session that store something) per
+    /// address per hour (0 = unlimited).
+    pub new_guests_per_hour: u32,
+    /// New accounts (sign-ups) per address per hour (0 = unlimited): each
+    /// comes with an account's allowance, so they are not free either.
+    pub new_accounts_per_hour: u32,
+    /// With a spent token budget, answer with this model (a name under
+    /// `[llm.models]`) instead of refusing until midnight UTC.
+    pub over_budget_model: Option<String>,
+}
+
+impl Default for LimitSettings {
+    fn default() -> Self {
+        Self {
+            redis_url: None,
+            redis_key_prefix: "ragchat:limits:".into(),
+            guest: RoleLimits {
+                requests_per_minute: 10,
+                burst: 5,
+                tokens_per_day: 20_000,
+                uploads_per_day: 20,
+                upload_mib_per_day: 100,
+                max_documents: 30,
+                max_document_mib: 200,
+            },
+            user: RoleLimits::default(),
+            admin: RoleLimits {
+                requests_per_minute: 120,
+                burst: 30,
+                ..RoleLimits::UNLIMITED
+            },
+            new_guests_per_hour: 20,
+            new_accounts_per_hour: 10,
+            over_budget_model: None,
+        }
+    }
+}
+
+impl LimitSettings {
+    pub fn for_role(&self, role: UserRole) -> RoleLimits {
+        match role {
+            UserRole::Guest => self.guest,
+            UserRole::User => self.user,
+            UserRole::Admin => self.admin,
         }
     }
 }

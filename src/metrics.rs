@@ -2,7 +2,7 @@
 //! counters for turns, tokens, errors, cache hits, rate-limit rejections and
 //! votes.
 
-use crate::events::ChatTurnEvent;
+use crate::store::ChatTurnEvent;
 use prometheus::{
     HistogramOpts, HistogramVec, IntCounter, IntCounterVec, Opts, Registry, TextEncoder,
 };

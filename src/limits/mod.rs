@@ -12,6 +12,7 @@
 pub mod address;
 pub mod redis;
 
+pub use crate::config::{LimitSettings, RoleLimits};
 use crate::metrics::Metrics;
 use crate::store::{Store, UsageOwner};
 use app::error::AppError;
@@ -132,115 +133,6 @@ impl LocalRateLimiter {
 impl RateLimiter for LocalRateLimiter {
     async fn check(&self, key: &str, quota: Quota) -> Decision {
         self.check_at(key, quota, Instant::now())
-    }
-}
-
-/// Limits for one role.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize)]
-#[serde(default)]
-pub struct RoleLimits {
-    /// Sustained chat requests per minute (0 = unlimited).
-    pub requests_per_minute: u32,
-    /// Chat requests allowed at once.
-    pub burst: u32,
-    /// Prompt + completion tokens per UTC day (0 = unlimited).
-    pub tokens_per_day: u64,
-    /// Files uploaded per UTC day (0 = unlimited).
-    pub uploads_per_day: u32,
-    /// MiB uploaded per UTC day (0 = unlimited).
-    pub upload_mib_per_day: u64,
-    /// Documents kept at once (0 = unlimited).
-    pub max_documents: u32,
-    /// MiB of documents kept at once (0 = unlimited).
-    pub max_document_mib: u64,
-}
-
-impl RoleLimits {
-    /// No limit at all (0 everywhere).
-    pub const UNLIMITED: Self = Self {
-        requests_per_minute: 0,
-        burst: 1,
-        tokens_per_day: 0,
-        uploads_per_day: 0,
-        upload_mib_per_day: 0,
-        max_documents: 0,
-        max_document_mib: 0,
-    };
-}
-
-impl Default for RoleLimits {
-    fn default() -> Self {
-        Self {
-            requests_per_minute: 30,
-            burst: 10,
-            tokens_per_day: 200_000,
-            uploads_per_day: 200,
-            upload_mib_per_day: 1024,
-            max_documents: 1000,
-            max_document_mib: 4096,
-        }
-    }
-}
-
-/// Limits per role (`[limits.guest]`, `[limits.user]`, `[limits.admin]`).
-/// Guests' limits are per address: every guest behind one address (an
-/// IPv4 address, an IPv6 /64) shares them, so a new cookie doesn't reset them.
-#[derive(Debug, Clone, serde::Deserialize)]
-#[serde(default)]
-pub struct LimitSettings {
-    /// Keep the limiter's state in this Redis (`redis://host:6379/`), shared
-    /// by every replica; unset: in this process.
-    pub redis_url: Option<secrecy::SecretString>,
-    /// Prefix of the limiter's Redis keys (apps sharing one Redis differ here).
-    pub redis_key_prefix: String,
-    pub guest: RoleLimits,
-    pub user: RoleLimits,
-    pub admin: RoleLimits,
-    /// New guests (browsers without a session that store something) per
-    /// address per hour (0 = unlimited).
-    pub new_guests_per_hour: u32,
-    /// New accounts (sign-ups) per address per hour (0 = unlimited): each
-    /// comes with an account's allowance, so they are not free either.
-    pub new_accounts_per_hour: u32,
-    /// With a spent token budget, answer with this model (a name under
-    /// `[llm.models]`) instead of refusing until midnight UTC.
-    pub over_budget_model: Option<String>,
-}
-
-impl Default for LimitSettings {
-    fn default() -> Self {
-        Self {
-            redis_url: None,
-            redis_key_prefix: "ragchat:limits:".into(),
-            guest: RoleLimits {
-                requests_per_minute: 10,
-                burst: 5,
-                tokens_per_day: 20_000,
-                uploads_per_day: 20,
-                upload_mib_per_day: 100,
-                max_documents: 30,
-                max_document_mib: 200,
-            },
-            user: RoleLimits::default(),
-            admin: RoleLimits {
-                requests_per_minute: 120,
-                burst: 30,
-                ..RoleLimits::UNLIMITED
-            },
-            new_guests_per_hour: 20,
-            new_accounts_per_hour: 10,
-            over_budget_model: None,
-        }
-    }
-}
-
-impl LimitSettings {
-    pub fn for_role(&self, role: UserRole) -> RoleLimits {
-        match role {
-            UserRole::Guest => self.guest,
-            UserRole::User => self.user,
-            UserRole::Admin => self.admin,
-        }
     }
 }
 

@@ -1,7 +1,7 @@
 //! Votes on answers and per-turn usage events, and their exports.
 
+use super::turn_event::ChatTurnEvent;
 use super::{json_list, now_ms, DbRow, Store, StoreError};
-use crate::events::ChatTurnEvent;
 use app::wire::{Rating, Source};
 use serde::Serialize;
 use std::collections::HashMap;

@@ -19,6 +19,7 @@ mod api_keys;
 mod documents;
 mod feedback;
 mod sessions;
+mod turn_event;
 mod usage;
 
 pub use accounts::{AccountRow, SignUpRefused};
@@ -27,6 +28,7 @@ pub use feedback::{
     AnswerForFeedback, CachedAnswer, DownvotedRow, FeedbackExport, FeedbackRecord, TurnRow, VoteRow,
 };
 pub use sessions::SessionBackend;
+pub use turn_event::ChatTurnEvent;
 pub use usage::{FilesAndBytes, UsageOwner};
 
 use crate::config::DatabaseSettings;
