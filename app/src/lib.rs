@@ -13,7 +13,8 @@ pub mod wire;
 
 use components::account::{LoginPage, SignupPage};
 use components::admin::UsersPage;
-use components::chat::{ChatPage, ChatState};
+use components::chat::ChatPage;
+use components::chat_state::ChatState;
 use components::dashboard::DashboardPage;
 use components::documents::DocumentsPage;
 use components::keys::ApiKeysPage;

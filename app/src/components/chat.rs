@@ -1,295 +1,15 @@
-//! The conversation view and the client side of the streaming chat.
+//! The conversation view: stored messages, the live ones, the composer.
 
+use super::chat_state::ChatState;
 use super::composer::Composer;
-use super::message::{meta_line, MessageBubble, SourceViewer, UiMessage, UiStatus};
+use super::message::{MessageBubble, SourceViewer, UiMessage};
 use super::uploads::{DropZone, UploadTray};
-use crate::api::{get_conversation, send_message, stop_generation};
+use crate::api::get_conversation;
 use crate::browser;
 use crate::error::AppError;
-use crate::ndjson::LineDecoder;
-use crate::wire::{ChatEvent, FinishReason, Role};
-use futures::StreamExt;
+use crate::wire::ConversationView;
 use leptos::prelude::*;
-use leptos::task::spawn_local;
 use leptos_router::hooks::use_params_map;
-
-/// State shared by the sidebar and the chat.
-#[derive(Clone, Copy)]
-pub struct ChatState {
-    /// The conversation the next message goes to (`None`: a new one).
-    pub active_id: RwSignal<Option<String>>,
-    /// Turns sent from this page since the conversation was opened.
-    pub live: RwSignal<Vec<UiMessage>>,
-    /// Bumped whenever the conversation list may have changed.
-    pub list_version: RwSignal<u32>,
-    /// A generation is in flight.
-    pub busy: RwSignal<bool>,
-    /// The answer being generated, once the server has named it.
-    pub streaming_id: RwSignal<Option<String>>,
-    pub stop_requested: RwSignal<bool>,
-    /// Rate-limited: no sending before this time (ms since the epoch).
-    pub retry_at: RwSignal<Option<f64>>,
-    /// The current time while counting down to `retry_at`.
-    clock: RwSignal<f64>,
-    next_key: RwSignal<u64>,
-}
-
-impl ChatState {
-    pub fn new() -> Self {
-        Self {
-            active_id: RwSignal::new(None),
-            live: RwSignal::new(Vec::new()),
-            list_version: RwSignal::new(0),
-            busy: RwSignal::new(false),
-            streaming_id: RwSignal::new(None),
-            stop_requested: RwSignal::new(false),
-            retry_at: RwSignal::new(None),
-            clock: RwSignal::new(0.0),
-            next_key: RwSignal::new(0),
-        }
-    }
-
-    fn key(&self) -> String {
-        let n = self.next_key.get_untracked();
-        self.next_key.set(n + 1);
-        format!("live-{n}")
-    }
-
-    pub fn refresh_list(&self) {
-        self.list_version.update(|v| *v += 1);
-    }
-
-    /// Starts a new, empty conversation.
-    pub fn reset(&self) {
-        self.active_id.set(None);
-        self.live.set(Vec::new());
-        // The address may name a conversation the router never navigated to.
-        browser::replace_url("/");
-    }
-
-    /// Whole seconds until sending is allowed again, while rate-limited.
-    pub fn wait_secs(&self) -> Option<u64> {
-        let until = self.retry_at.get()?;
-        Some(((until - self.clock.get()) / 1000.0).ceil().max(1.0) as u64)
-    }
-
-    /// Holds sending back until `until`, counting down, then re-enables it.
-    fn hold_until(self, until: f64) {
-        self.retry_at.set(Some(until));
-        self.clock.set(browser::now_ms());
-        let tick = move || {
-            let now = browser::now_ms();
-            self.clock.set(now);
-            let done = self
-                .retry_at
-                .get_untracked()
-                .is_none_or(|until| now >= until);
-            if done {
-                self.retry_at.set(None);
-            }
-            done
-        };
-        fn every_quarter_second(tick: impl Fn() -> bool + 'static) {
-            set_timeout(
-                move || {
-                    if !tick() {
-                        every_quarter_second(tick);
-                    }
-                },
-                std::time::Duration::from_millis(250),
-            );
-        }
-        every_quarter_second(tick);
-    }
-
-    /// Sends `text` and streams the answer into the page.
-    pub fn send(self, text: String) {
-        if self.busy.get_untracked() || self.retry_at.get_untracked().is_some() {
-            return;
-        }
-        let user_message = UiMessage::new(self.key(), Role::User, text.clone(), UiStatus::Complete);
-        let answer = UiMessage::new(
-            self.key(),
-            Role::Assistant,
-            String::new(),
-            UiStatus::Thinking,
-        );
-        self.live.update(|turns| {
-            turns.push(user_message);
-            turns.push(answer.clone());
-        });
-        self.busy.set(true);
-        self.stop_requested.set(false);
-        self.streaming_id.set(None);
-        spawn_local(async move {
-            self.stream_answer(text, &answer).await;
-            self.busy.set(false);
-            self.streaming_id.set(None);
-            self.refresh_list();
-        });
-    }
-
-    async fn stream_answer(self, text: String, answer: &UiMessage) {
-        let fail = |message: String| {
-            answer.status.set(UiStatus::Failed);
-            answer.error.set(Some(message));
-            answer.retry.set(Some(text.clone()));
-        };
-        let stream = match send_message(self.active_id.get_untracked(), text.clone()).await {
-            Ok(stream) => stream.into_inner(),
-            Err(AppError::BadRequest(message)) => {
-                answer.status.set(UiStatus::Failed);
-                answer.error.set(Some(message));
-                return;
-            }
-            Err(AppError::RateLimited {
-                message,
-                retry_after_ms,
-            }) => {
-                fail(message);
-                self.hold_until(browser::now_ms() + retry_after_ms as f64);
-                return;
-            }
-            Err(e) => return fail(e.to_string()),
-        };
-        futures::pin_mut!(stream);
-        let mut decoder = LineDecoder::new();
-        let mut finished = false;
-        while let Some(chunk) = stream.next().await {
-            let bytes = match chunk {
-                Ok(bytes) => bytes,
-                Err(e) => {
-                    fail(format!("The answer stream broke: {e}"));
-                    return;
-                }
-            };
-            for event in decoder.push::<ChatEvent>(&bytes) {
-                match event {
-                    Ok(event) => finished |= self.apply(event, answer, &fail),
-                    Err(e) => {
-                        fail(format!("Could not read the server's answer: {e}"));
-                        return;
-                    }
-                }
-            }
-            if finished {
-                return;
-            }
-        }
-        if self.stop_requested.get_untracked() {
-            answer.status.set(UiStatus::Stopped);
-        } else {
-            fail("The connection closed before the answer was complete.".into());
-        }
-    }
-
-    /// Applies one stream event; true when the answer is finished.
-    fn apply(&self, event: ChatEvent, answer: &UiMessage, fail: &impl Fn(String)) -> bool {
-        match event {
-            ChatEvent::Start {
-                conversation_id,
-                message_id,
-                model,
-                ..
-            } => {
-                if self.active_id.get_untracked().as_deref() != Some(conversation_id.as_str()) {
-                    browser::replace_url(&format!("/c/{conversation_id}"));
-                    self.active_id.set(Some(conversation_id));
-                    self.refresh_list();
-                }
-                answer.meta.set(Some(model));
-                answer.server_id.set(Some(message_id.clone()));
-                if self.stop_requested.get_untracked() {
-                    spawn_local(request_stop(message_id.clone()));
-                }
-                self.streaming_id.set(Some(message_id));
-                false
-            }
-            ChatEvent::Notice { message } => {
-                answer.notice.set(Some(message));
-                false
-            }
-            ChatEvent::Queued { position } => {
-                answer.status.set(UiStatus::Waiting { position });
-                false
-            }
-            ChatEvent::Sources { sources } => {
-                answer.status.set(UiStatus::Reading {
-                    passages: sources.len(),
-                });
-                answer.sources.set(sources);
-                false
-            }
-            ChatEvent::Citations { sources } => {
-                answer.sources.set(sources);
-                false
-            }
-            ChatEvent::Model {
-                model,
-                fallback,
-                cached,
-                ..
-            } => {
-                answer.meta.set(Some(if cached {
-                    format!("{model} (cached)")
-                } else if fallback {
-                    format!("{model} (fallback)")
-                } else {
-                    model
-                }));
-                false
-            }
-            ChatEvent::Token { text } => {
-                answer.status.set(UiStatus::Streaming);
-                answer.content.update(|c| c.push_str(&text));
-                false
-            }
-            ChatEvent::Done {
-                usage,
-                ttft_ms,
-                total_ms,
-                finish_reason,
-            } => {
-                let model = answer.meta.get_untracked();
-                answer.meta.set(meta_line(
-                    model.as_deref(),
-                    Some(usage.completion_tokens),
-                    Some(ttft_ms),
-                    Some(total_ms),
-                ));
-                answer.status.set(match finish_reason {
-                    FinishReason::Cancelled => UiStatus::Stopped,
-                    FinishReason::Stop | FinishReason::Length => UiStatus::Complete,
-                });
-                true
-            }
-            ChatEvent::Error { message } => {
-                fail(message);
-                true
-            }
-        }
-    }
-
-    /// Asks the server to stop the answer being generated.
-    pub fn stop(&self) {
-        self.stop_requested.set(true);
-        if let Some(id) = self.streaming_id.get_untracked() {
-            spawn_local(request_stop(id));
-        }
-    }
-}
-
-impl Default for ChatState {
-    fn default() -> Self {
-        Self::new()
-    }
-}
-
-async fn request_stop(message_id: String) {
-    if let Err(e) = stop_generation(message_id).await {
-        leptos::logging::warn!("stop failed: {e}");
-    }
-}
 
 const EXAMPLES: [&str; 4] = [
     "Explain the difference between a process and a thread.",
@@ -344,53 +64,9 @@ pub fn ChatPage() -> impl IntoView {
         <div class="chat">
             <div class="messages" node_ref=scroller on:click=|ev| browser::handle_copy_code_click(&ev)>
                 <div class="column" aria-live="polite">
-                    <Transition fallback=|| view! { <div class="loading">"Loading…"</div> }>
-                        {move || Suspend::new(async move {
-                            match history.await {
-                                Ok(Some(conversation)) => {
-                                    let title = conversation.title.clone();
-                                    view! {
-                                        <leptos_meta::Title text=title />
-                                        {conversation
-                                            .messages
-                                            .into_iter()
-                                            .map(|m| view! { <MessageBubble message=UiMessage::from_view(m) on_retry /> })
-                                            .collect_view()}
-                                    }
-                                        .into_any()
-                                }
-                                Ok(None) => ().into_any(),
-                                Err(AppError::NotFound) => {
-                                    view! {
-                                        <div class="notice" role="alert">
-                                            "This conversation does not exist or is not yours."
-                                        </div>
-                                    }
-                                        .into_any()
-                                }
-                                Err(e) => view! { <div class="notice" role="alert">{e.to_string()}</div> }.into_any(),
-                            }
-                        })}
-                    </Transition>
+                    <History history on_retry />
                     <Show when=is_empty>
-                        <div class="empty-state">
-                            <h1>"What can I help with?"</h1>
-                            <p class="muted">
-                                "Answers stream from a model running on this server. Upload documents (📎 or drop them here) to get answers grounded in them, with sources."
-                            </p>
-                            <div class="examples">
-                                {EXAMPLES
-                                    .iter()
-                                    .map(|example| {
-                                        view! {
-                                            <button class="example" on:click=move |_| state.send(example.to_string())>
-                                                {*example}
-                                            </button>
-                                        }
-                                    })
-                                    .collect_view()}
-                            </div>
-                        </div>
+                        <EmptyState />
                     </Show>
                     <For each=move || state.live.get() key=|m| m.key.clone() let:message>
                         <MessageBubble message on_retry />
@@ -402,5 +78,69 @@ pub fn ChatPage() -> impl IntoView {
         </div>
         </DropZone>
         <SourceViewer />
+    }
+}
+
+/// The stored messages of the conversation being opened.
+#[component]
+fn History(
+    history: Resource<Result<Option<ConversationView>, AppError>>,
+    on_retry: Callback<String>,
+) -> impl IntoView {
+    view! {
+        <Transition fallback=|| view! { <div class="loading">"Loading…"</div> }>
+            {move || Suspend::new(async move {
+                match history.await {
+                    Ok(Some(conversation)) => {
+                        let title = conversation.title.clone();
+                        view! {
+                            <leptos_meta::Title text=title />
+                            {conversation
+                                .messages
+                                .into_iter()
+                                .map(|m| view! { <MessageBubble message=UiMessage::from_view(m) on_retry /> })
+                                .collect_view()}
+                        }
+                            .into_any()
+                    }
+                    Ok(None) => ().into_any(),
+                    Err(AppError::NotFound) => {
+                        view! {
+                            <div class="notice" role="alert">
+                                "This conversation does not exist or is not yours."
+                            </div>
+                        }
+                            .into_any()
+                    }
+                    Err(e) => view! { <div class="notice" role="alert">{e.to_string()}</div> }.into_any(),
+                }
+            })}
+        </Transition>
+    }
+}
+
+/// A new conversation: what the app does, and a few examples to start from.
+#[component]
+fn EmptyState() -> impl IntoView {
+    let state = expect_context::<ChatState>();
+    view! {
+        <div class="empty-state">
+            <h1>"What can I help with?"</h1>
+            <p class="muted">
+                "Answers stream from a model running on this server. Upload documents (📎 or drop them here) to get answers grounded in them, with sources."
+            </p>
+            <div class="examples">
+                {EXAMPLES
+                    .iter()
+                    .map(|example| {
+                        view! {
+                            <button class="example" on:click=move |_| state.send(example.to_string())>
+                                {*example}
+                            </button>
+                        }
+                    })
+                    .collect_view()}
+            </div>
+        </div>
     }
 }

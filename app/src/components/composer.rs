@@ -1,6 +1,6 @@
 //! The message box: Enter sends, Shift+Enter adds a line, Stop while streaming.
 
-use super::chat::ChatState;
+use super::chat_state::ChatState;
 use super::uploads::{AttachButton, UploadState};
 use crate::api::get_limits;
 use leptos::prelude::*;

@@ -1,6 +1,7 @@
 pub mod account;
 pub mod admin;
 pub mod chat;
+pub mod chat_state;
 pub mod composer;
 pub mod dashboard;
 pub mod documents;

@@ -1,7 +1,7 @@
 //! Conversation list: new chat, switch, delete.
 
 use super::account::AccountMenu;
-use super::chat::ChatState;
+use super::chat_state::ChatState;
 use crate::api::{delete_conversation, list_conversations};
 use leptos::prelude::*;
 use leptos::task::spawn_local;
