@@ -6,11 +6,7 @@ pub mod accounts;
 #[cfg(feature = "ssr")]
 pub mod analytics;
 #[cfg(feature = "ssr")]
-pub mod cache;
-#[cfg(feature = "ssr")]
 pub mod chat;
-#[cfg(feature = "ssr")]
-pub mod citations;
 #[cfg(feature = "ssr")]
 pub mod config;
 #[cfg(feature = "ssr")]
@@ -35,10 +31,6 @@ pub mod limits;
 pub mod llm;
 #[cfg(feature = "ssr")]
 pub mod metrics;
-#[cfg(feature = "ssr")]
-pub mod prompt;
-#[cfg(feature = "ssr")]
-pub mod retrieve;
 #[cfg(feature = "ssr")]
 pub mod routes;
 #[cfg(feature = "ssr")]

@@ -1,7 +1,8 @@
 //! Builds the app: storage, model provider, services, router and layers.
 
 use crate::accounts::{AccountServiceImpl, FirstAdmin};
-use crate::cache::ResponseCache;
+use crate::chat::cache::ResponseCache;
+use crate::chat::retrieve::Retriever;
 use crate::chat::{ChatServiceImpl, Grounding, Operations, Sampling};
 use crate::config::{
     EmbeddingProvider, FirstAdminPolicy, LlmSettings, ModelEndpoint, Provider, Settings,
@@ -21,7 +22,6 @@ use crate::llm::resilient::{ResilientModel, RetryPolicy};
 use crate::llm::roster::ModelRoster;
 use crate::llm::ChatModel;
 use crate::metrics::Metrics;
-use crate::retrieve::Retriever;
 use crate::store::{SessionBackend, Store};
 use anyhow::Context;
 use app::api::identity::{ApiKeyAccount, ClientIp};

@@ -8,11 +8,11 @@
 use anyhow::{bail, Context};
 use app::ports::{Caller, DocumentService, UserId};
 use app::wire::{DocumentStatus, UserRole};
+use ragchat::chat::retrieve::Retriever;
 use ragchat::config::{RetrievalMode, RetrievalSettings, Settings};
 use ragchat::documents::DocumentServiceImpl;
 use ragchat::limits::{Allowances, LimitSettings, LocalRateLimiter, RoleLimits};
 use ragchat::metrics::Metrics;
-use ragchat::retrieve::Retriever;
 use ragchat::startup::{build_embedder, build_index};
 use ragchat::store::Store;
 use std::collections::HashMap;

@@ -265,7 +265,7 @@ async fn a_document_with_role_markers_cannot_change_the_system_prompt() {
         cited: false,
         highlights: Vec::new(),
     };
-    let messages = ragchat::prompt::build_prompt(
+    let messages = ragchat::chat::prompt::build_prompt(
         "You are a helpful assistant.",
         &[],
         1000,

@@ -1,16 +1,22 @@
-//! The chat service: validates a message, stores the turn, streams the
-//! answer from the model and records how it ended.
+//! Chat: the service (validates a message, stores the turn, streams the
+//! answer from the model and records how it ended), and the stages of a
+//! turn: [`retrieve`] the user's passages, build the [`prompt`], reuse an
+//! answer from the response [`cache`], and mark the [`citations`].
 
-use crate::cache::{cache_key, CacheKeyParts, ResponseCache};
-use crate::citations;
+pub mod cache;
+pub mod citations;
+pub mod prompt;
+pub mod retrieve;
+
+use self::cache::{cache_key, CacheKeyParts, ResponseCache};
+use self::prompt::{build_prompt, fit_sources, TEMPLATE_VERSION};
+use self::retrieve::{sources_from, Retriever};
 use crate::config::ChatSettings;
 use crate::events::{ChatTurnEvent, EventRecorder};
 use crate::experiments::{overrides_for, Experiment, Overrides};
 use crate::ingest::chunk::TokenSpans;
 use crate::llm::roster::ModelRoster;
 use crate::llm::{ChatModel, CompletionRequest, LlmError, LlmEvent};
-use crate::prompt::{build_prompt, fit_sources, TEMPLATE_VERSION};
-use crate::retrieve::{sources_from, Retriever};
 use crate::store::{AnswerRecord, CachedAnswer, HistoryMessage, Store, StoreError};
 use app::error::AppError;
 use app::ports::{Admission, ChatService, SendMessage, UserId};
