@@ -1,0 +1,610 @@
+//! One turn's answer, in its own task: retrieve the user's passages, build
+//! the prompt, answer from the response cache or stream from the model,
+//! then store the answer, record the turn and tell the reader how it ended.
+
+use super::cache::{cache_key, CacheKeyParts, ResponseCache};
+use super::citations;
+use super::prompt::{build_prompt, fit_sources, TEMPLATE_VERSION};
+use super::retrieve::{sources_from, Retriever};
+use crate::events::{ChatTurnEvent, EventRecorder};
+use crate::ingest::chunk::TokenSpans;
+use crate::llm::{ChatModel, CompletionRequest, LlmError, LlmEvent};
+use crate::store::{AnswerRecord, CachedAnswer, HistoryMessage, Store};
+use app::ports::UserId;
+use app::wire::{ChatEvent, FinishReason, MessageStatus, Source, Usage};
+use futures::StreamExt;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+/// What grounding answers in the user's documents needs.
+pub struct Grounding {
+    pub retriever: Retriever,
+    /// Counts tokens of source text against the context budget.
+    pub tokens: Arc<dyn TokenSpans>,
+    pub context_tokens: usize,
+    pub max_upload_bytes: u64,
+}
+
+/// Answers being generated: message id → (owner, cancel).
+pub(super) type InFlight = Arc<Mutex<HashMap<String, (UserId, CancellationToken)>>>;
+
+/// Everything one turn's answer needs, taken from the service when the
+/// turn begins.
+pub(super) struct Generation {
+    pub(super) store: Store,
+    pub(super) model: Arc<dyn ChatModel>,
+    pub(super) grounding: Arc<Grounding>,
+    pub(super) recorder: EventRecorder,
+    pub(super) cache: Option<ResponseCache>,
+    pub(super) owner: String,
+    pub(super) question: String,
+    pub(super) history: Vec<HistoryMessage>,
+    pub(super) system_prompt: String,
+    pub(super) history_chars: usize,
+    pub(super) max_tokens: u32,
+    pub(super) temperature: f32,
+    /// An experiment's number of passages, instead of the configured one.
+    pub(super) top_k: Option<usize>,
+    /// The user's experiment variants (`exp:variant`, comma-joined).
+    pub(super) variant: Option<String>,
+    pub(super) message_id: String,
+    pub(super) conversation_id: String,
+    pub(super) model_name: String,
+    /// Which configured model (`default` or a name under `[llm.models]`).
+    pub(super) model_route: String,
+    /// Told to the reader before the answer, and kept with it.
+    pub(super) notice: Option<String>,
+    pub(super) cancel: CancellationToken,
+    pub(super) in_flight: InFlight,
+    pub(super) started: Instant,
+}
+
+/// How a generation ended.
+enum Outcome {
+    Finished(FinishReason),
+    Failed(LlmError),
+}
+
+impl Outcome {
+    /// The outcome's name in the turn event: the finish reason or the error's class.
+    fn name(&self) -> &'static str {
+        match self {
+            Outcome::Finished(reason) => finish_name(*reason),
+            Outcome::Failed(e) => e.class(),
+        }
+    }
+}
+
+/// Timings of the retrieval stages, for the turn's log line.
+#[derive(Default)]
+struct RetrievalTimings {
+    embed_ms: Option<f64>,
+    search_ms: Option<f64>,
+}
+
+/// What was settled before the model is called.
+struct Prepared {
+    sources: Vec<Source>,
+    timings: RetrievalTimings,
+    prompt_build_ms: f64,
+    /// Characters of the whole prompt, to estimate tokens when the provider
+    /// reports none.
+    prompt_chars: usize,
+    cache_key: Option<String>,
+}
+
+/// What the model has streamed so far in this turn, and how it got there.
+struct Tally {
+    content: String,
+    usage: Option<Usage>,
+    /// Token events received (the completion's size when there is no usage).
+    pieces: u32,
+    ttft_ms: Option<u64>,
+    first_token_at: Option<Instant>,
+    queue_ms: Option<f64>,
+    /// The model that answered (a fallback's, if it came to that).
+    model: String,
+    provider: &'static str,
+    retries: u32,
+    fallback_used: bool,
+    model_called: Instant,
+}
+
+/// What one model event means for the reader.
+enum Step {
+    Tell(ChatEvent),
+    Quiet,
+    End(FinishReason),
+}
+
+impl Tally {
+    fn new(model: String, provider: &'static str) -> Self {
+        Self {
+            content: String::new(),
+            usage: None,
+            pieces: 0,
+            ttft_ms: None,
+            first_token_at: None,
+            queue_ms: None,
+            model,
+            provider,
+            retries: 0,
+            fallback_used: false,
+            model_called: Instant::now(),
+        }
+    }
+
+    /// Counts one event from the model; `started` is the request's arrival.
+    fn take(&mut self, event: LlmEvent, started: Instant) -> Step {
+        match event {
+            LlmEvent::Queued { position } => Step::Tell(ChatEvent::Queued { position }),
+            LlmEvent::Started => {
+                let called = self.model_called;
+                self.queue_ms.get_or_insert_with(|| elapsed_ms_f64(called));
+                Step::Quiet
+            }
+            LlmEvent::Served {
+                model,
+                provider,
+                retries,
+                fallback,
+            } => {
+                self.model = model.clone();
+                self.provider = provider;
+                self.retries = retries;
+                self.fallback_used = fallback;
+                Step::Tell(ChatEvent::Model {
+                    model,
+                    retries,
+                    fallback,
+                    cached: false,
+                })
+            }
+            LlmEvent::Token(text) => {
+                self.ttft_ms.get_or_insert_with(|| elapsed_ms(started));
+                self.first_token_at.get_or_insert_with(Instant::now);
+                self.pieces += 1;
+                self.content.push_str(&text);
+                Step::Tell(ChatEvent::Token { text })
+            }
+            LlmEvent::Usage {
+                prompt_tokens,
+                completion_tokens,
+            } => {
+                self.usage = Some(Usage {
+                    prompt_tokens,
+                    completion_tokens,
+                });
+                Step::Quiet
+            }
+            LlmEvent::Finished(reason) => Step::End(reason),
+        }
+    }
+
+    /// The provider's usage, or an estimate (about four characters a token)
+    /// for providers that report none; `true` when estimated.
+    fn usage(&self, prompt_chars: usize) -> (Usage, bool) {
+        match self.usage {
+            Some(usage) => (usage, false),
+            None => (
+                Usage {
+                    prompt_tokens: u32::try_from(prompt_chars / 4).unwrap_or(u32::MAX),
+                    completion_tokens: self.pieces,
+                },
+                true,
+            ),
+        }
+    }
+
+    /// Generation speed after the first token (the prompt is excluded).
+    fn tokens_per_s(&self, completion_tokens: u32) -> Option<f64> {
+        self.first_token_at.and_then(|first| {
+            let secs = first.elapsed().as_secs_f64();
+            (completion_tokens > 1 && secs > 0.0).then(|| f64::from(completion_tokens - 1) / secs)
+        })
+    }
+}
+
+impl Generation {
+    pub(super) async fn run(self, tx: mpsc::Sender<ChatEvent>) {
+        let (prepared, request) = self.prepare(&tx).await;
+        if let (Some(cache), Some(key)) = (&self.cache, &prepared.cache_key) {
+            match cache.get(key).await {
+                Ok(Some(hit)) => {
+                    self.serve_cached(hit, &tx, prepared).await;
+                    return;
+                }
+                Ok(None) => {}
+                Err(e) => tracing::warn!(error = %e, "reading the response cache"),
+            }
+        }
+        let mut tally = Tally::new(self.model_name.clone(), self.model.provider());
+        let outcome = self.stream_answer(request, &tx, &mut tally).await;
+        self.conclude(outcome, tally, prepared, &tx).await;
+    }
+
+    /// Retrieves the passages (telling the reader which), builds the
+    /// model's request and the cache key.
+    async fn prepare(&self, tx: &mpsc::Sender<ChatEvent>) -> (Prepared, CompletionRequest) {
+        let mut timings = RetrievalTimings::default();
+        let sources = self.sources(&mut timings).await;
+        if !sources.is_empty() {
+            let _ = tx
+                .send(ChatEvent::Sources {
+                    sources: sources.clone(),
+                })
+                .await;
+        }
+        let prompt_started = Instant::now();
+        let request = self.request(&sources);
+        let prompt_build_ms = elapsed_ms_f64(prompt_started);
+        let cache_key = match &self.cache {
+            Some(_) => self.cache_key(&request, &sources).await,
+            None => None,
+        };
+        let prepared = Prepared {
+            prompt_chars: request.messages.iter().map(|m| m.content.len()).sum(),
+            sources,
+            timings,
+            prompt_build_ms,
+            cache_key,
+        };
+        (prepared, request)
+    }
+
+    fn request(&self, sources: &[Source]) -> CompletionRequest {
+        CompletionRequest {
+            messages: build_prompt(
+                &self.system_prompt,
+                &self.history,
+                self.history_chars,
+                sources,
+                &self.question,
+            ),
+            max_tokens: self.max_tokens,
+            temperature: self.temperature,
+        }
+    }
+
+    /// Streams the model's answer to the reader until it ends, fails, or the
+    /// reader goes away (which stops the model).
+    async fn stream_answer(
+        &self,
+        request: CompletionRequest,
+        tx: &mpsc::Sender<ChatEvent>,
+        tally: &mut Tally,
+    ) -> Outcome {
+        let mut stream = match self.model.stream(request, self.cancel.clone()).await {
+            Ok(stream) => stream,
+            Err(e) => return Outcome::Failed(e),
+        };
+        loop {
+            let next = tokio::select! {
+                next = stream.next() => next,
+                // The browser went away: stop generating.
+                () = tx.closed() => {
+                    self.cancel.cancel();
+                    return Outcome::Finished(FinishReason::Cancelled);
+                }
+            };
+            let event = match next {
+                None => return Outcome::Failed(LlmError::Truncated),
+                Some(Err(e)) => return Outcome::Failed(e),
+                Some(Ok(event)) => event,
+            };
+            match tally.take(event, self.started) {
+                Step::Tell(event) => {
+                    let _ = tx.send(event).await;
+                }
+                Step::Quiet => {}
+                Step::End(reason) => return Outcome::Finished(reason),
+            }
+        }
+    }
+
+    /// After the model: citations, the cache, the stored answer, the turn
+    /// event, and the reader's last event.
+    async fn conclude(
+        self,
+        outcome: Outcome,
+        tally: Tally,
+        prepared: Prepared,
+        tx: &mpsc::Sender<ChatEvent>,
+    ) {
+        let total_ms = elapsed_ms(self.started);
+        let (usage, usage_estimated) = tally.usage(prepared.prompt_chars);
+        let (status, error, last_event) = match &outcome {
+            Outcome::Finished(reason) => {
+                let status = if *reason == FinishReason::Cancelled {
+                    MessageStatus::Stopped
+                } else {
+                    MessageStatus::Complete
+                };
+                let event = ChatEvent::Done {
+                    usage,
+                    ttft_ms: tally.ttft_ms.unwrap_or(total_ms),
+                    total_ms,
+                    finish_reason: *reason,
+                };
+                (status, None, event)
+            }
+            Outcome::Failed(e) => {
+                let message = e.user_message();
+                tracing::warn!(error = %e, message_id = %self.message_id, "generation failed");
+                (
+                    MessageStatus::Incomplete,
+                    Some(message.clone()),
+                    ChatEvent::Error { message },
+                )
+            }
+        };
+        let mut sources = prepared.sources;
+        if !sources.is_empty() {
+            citations::annotate(&tally.content, &mut sources);
+            let _ = tx
+                .send(ChatEvent::Citations {
+                    sources: sources.clone(),
+                })
+                .await;
+        }
+        let completed =
+            matches!(outcome, Outcome::Finished(FinishReason::Stop)) && !tally.content.is_empty();
+        if let (Some(cache), Some(key), true) = (&self.cache, &prepared.cache_key, completed) {
+            let entry = CachedAnswer {
+                model: tally.model.clone(),
+                answer: tally.content.clone(),
+                sources: sources.clone(),
+                prompt_tokens: usage.prompt_tokens,
+                completion_tokens: usage.completion_tokens,
+            };
+            if let Err(e) = cache.put(key, &entry).await {
+                tracing::warn!(error = %e, "writing the response cache");
+            }
+        }
+        let turn = ChatTurnEvent {
+            provider: tally.provider.to_owned(),
+            embed_ms: prepared.timings.embed_ms,
+            retrieve_ms: prepared.timings.search_ms,
+            prompt_build_ms: Some(prepared.prompt_build_ms),
+            queue_ms: tally.queue_ms,
+            // Sub-millisecond, so the stages compare exactly with each other.
+            ttft_ms: tally
+                .first_token_at
+                .map(|first| (first - self.started).as_secs_f64() * 1000.0),
+            upstream_ttft_ms: tally
+                .first_token_at
+                .map(|first| (first - tally.model_called).as_secs_f64() * 1000.0),
+            total_ms: elapsed_ms_f64(self.started),
+            prompt_tokens: usage.prompt_tokens,
+            completion_tokens: usage.completion_tokens,
+            tokens_estimated: usage_estimated,
+            tokens_per_s: tally.tokens_per_s(usage.completion_tokens),
+            retries: tally.retries,
+            fallback_used: tally.fallback_used,
+            sources: u32::try_from(sources.len()).unwrap_or(u32::MAX),
+            outcome: outcome.name().to_owned(),
+            error_class: match &outcome {
+                Outcome::Failed(e) => Some(e.class().to_owned()),
+                Outcome::Finished(_) => None,
+            },
+            ..self.turn_event(tally.model.clone())
+        };
+        let record = AnswerRecord {
+            model: tally.model,
+            sources,
+            content: tally.content,
+            status,
+            error,
+            prompt_tokens: usage.prompt_tokens,
+            completion_tokens: usage.completion_tokens,
+            ttft_ms: tally.ttft_ms,
+            total_ms,
+            notice: self.notice.clone(),
+        };
+        self.finish(&record, &turn).await;
+        let _ = tx.send(last_event).await;
+    }
+
+    /// The user's passages for this question (none without indexed documents).
+    /// Retrieval trouble is logged and the question answered without sources:
+    /// a chat that still works beats one that fails.
+    async fn sources(&self, timings: &mut RetrievalTimings) -> Vec<Source> {
+        match self.store.has_indexed_documents(&self.owner).await {
+            Ok(true) => {}
+            Ok(false) => return Vec::new(),
+            Err(e) => {
+                tracing::error!(error = %e, "checking for documents");
+                return Vec::new();
+            }
+        }
+        match self
+            .grounding
+            .retriever
+            .retrieve_top(
+                &self.owner,
+                &self.question,
+                self.top_k.unwrap_or(self.grounding.retriever.top_k()),
+            )
+            .await
+        {
+            Ok(retrieved) => {
+                timings.embed_ms = Some(retrieved.embed_ms);
+                timings.search_ms = Some(retrieved.search_ms);
+                fit_sources(
+                    sources_from(retrieved.hits),
+                    self.grounding.tokens.as_ref(),
+                    self.grounding.context_tokens,
+                )
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "retrieval failed; answering without sources");
+                Vec::new()
+            }
+        }
+    }
+
+    /// The cache key of this request, or `None` if the document versions
+    /// can't be read (then the cache is skipped).
+    async fn cache_key(&self, request: &CompletionRequest, sources: &[Source]) -> Option<String> {
+        let ids: Vec<String> = sources.iter().map(|s| s.document_id.clone()).collect();
+        let versions = match self.store.document_versions(&ids).await {
+            Ok(versions) => versions,
+            Err(e) => {
+                tracing::warn!(error = %e, "reading document versions for the cache");
+                return None;
+            }
+        };
+        // Everything before the final user message: system prompt and history.
+        let earlier = &request.messages[..request.messages.len().saturating_sub(1)];
+        let history: Vec<(&str, &str)> = earlier
+            .iter()
+            .map(|m| (m.role.as_str(), m.content.as_str()))
+            .collect();
+        let model = format!("{}/{}", self.model_route, self.model_name);
+        Some(cache_key(&CacheKeyParts {
+            model: &model,
+            template_version: TEMPLATE_VERSION,
+            question: &self.question,
+            history: &history,
+            sources,
+            document_versions: &versions,
+            temperature: self.temperature,
+            max_tokens: self.max_tokens,
+        }))
+    }
+
+    /// This turn's event with who and what filled in and nothing measured.
+    fn turn_event(&self, model: String) -> ChatTurnEvent {
+        ChatTurnEvent {
+            id: uuid::Uuid::new_v4().to_string(),
+            at: crate::store::now_ms(),
+            user_id: self.owner.clone(),
+            conversation_id: self.conversation_id.clone(),
+            message_id: self.message_id.clone(),
+            model,
+            provider: String::new(),
+            variant: self.variant.clone(),
+            embed_ms: None,
+            retrieve_ms: None,
+            prompt_build_ms: None,
+            queue_ms: None,
+            ttft_ms: None,
+            upstream_ttft_ms: None,
+            total_ms: 0.0,
+            prompt_tokens: 0,
+            completion_tokens: 0,
+            tokens_estimated: false,
+            tokens_per_s: None,
+            cache_hit: false,
+            retries: 0,
+            fallback_used: false,
+            sources: 0,
+            outcome: String::new(),
+            error_class: None,
+        }
+    }
+
+    /// Stores the answer, releases its Stop handle and records the turn:
+    /// the end of every turn, from the model or from the cache.
+    async fn finish(&self, record: &AnswerRecord, turn: &ChatTurnEvent) {
+        if let Err(e) = self.store.finish_answer(&self.message_id, record).await {
+            tracing::error!(error = %e, message_id = %self.message_id, "recording the answer failed");
+        }
+        if let Ok(mut in_flight) = self.in_flight.lock() {
+            in_flight.remove(&self.message_id);
+        }
+        self.recorder.record_turn(turn).await;
+    }
+
+    /// Answers from the cache at once: the whole text in one piece. Costs no
+    /// model tokens, so none are counted against budgets.
+    async fn serve_cached(
+        self,
+        hit: CachedAnswer,
+        tx: &mpsc::Sender<ChatEvent>,
+        prepared: Prepared,
+    ) {
+        let Prepared {
+            timings,
+            prompt_build_ms,
+            ..
+        } = prepared;
+        let _ = tx
+            .send(ChatEvent::Model {
+                model: hit.model.clone(),
+                retries: 0,
+                fallback: false,
+                cached: true,
+            })
+            .await;
+        let _ = tx
+            .send(ChatEvent::Token {
+                text: hit.answer.clone(),
+            })
+            .await;
+        let ttft_ms = elapsed_ms(self.started);
+        if !hit.sources.is_empty() {
+            let _ = tx
+                .send(ChatEvent::Citations {
+                    sources: hit.sources.clone(),
+                })
+                .await;
+        }
+        let total_ms = elapsed_ms(self.started);
+        let record = AnswerRecord {
+            model: hit.model.clone(),
+            sources: hit.sources.clone(),
+            content: hit.answer,
+            status: MessageStatus::Complete,
+            error: None,
+            prompt_tokens: 0,
+            completion_tokens: 0,
+            ttft_ms: Some(ttft_ms),
+            total_ms,
+            notice: self.notice.clone(),
+        };
+        let turn = ChatTurnEvent {
+            provider: "cache".to_owned(),
+            embed_ms: timings.embed_ms,
+            retrieve_ms: timings.search_ms,
+            prompt_build_ms: Some(prompt_build_ms),
+            ttft_ms: Some(ttft_ms as f64),
+            total_ms: total_ms as f64,
+            cache_hit: true,
+            sources: u32::try_from(record.sources.len()).unwrap_or(u32::MAX),
+            outcome: "stop".to_owned(),
+            ..self.turn_event(hit.model)
+        };
+        self.finish(&record, &turn).await;
+        let _ = tx
+            .send(ChatEvent::Done {
+                usage: Usage {
+                    prompt_tokens: 0,
+                    completion_tokens: 0,
+                },
+                ttft_ms,
+                total_ms,
+                finish_reason: FinishReason::Stop,
+            })
+            .await;
+    }
+}
+
+fn finish_name(reason: FinishReason) -> &'static str {
+    match reason {
+        FinishReason::Stop => "stop",
+        FinishReason::Length => "length",
+        FinishReason::Cancelled => "cancelled",
+    }
+}
+
+fn elapsed_ms(since: Instant) -> u64 {
+    u64::try_from(since.elapsed().as_millis()).unwrap_or(u64::MAX)
+}
+
+fn elapsed_ms_f64(since: Instant) -> f64 {
+    since.elapsed().as_secs_f64() * 1000.0
+}
