@@ -264,7 +264,7 @@ impl ChatService for ChatServiceImpl {
                 request.conversation_id.as_deref(),
                 &request.text,
                 &model_name,
-                || title_from(&request.text),
+                &title_from(&request.text),
             )
             .await?
             .ok_or(AppError::NotFound)?;

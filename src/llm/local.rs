@@ -14,6 +14,7 @@ use llama_cpp_2::llama_batch::LlamaBatch;
 use llama_cpp_2::model::params::LlamaModelParams;
 use llama_cpp_2::model::{LlamaChatMessage, LlamaChatTemplate, LlamaModel};
 use llama_cpp_2::sampling::LlamaSampler;
+use llama_cpp_2::token::LlamaToken;
 use std::collections::HashMap;
 use std::num::NonZeroU32;
 use std::path::PathBuf;
@@ -398,40 +399,19 @@ impl Engine {
         let started = Instant::now();
         let slice = PROMPT_SLICE.min(batch_size);
         let mut batch = LlamaBatch::new(batch_size.max(slice), 1);
-        let last = tokens.len() - 1;
-        for (chunk_index, chunk) in tokens.chunks(slice).enumerate() {
-            if stop() {
-                let stats = GenerationStats {
-                    prompt_tokens: tokens.len(),
-                    completion_tokens: 0,
-                    prompt_ms: ms(started),
-                    first_token_ms: None,
-                    total_ms: ms(started),
-                };
-                return Ok((stats, FinishReason::Cancelled));
-            }
-            batch.clear();
-            for (offset, token) in chunk.iter().enumerate() {
-                let pos = chunk_index * slice + offset;
-                batch
-                    .add(*token, pos as i32, &[0], pos == last)
-                    .map_err(|e| LlmError::Local(format!("batch: {e}")))?;
-            }
-            ctx.decode(&mut batch)
-                .map_err(|e| LlmError::Local(format!("decoding the prompt: {e}")))?;
+        if !decode_prompt(ctx, &mut batch, &tokens, slice, stop)? {
+            let stats = GenerationStats {
+                prompt_tokens: tokens.len(),
+                completion_tokens: 0,
+                prompt_ms: ms(started),
+                first_token_ms: None,
+                total_ms: ms(started),
+            };
+            return Ok((stats, FinishReason::Cancelled));
         }
         let prompt_ms = ms(started);
 
-        let mut sampler = if request.temperature <= 0.0 {
-            LlamaSampler::greedy()
-        } else {
-            LlamaSampler::chain_simple([
-                LlamaSampler::top_k(40),
-                LlamaSampler::top_p(0.95, 1),
-                LlamaSampler::temp(request.temperature),
-                LlamaSampler::dist(rand_seed()),
-            ])
-        };
+        let mut sampler = sampler(request.temperature);
         let vocab = self.model.vocab();
         let mut decoder = encoding_rs::UTF_8.new_decoder();
         let mut position = tokens.len();
@@ -485,6 +465,47 @@ impl Engine {
             total_ms: last_token_ms,
         };
         Ok((stats, reason))
+    }
+}
+
+/// Feeds the prompt to the model in slices of `slice` tokens (asking for
+/// logits of the last one only); `false` if `stop()` said so in between.
+fn decode_prompt(
+    ctx: &mut LlamaContext<'_>,
+    batch: &mut LlamaBatch,
+    tokens: &[LlamaToken],
+    slice: usize,
+    stop: &dyn Fn() -> bool,
+) -> Result<bool, LlmError> {
+    let last = tokens.len() - 1;
+    for (chunk_index, chunk) in tokens.chunks(slice).enumerate() {
+        if stop() {
+            return Ok(false);
+        }
+        batch.clear();
+        for (offset, token) in chunk.iter().enumerate() {
+            let pos = chunk_index * slice + offset;
+            batch
+                .add(*token, pos as i32, &[0], pos == last)
+                .map_err(|e| LlmError::Local(format!("batch: {e}")))?;
+        }
+        ctx.decode(batch)
+            .map_err(|e| LlmError::Local(format!("decoding the prompt: {e}")))?;
+    }
+    Ok(true)
+}
+
+/// Greedy at temperature 0, else top-k 40, top-p 0.95, then the temperature.
+fn sampler(temperature: f32) -> LlamaSampler {
+    if temperature <= 0.0 {
+        LlamaSampler::greedy()
+    } else {
+        LlamaSampler::chain_simple([
+            LlamaSampler::top_k(40),
+            LlamaSampler::top_p(0.95, 1),
+            LlamaSampler::temp(temperature),
+            LlamaSampler::dist(rand_seed()),
+        ])
     }
 }
 

@@ -289,14 +289,15 @@ impl Store {
 
     /// Stores the user's message and an empty "streaming" answer in one
     /// transaction, creating the conversation when `conversation_id` is `None`.
-    /// Returns `None` if the conversation is not the user's.
+    /// A new conversation is called `new_title`. Returns `None` if the
+    /// conversation is not the user's.
     pub async fn begin_turn(
         &self,
         user_id: &str,
         conversation_id: Option<&str>,
         text: &str,
         model: &str,
-        new_title: impl FnOnce() -> String,
+        new_title: &str,
     ) -> Result<Option<NewTurn>, StoreError> {
         on_db!(self, db => {
             let mut tx = db.begin().await?;
@@ -319,7 +320,7 @@ impl Store {
                 }
                 None => {
                     let id = Uuid::new_v4().to_string();
-                    let title = new_title();
+                    let title = new_title.to_owned();
                     sqlx::query(
                         "INSERT INTO conversations (id, user_id, title, created_at, updated_at) \
                          VALUES ($1, $2, $3, $4, $5)",
@@ -357,26 +358,20 @@ impl Store {
             .await?;
             let user_message_id = Uuid::new_v4().to_string();
             let assistant_message_id = Uuid::new_v4().to_string();
+            // The question, and its answer while it streams.
             sqlx::query(
-                "INSERT INTO messages (id, conversation_id, seq, role, content, status, created_at) \
-                 VALUES ($1, $2, $3, 'user', $4, 'complete', $5)",
+                "INSERT INTO messages (id, conversation_id, seq, role, content, status, model, created_at) \
+                 VALUES ($1, $2, $3, 'user', $4, 'complete', NULL, $5), \
+                        ($6, $2, $7, 'assistant', '', 'streaming', $8, $5)",
             )
             .bind(&user_message_id)
             .bind(&conversation_id)
             .bind(next_seq)
             .bind(text)
             .bind(now)
-            .execute(&mut *tx)
-            .await?;
-            sqlx::query(
-                "INSERT INTO messages (id, conversation_id, seq, role, content, status, model, created_at) \
-                 VALUES ($1, $2, $3, 'assistant', '', 'streaming', $4, $5)",
-            )
             .bind(&assistant_message_id)
-            .bind(&conversation_id)
             .bind(next_seq + 1)
             .bind(model)
-            .bind(now)
             .execute(&mut *tx)
             .await?;
             sqlx::query("UPDATE conversations SET updated_at = $1 WHERE id = $2")
