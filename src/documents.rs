@@ -556,27 +556,7 @@ impl Inner {
                 .embed_documents(texts.clone())
                 .await
                 .map_err(|e| Stop::Failed(format!("Embedding failed: {e}")))?;
-            let points = batch
-                .iter()
-                .zip(texts.iter())
-                .zip(dense)
-                .map(|((chunk, text), dense)| ChunkPoint {
-                    id: point_id(&doc.id, chunk.index),
-                    dense,
-                    sparse: bm25::document_vector(text),
-                    payload: ChunkPayload {
-                        owner: doc.user_id.clone(),
-                        document_id: doc.id.clone(),
-                        document_name: doc.name.clone(),
-                        chunk_index: chunk.index,
-                        text: chunk.text.clone(),
-                        heading_path: chunk.heading_path.clone(),
-                        page: chunk.page,
-                        char_start: chunk.char_start as u64,
-                        char_end: chunk.char_end as u64,
-                    },
-                })
-                .collect();
+            let points = chunk_points(doc, batch, &texts, dense);
             self.index.upsert(points).await.map_err(|e| internal(&e))?;
             done += u32::try_from(batch.len()).unwrap_or(u32::MAX);
             alive(
@@ -597,6 +577,37 @@ impl Inner {
         )?;
         Ok(total)
     }
+}
+
+/// The index's points for a batch of a document's chunks: their embedded
+/// text's dense and BM25 vectors, and what a search hit shows.
+fn chunk_points(
+    doc: &DocumentRow,
+    batch: &[Chunk],
+    texts: &[String],
+    dense: Vec<Vec<f32>>,
+) -> Vec<ChunkPoint> {
+    batch
+        .iter()
+        .zip(texts)
+        .zip(dense)
+        .map(|((chunk, text), dense)| ChunkPoint {
+            id: point_id(&doc.id, chunk.index),
+            dense,
+            sparse: bm25::document_vector(text),
+            payload: ChunkPayload {
+                owner: doc.user_id.clone(),
+                document_id: doc.id.clone(),
+                document_name: doc.name.clone(),
+                chunk_index: chunk.index,
+                text: chunk.text.clone(),
+                heading_path: chunk.heading_path.clone(),
+                page: chunk.page,
+                char_start: chunk.char_start as u64,
+                char_end: chunk.char_end as u64,
+            },
+        })
+        .collect()
 }
 
 #[cfg(test)]

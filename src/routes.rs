@@ -8,6 +8,7 @@ use app::api::identity::{
 use app::error::AppError;
 use app::ports::{Services, UserId};
 use app::wire::{AccountView, DocumentView, UploadOutcome};
+use axum::extract::multipart::Field;
 use axum::extract::{DefaultBodyLimit, Multipart, Path, Query};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
@@ -271,53 +272,13 @@ async fn upload(
             .acquire()
             .await
             .map_err(|_| ApiError(AppError::Internal))?;
-        let mut bytes = Vec::new();
-        let mut too_large = false;
-        let mut received = 0u64;
-        let started = tokio::time::Instant::now();
-        loop {
-            // A file must keep coming at a minimum pace, so a trickling
-            // client can't hold one of the few slots for reading files.
-            let deadline = started
-                + SLOW_UPLOAD_GRACE
-                + Duration::from_secs(received / MIN_UPLOAD_BYTES_PER_SEC);
-            let chunk = match tokio::time::timeout_at(deadline, field.chunk()).await {
-                Ok(chunk) => chunk,
-                Err(_) => {
-                    return Err(ApiError(AppError::BadRequest(format!(
-                        "The upload of {file_name} was too slow (less than {} KiB/s); try again on a better connection.",
-                        MIN_UPLOAD_BYTES_PER_SEC / 1024
-                    ))))
-                }
-            };
-            match chunk {
-                Ok(Some(chunk)) => {
-                    received += chunk.len() as u64;
-                    if too_large {
-                        continue;
-                    }
-                    if (bytes.len() + chunk.len()) as u64 > limits.max_file_bytes {
-                        too_large = true;
-                        bytes = Vec::new();
-                    } else {
-                        bytes.extend_from_slice(&chunk);
-                    }
-                }
-                Ok(None) => break,
-                Err(e) => {
-                    return Err(ApiError(AppError::BadRequest(format!(
-                        "The upload of {file_name} broke off: {e}"
-                    ))))
-                }
-            }
-        }
-        let result = if too_large {
-            Err(AppError::TooLarge(format!(
+        let bytes = read_file(&mut field, &file_name, limits.max_file_bytes).await?;
+        let result = match bytes {
+            None => Err(AppError::TooLarge(format!(
                 "{file_name} is too large (the limit is {} MiB).",
                 limits.max_file_bytes / (1024 * 1024)
-            )))
-        } else {
-            services.documents.upload(&caller, &file_name, bytes).await
+            ))),
+            Some(bytes) => services.documents.upload(&caller, &file_name, bytes).await,
         };
         outcomes.push(match result {
             Ok((document, duplicate)) => UploadOutcome {
@@ -350,6 +311,51 @@ async fn upload(
         _ => StatusCode::ACCEPTED,
     };
     Ok((status, Json(outcomes)).into_response())
+}
+
+/// Reads one file of an upload: `None` if it is over `max_file_bytes` (the
+/// rest of it is read and dropped, so the next file can be read). A file
+/// must keep coming at a minimum pace, so a trickling client can't hold one
+/// of the few slots for reading files.
+async fn read_file(
+    field: &mut Field<'_>,
+    file_name: &str,
+    max_file_bytes: u64,
+) -> Result<Option<Vec<u8>>, ApiError> {
+    let mut bytes = Vec::new();
+    let mut too_large = false;
+    let mut received = 0u64;
+    let started = tokio::time::Instant::now();
+    loop {
+        let deadline =
+            started + SLOW_UPLOAD_GRACE + Duration::from_secs(received / MIN_UPLOAD_BYTES_PER_SEC);
+        let Ok(chunk) = tokio::time::timeout_at(deadline, field.chunk()).await else {
+            return Err(ApiError(AppError::BadRequest(format!(
+                "The upload of {file_name} was too slow (less than {} KiB/s); try again on a better connection.",
+                MIN_UPLOAD_BYTES_PER_SEC / 1024
+            ))));
+        };
+        match chunk {
+            Ok(Some(chunk)) => {
+                received += chunk.len() as u64;
+                if too_large {
+                    continue;
+                }
+                if (bytes.len() + chunk.len()) as u64 > max_file_bytes {
+                    too_large = true;
+                    bytes = Vec::new();
+                } else {
+                    bytes.extend_from_slice(&chunk);
+                }
+            }
+            Ok(None) => return Ok((!too_large).then_some(bytes)),
+            Err(e) => {
+                return Err(ApiError(AppError::BadRequest(format!(
+                    "The upload of {file_name} broke off: {e}"
+                ))))
+            }
+        }
+    }
 }
 
 /// `/metrics` (Prometheus text format) and the admin's exports:

@@ -295,6 +295,74 @@ async fn open_store(settings: &Settings) -> anyhow::Result<Store> {
     Ok(store)
 }
 
+/// Sessions in the store: a cookie that expires after 30 idle days, its
+/// rows deleted once an hour.
+async fn session_layer(
+    store: &Store,
+    settings: &Settings,
+) -> anyhow::Result<SessionManagerLayer<SessionBackend>> {
+    let sessions = SessionBackend::open(store)
+        .await
+        .context("creating the sessions table")?;
+    let expired = sessions.clone();
+    tokio::spawn(async move {
+        let mut every = tokio::time::interval(std::time::Duration::from_secs(3600));
+        loop {
+            every.tick().await;
+            if let Err(e) = expired.delete_expired().await {
+                tracing::warn!(error = %e, "deleting expired sessions");
+            }
+        }
+    });
+    Ok(SessionManagerLayer::new(sessions)
+        .with_name("ragchat_session")
+        .with_http_only(true)
+        .with_same_site(SameSite::Lax)
+        .with_secure(settings.server.secure_cookies)
+        .with_expiry(Expiry::OnInactivity(
+            tower_sessions::cookie::time::Duration::days(30),
+        )))
+}
+
+/// The rate limiter's state: in Redis when configured (shared by every
+/// replica), else in this process.
+async fn build_limiter(settings: &Settings) -> anyhow::Result<Arc<dyn RateLimiter>> {
+    Ok(match &settings.limits.redis_url {
+        Some(url) => {
+            tracing::info!("rate limits kept in Redis, shared by every replica");
+            Arc::new(
+                RedisRateLimiter::connect(url.expose_secret(), &settings.limits.redis_key_prefix)
+                    .await?,
+            )
+        }
+        None => Arc::new(LocalRateLimiter::new()),
+    })
+}
+
+fn build_chat(
+    settings: &Settings,
+    store: &Store,
+    models: Arc<ModelRoster>,
+    grounding: Arc<Grounding>,
+    metrics: &Arc<Metrics>,
+) -> ChatServiceImpl {
+    ChatServiceImpl::new(
+        store.clone(),
+        models,
+        grounding,
+        Operations {
+            recorder: EventRecorder::new(store.clone(), metrics.clone()),
+            cache: ResponseCache::new(store.clone(), &settings.cache),
+            experiments: Arc::new(settings.experiments.clone()),
+        },
+        settings.chat.clone(),
+        Sampling {
+            max_tokens: settings.llm.max_tokens,
+            temperature: settings.llm.temperature,
+        },
+    )
+}
+
 impl Application {
     pub async fn build(settings: Settings) -> anyhow::Result<Self> {
         let model = build_model(&settings).await?;
@@ -308,43 +376,10 @@ impl Application {
     ) -> anyhow::Result<Self> {
         let models = Arc::new(build_roster(&settings, model).await?);
         let store = open_store(&settings).await?;
-        let sessions = SessionBackend::open(&store)
-            .await
-            .context("creating the sessions table")?;
-        // Sessions expire after 30 idle days; their rows go once an hour.
-        let expired = sessions.clone();
-        tokio::spawn(async move {
-            let mut every = tokio::time::interval(std::time::Duration::from_secs(3600));
-            loop {
-                every.tick().await;
-                if let Err(e) = expired.delete_expired().await {
-                    tracing::warn!(error = %e, "deleting expired sessions");
-                }
-            }
-        });
-        let session_layer = SessionManagerLayer::new(sessions)
-            .with_name("ragchat_session")
-            .with_http_only(true)
-            .with_same_site(SameSite::Lax)
-            .with_secure(settings.server.secure_cookies)
-            .with_expiry(Expiry::OnInactivity(
-                tower_sessions::cookie::time::Duration::days(30),
-            ));
+        let session_layer = session_layer(&store, &settings).await?;
 
         let metrics = Arc::new(Metrics::new().context("setting up metrics")?);
-        let limiter: Arc<dyn RateLimiter> = match &settings.limits.redis_url {
-            Some(url) => {
-                tracing::info!("rate limits kept in Redis, shared by every replica");
-                Arc::new(
-                    RedisRateLimiter::connect(
-                        url.expose_secret(),
-                        &settings.limits.redis_key_prefix,
-                    )
-                    .await?,
-                )
-            }
-            None => Arc::new(LocalRateLimiter::new()),
-        };
+        let limiter = build_limiter(&settings).await?;
         let limits: Arc<dyn UsageLimits> = Arc::new(Allowances::new(
             limiter.clone(),
             store.clone(),
@@ -370,22 +405,7 @@ impl Application {
             context_tokens: settings.retrieval.context_tokens,
             max_upload_bytes: settings.documents.max_file_bytes,
         });
-        let recorder = EventRecorder::new(store.clone(), metrics.clone());
-        let chat = ChatServiceImpl::new(
-            store.clone(),
-            models,
-            grounding,
-            Operations {
-                recorder,
-                cache: ResponseCache::new(store.clone(), &settings.cache),
-                experiments: Arc::new(settings.experiments.clone()),
-            },
-            settings.chat.clone(),
-            Sampling {
-                max_tokens: settings.llm.max_tokens,
-                temperature: settings.llm.temperature,
-            },
-        );
+        let chat = build_chat(&settings, &store, models, grounding, &metrics);
         let accounts = AccountServiceImpl::new(
             store.clone(),
             limiter,
