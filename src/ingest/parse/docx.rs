@@ -250,6 +250,60 @@ pub(super) fn parse_docx(
 ) -> Result<ParsedDocument, ParseError> {
     use quick_xml::events::Event;
 
+    let DocxParts {
+        body,
+        style_levels,
+        core_title,
+    } = docx_parts(bytes, xml_cap)?;
+
+    let mut doc = DocxReader {
+        builder: DocBuilder::new(limits),
+        headings: HeadingStack::default(),
+        title_paragraph: None,
+        first_heading: None,
+        paragraphs: Vec::new(),
+        tables: Vec::new(),
+        style_levels,
+        in_text: false,
+        in_ppr: false,
+        run_props_depth: None,
+        run_hidden: false,
+        depth: 0,
+        skip_until: None,
+    };
+    let mut reader = xml_reader(&body);
+    loop {
+        match reader.read_event().map_err(|e| xml_error(DOCX_BODY, e))? {
+            Event::Start(e) => doc.open(&e),
+            Event::Empty(e) => doc.empty(&e),
+            Event::Text(_) | Event::CData(_) | Event::GeneralRef(_) if !doc.reads_text() => {}
+            Event::Text(t) => doc.text(&t.xml10_content()),
+            Event::CData(t) => doc.text(&t.xml10_content()),
+            Event::GeneralRef(r) => {
+                if let Some(text) = xml_entity(&r) {
+                    doc.text(&text);
+                }
+            }
+            Event::End(e) => doc.close(e.local_name().as_ref())?,
+            Event::Eof => break,
+            _ => {}
+        }
+    }
+    let title = core_title.or(doc.title_paragraph).or(doc.first_heading);
+    doc.builder.finish(title, None)
+}
+
+/// The parts of a .docx that are read.
+struct DocxParts {
+    /// `word/document.xml`.
+    body: String,
+    /// Heading level of each paragraph style (0: Title).
+    style_levels: HashMap<String, u8>,
+    /// The title in the document's properties.
+    core_title: Option<String>,
+}
+
+fn docx_parts(bytes: &[u8], xml_cap: usize) -> Result<DocxParts, ParseError> {
     sniff_docx(bytes)?;
     let mut archive = zip::ZipArchive::new(Cursor::new(bytes))
         .map_err(|e| ParseError::Corrupt(format!("the .docx archive is damaged ({e})")))?;
@@ -261,181 +315,193 @@ pub(super) fn parse_docx(
     };
     let core_title = read_zip_part(&mut archive, "docProps/core.xml", DOCX_SIDE_CAP)?
         .and_then(|xml| docx_core_title(&xml));
+    Ok(DocxParts {
+        body,
+        style_levels,
+        core_title,
+    })
+}
 
-    let mut builder = DocBuilder::new(limits);
-    let mut headings = HeadingStack::default();
-    let mut title_paragraph: Option<String> = None;
-    let mut first_heading: Option<String> = None;
-    // Paragraphs nest (text boxes inside a run), and so do tables.
-    let mut paragraphs: Vec<DocxParagraph> = Vec::new();
-    let mut tables: Vec<DocxTable> = Vec::new();
-    let mut in_text = false;
-    let mut in_ppr = false;
-    // Runs formatted as hidden text (`<w:vanish/>` directly in the run's
-    // properties; not in `w:rPrChange`, the formatting before a tracked
-    // change) are not shown by Word. The depth of the run's `w:rPr`:
-    let mut run_props_depth: Option<usize> = None;
-    let mut run_hidden = false;
-    let mut depth = 0usize;
-    let mut skip_until: Option<usize> = None;
+/// What the body has produced so far, and the paragraphs and tables open.
+struct DocxReader {
+    builder: DocBuilder,
+    headings: HeadingStack,
+    title_paragraph: Option<String>,
+    first_heading: Option<String>,
+    /// Paragraphs nest (text boxes inside a run), and so do tables.
+    paragraphs: Vec<DocxParagraph>,
+    tables: Vec<DocxTable>,
+    /// Heading level of each paragraph style (0: Title).
+    style_levels: HashMap<String, u8>,
+    in_text: bool,
+    in_ppr: bool,
+    /// Runs formatted as hidden text (`<w:vanish/>` directly in the run's
+    /// properties; not in `w:rPrChange`, the formatting before a tracked
+    /// change) are not shown by Word. The depth of the run's `w:rPr`:
+    run_props_depth: Option<usize>,
+    run_hidden: bool,
+    depth: usize,
+    /// The depth of the element whose content is being skipped.
+    skip_until: Option<usize>,
+}
 
-    let mut reader = xml_reader(&body);
-    loop {
-        let event = reader.read_event().map_err(|e| xml_error(DOCX_BODY, e))?;
-        match event {
-            Event::Start(e) => {
-                depth += 1;
-                let local = e.local_name();
-                let local = local.as_ref();
-                // Run properties are skipped, all but whether the run is hidden.
-                if local == "vanish" && run_props_depth == Some(depth - 1) {
-                    run_hidden = docx_on(&e);
-                }
-                if skip_until.is_some() {
-                    continue;
-                }
-                if docx_skipped(local) {
-                    if local == "rPr" && !in_ppr {
-                        run_props_depth = Some(depth);
-                    }
-                    skip_until = Some(depth);
-                    continue;
-                }
-                match local {
-                    "p" => paragraphs.push(DocxParagraph::default()),
-                    "r" => run_hidden = false,
-                    "pPr" => in_ppr = true,
-                    "t" => in_text = true,
-                    "tbl" => tables.push(DocxTable::default()),
-                    "tc" => {
-                        if let Some(table) = tables.last_mut() {
-                            table.cell.clear();
-                        }
-                    }
-                    _ => docx_empty_element(&e, in_ppr, &mut paragraphs, &style_levels),
+impl DocxReader {
+    /// Whether text here is visible text of a run.
+    fn reads_text(&self) -> bool {
+        self.in_text && !self.run_hidden && self.skip_until.is_none()
+    }
+
+    fn open(&mut self, e: &quick_xml::events::BytesStart<'_>) {
+        self.depth += 1;
+        let local = e.local_name();
+        let local = local.as_ref();
+        // Run properties are skipped, all but whether the run is hidden.
+        if local == "vanish" && self.run_props_depth == Some(self.depth - 1) {
+            self.run_hidden = docx_on(e);
+        }
+        if self.skip_until.is_some() {
+            return;
+        }
+        if docx_skipped(local) {
+            if local == "rPr" && !self.in_ppr {
+                self.run_props_depth = Some(self.depth);
+            }
+            self.skip_until = Some(self.depth);
+            return;
+        }
+        match local {
+            "p" => self.paragraphs.push(DocxParagraph::default()),
+            "r" => self.run_hidden = false,
+            "pPr" => self.in_ppr = true,
+            "t" => self.in_text = true,
+            "tbl" => self.tables.push(DocxTable::default()),
+            "tc" => {
+                if let Some(table) = self.tables.last_mut() {
+                    table.cell.clear();
                 }
             }
-            Event::Empty(e) => {
-                if e.local_name().as_ref() == "vanish" && run_props_depth == Some(depth) {
-                    run_hidden = docx_on(&e);
-                }
-                if skip_until.is_some() {
-                    continue;
-                }
-                if e.local_name().as_ref() == "tc" {
-                    // An empty cell still takes its column.
-                    if let Some(table) = tables.last_mut() {
-                        table.cells.push(String::new());
-                    }
-                } else {
-                    docx_empty_element(&e, in_ppr, &mut paragraphs, &style_levels);
-                }
-            }
-            Event::Text(t) => {
-                if in_text && !run_hidden && skip_until.is_none() {
-                    if let Some(p) = paragraphs.last_mut() {
-                        p.text.push_text(&t.xml10_content());
-                    }
-                }
-            }
-            Event::CData(t) => {
-                if in_text && !run_hidden && skip_until.is_none() {
-                    if let Some(p) = paragraphs.last_mut() {
-                        p.text.push_text(&t.xml10_content());
-                    }
-                }
-            }
-            Event::GeneralRef(r) => {
-                if in_text && !run_hidden && skip_until.is_none() {
-                    if let (Some(p), Some(text)) = (paragraphs.last_mut(), xml_entity(&r)) {
-                        p.text.push_text(&text);
-                    }
-                }
-            }
-            Event::End(e) => {
-                let ended_skip = skip_until == Some(depth);
-                depth = depth.saturating_sub(1);
-                if ended_skip {
-                    skip_until = None;
-                    run_props_depth = None;
-                    continue;
-                }
-                if skip_until.is_some() {
-                    continue;
-                }
-                match e.local_name().as_ref() {
-                    "t" => in_text = false,
-                    "r" => run_hidden = false,
-                    "pPr" => in_ppr = false,
-                    "p" => {
-                        let Some(mut paragraph) = paragraphs.pop() else {
-                            continue;
-                        };
-                        let text = paragraph.text.take();
-                        if let Some(table) = tables.last_mut() {
-                            let text = normalize_inline(&text);
-                            if !text.is_empty() {
-                                if !table.cell.is_empty() {
-                                    table.cell.push(' ');
-                                }
-                                table.cell.push_str(&text);
-                            }
-                        } else if let Some(level) = paragraph.level {
-                            let text = normalize_inline(&text);
-                            if text.is_empty() {
-                                continue;
-                            }
-                            if level == 0 && title_paragraph.is_none() {
-                                title_paragraph = Some(text.clone());
-                            } else if level > 0 && first_heading.is_none() {
-                                first_heading = Some(text.clone());
-                            }
-                            let path = headings.enter(level, text.clone());
-                            builder.start_section(path, None, Some(&text))?;
-                        } else {
-                            builder.push_block(&text, false)?;
-                        }
-                    }
-                    "tc" => {
-                        if let Some(table) = tables.last_mut() {
-                            let cell = std::mem::take(&mut table.cell);
-                            table.cells.push(cell);
-                        }
-                    }
-                    "tr" => {
-                        if let Some(table) = tables.last_mut() {
-                            let row = std::mem::take(&mut table.cells).join("\t");
-                            table.rows.push(row);
-                        }
-                    }
-                    "tbl" => {
-                        let Some(table) = tables.pop() else {
-                            continue;
-                        };
-                        let rendered = table.rows.join("\n");
-                        match tables.last_mut() {
-                            // A nested table reads as part of its cell.
-                            Some(outer) => {
-                                let text = normalize_inline(&rendered);
-                                if !outer.cell.is_empty() {
-                                    outer.cell.push(' ');
-                                }
-                                outer.cell.push_str(&text);
-                            }
-                            None => {
-                                builder.push_block(&rendered, true)?;
-                            }
-                        }
-                    }
-                    _ => {}
-                }
-            }
-            Event::Eof => break,
-            _ => {}
+            _ => docx_empty_element(e, self.in_ppr, &mut self.paragraphs, &self.style_levels),
         }
     }
-    let title = core_title.or(title_paragraph).or(first_heading);
-    builder.finish(title, None)
+
+    fn empty(&mut self, e: &quick_xml::events::BytesStart<'_>) {
+        if e.local_name().as_ref() == "vanish" && self.run_props_depth == Some(self.depth) {
+            self.run_hidden = docx_on(e);
+        }
+        if self.skip_until.is_some() {
+            return;
+        }
+        if e.local_name().as_ref() == "tc" {
+            // An empty cell still takes its column.
+            if let Some(table) = self.tables.last_mut() {
+                table.cells.push(String::new());
+            }
+        } else {
+            docx_empty_element(e, self.in_ppr, &mut self.paragraphs, &self.style_levels);
+        }
+    }
+
+    fn close(&mut self, local: &str) -> Result<(), ParseError> {
+        let ended_skip = self.skip_until == Some(self.depth);
+        self.depth = self.depth.saturating_sub(1);
+        if ended_skip {
+            self.skip_until = None;
+            self.run_props_depth = None;
+            return Ok(());
+        }
+        if self.skip_until.is_some() {
+            return Ok(());
+        }
+        match local {
+            "t" => self.in_text = false,
+            "r" => self.run_hidden = false,
+            "pPr" => self.in_ppr = false,
+            other => self.end(other)?,
+        }
+        Ok(())
+    }
+
+    /// Visible text of a run.
+    fn text(&mut self, text: &str) {
+        if let Some(p) = self.paragraphs.last_mut() {
+            p.text.push_text(text);
+        }
+    }
+
+    /// A paragraph, cell, row or table ends.
+    fn end(&mut self, local: &str) -> Result<(), ParseError> {
+        match local {
+            "p" => self.end_paragraph()?,
+            "tc" => {
+                if let Some(table) = self.tables.last_mut() {
+                    let cell = std::mem::take(&mut table.cell);
+                    table.cells.push(cell);
+                }
+            }
+            "tr" => {
+                if let Some(table) = self.tables.last_mut() {
+                    let row = std::mem::take(&mut table.cells).join("\t");
+                    table.rows.push(row);
+                }
+            }
+            "tbl" => self.end_table()?,
+            _ => {}
+        }
+        Ok(())
+    }
+
+    /// A paragraph ends: into its table cell, as a heading, or as a block.
+    fn end_paragraph(&mut self) -> Result<(), ParseError> {
+        let Some(mut paragraph) = self.paragraphs.pop() else {
+            return Ok(());
+        };
+        let text = paragraph.text.take();
+        if let Some(table) = self.tables.last_mut() {
+            let text = normalize_inline(&text);
+            if !text.is_empty() {
+                if !table.cell.is_empty() {
+                    table.cell.push(' ');
+                }
+                table.cell.push_str(&text);
+            }
+        } else if let Some(level) = paragraph.level {
+            let text = normalize_inline(&text);
+            if text.is_empty() {
+                return Ok(());
+            }
+            if level == 0 && self.title_paragraph.is_none() {
+                self.title_paragraph = Some(text.clone());
+            } else if level > 0 && self.first_heading.is_none() {
+                self.first_heading = Some(text.clone());
+            }
+            let path = self.headings.enter(level, text.clone());
+            self.builder.start_section(path, None, Some(&text))?;
+        } else {
+            self.builder.push_block(&text, false)?;
+        }
+        Ok(())
+    }
+
+    /// A table ends: a block of rows, or (nested) part of its outer cell.
+    fn end_table(&mut self) -> Result<(), ParseError> {
+        let Some(table) = self.tables.pop() else {
+            return Ok(());
+        };
+        let rendered = table.rows.join("\n");
+        match self.tables.last_mut() {
+            Some(outer) => {
+                let text = normalize_inline(&rendered);
+                if !outer.cell.is_empty() {
+                    outer.cell.push(' ');
+                }
+                outer.cell.push_str(&text);
+            }
+            None => {
+                self.builder.push_block(&rendered, true)?;
+            }
+        }
+        Ok(())
+    }
 }
 
 /// A Word on/off property (`<w:vanish/>`, `<w:vanish w:val="false"/>`).

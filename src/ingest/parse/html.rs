@@ -166,170 +166,196 @@ pub(super) fn parse_html(bytes: &[u8], limits: &ParseLimits) -> Result<ParsedDoc
         }
     }
 
-    let mut builder = DocBuilder::new(limits);
-    let mut headings = HeadingStack::default();
-    let mut title: Option<String> = None;
-    let mut first_h1: Option<String> = None;
-    let mut buf = InlineBuf::default();
-    let mut heading: Option<(u8, InlineBuf)> = None;
-    let mut title_text: Option<String> = None;
+    let mut reader = HtmlReader {
+        builder: DocBuilder::new(limits),
+        headings: HeadingStack::default(),
+        title: None,
+        first_h1: None,
+        buf: InlineBuf::default(),
+        heading: None,
+        title_text: None,
+        table_depth: 0,
+        pre_depth: 0,
+        lists: Vec::new(),
+    };
     // The node whose subtree is being skipped, if any.
     let mut skipping: Option<ego_tree::NodeId> = None;
-    let mut table_depth = 0usize;
-    let mut pre_depth = 0usize;
-    let mut lists: Vec<Option<u64>> = Vec::new();
-
     // `traverse` walks the tree without recursion, so absurdly deep nesting
     // in hostile HTML cannot overflow the stack.
     for edge in document.tree.root().traverse() {
         match edge {
-            Edge::Open(node) => {
-                if skipping.is_some() {
-                    continue;
-                }
-                match node.value() {
-                    Node::Element(element) => {
-                        let name = element.name();
-                        if name == "title" && title_text.is_none() {
-                            title_text = Some(String::new());
-                            continue;
-                        }
-                        if html_skipped(name) || html_hidden(node, &hidden) {
-                            skipping = Some(node.id());
-                            continue;
-                        }
-                        // A heading inside a table cell is just cell text.
-                        if let Some(level) = html_heading_level(name).filter(|_| table_depth == 0) {
-                            builder.push_block(&buf.take(), false)?;
-                            heading = Some((level, InlineBuf::default()));
-                            continue;
-                        }
-                        match name {
-                            "br" => match heading.as_mut() {
-                                Some((_, h)) => h.push_text(" "),
-                                None => buf.hard_break(),
-                            },
-                            "table" => {
-                                if table_depth == 0 {
-                                    builder.push_block(&buf.take(), false)?;
-                                }
-                                table_depth += 1;
-                            }
-                            // Inside tables these are plain cell content.
-                            "pre" if table_depth == 0 => {
-                                builder.push_block(&buf.take(), false)?;
-                                pre_depth += 1;
-                            }
-                            "ul" | "ol" if table_depth == 0 => {
-                                builder.push_block(&buf.take(), false)?;
-                                lists.push((name == "ol").then(|| {
-                                    element
-                                        .attr("start")
-                                        .and_then(|s| s.trim().parse().ok())
-                                        .unwrap_or(1)
-                                }));
-                            }
-                            "li" if table_depth == 0 => {
-                                builder.push_block(&buf.take(), false)?;
-                                let marker = match lists.last_mut() {
-                                    Some(Some(n)) => {
-                                        let marker = format!("{n}. ");
-                                        *n += 1;
-                                        marker
-                                    }
-                                    _ => "- ".to_string(),
-                                };
-                                buf.set_prefix(marker);
-                            }
-                            _ if html_block(name) => {
-                                if table_depth == 0 {
-                                    builder.push_block(&buf.take(), false)?;
-                                } else {
-                                    buf.push_text(" ");
-                                }
-                            }
-                            _ => {}
-                        }
+            Edge::Open(node) if skipping.is_none() => match node.value() {
+                Node::Element(element) => {
+                    let name = element.name();
+                    if name == "title" && reader.title_text.is_none() {
+                        reader.title_text = Some(String::new());
+                    } else if html_skipped(name) || html_hidden(node, &hidden) {
+                        skipping = Some(node.id());
+                    } else {
+                        reader.open(name, element.attr("start"))?;
                     }
-                    Node::Text(text) => {
-                        if let Some(title_text) = title_text.as_mut().filter(|_| title.is_none()) {
-                            title_text.push_str(text);
-                        } else if let Some((_, h)) = heading.as_mut() {
-                            h.push_text(text);
-                        } else if pre_depth > 0 {
-                            // Preformatted: keep the author's line breaks.
-                            for (i, line) in text.split('\n').enumerate() {
-                                if i > 0 {
-                                    buf.hard_break();
-                                }
-                                buf.push_text(line);
-                            }
-                        } else {
-                            buf.push_text(text);
-                        }
-                    }
-                    _ => {}
                 }
-            }
+                Node::Text(text) => reader.text(text),
+                _ => {}
+            },
+            Edge::Open(_) => {}
             Edge::Close(node) => {
                 if skipping == Some(node.id()) {
                     skipping = None;
-                    continue;
-                }
-                if skipping.is_some() {
-                    continue;
-                }
-                let Node::Element(element) = node.value() else {
-                    continue;
-                };
-                let name = element.name();
-                if name == "title" && title.is_none() {
-                    title = title_text.clone().map(|t| normalize_inline(&t));
-                    continue;
-                }
-                if let Some(level) = html_heading_level(name).filter(|_| table_depth == 0) {
-                    if let Some((_, mut h)) = heading.take() {
-                        let text = normalize_inline(&h.take());
-                        if !text.is_empty() {
-                            if level == 1 && first_h1.is_none() {
-                                first_h1 = Some(text.clone());
-                            }
-                            let path = headings.enter(level, text.clone());
-                            builder.start_section(path, None, Some(&text))?;
-                        }
-                    }
-                    continue;
-                }
-                match name {
-                    "td" | "th" => buf.cell_break(),
-                    "tr" => buf.hard_break(),
-                    "table" => {
-                        table_depth = table_depth.saturating_sub(1);
-                        if table_depth == 0 {
-                            builder.push_block(&buf.take(), true)?;
-                        }
-                    }
-                    "pre" if table_depth == 0 => {
-                        builder.push_block(&buf.take(), false)?;
-                        pre_depth = pre_depth.saturating_sub(1);
-                    }
-                    "ul" | "ol" if table_depth == 0 => {
-                        builder.push_block(&buf.take(), false)?;
-                        lists.pop();
-                    }
-                    "li" if table_depth == 0 => {
-                        builder.push_block(&buf.take(), false)?;
-                        buf.prefix = None;
-                    }
-                    _ if html_block(name) && table_depth == 0 => {
-                        builder.push_block(&buf.take(), false)?;
-                    }
-                    _ => {}
+                } else if let (None, Node::Element(element)) = (skipping, node.value()) {
+                    reader.close(element.name())?;
                 }
             }
         }
     }
-    builder.push_block(&buf.take(), table_depth > 0)?;
-    let title = title.filter(|t| !t.is_empty()).or(first_h1);
-    builder.finish(title, None)
+    reader
+        .builder
+        .push_block(&reader.buf.take(), reader.table_depth > 0)?;
+    let title = reader.title.filter(|t| !t.is_empty()).or(reader.first_h1);
+    reader.builder.finish(title, None)
+}
+
+/// Where the walk is in the page, and what it has read so far.
+struct HtmlReader {
+    builder: DocBuilder,
+    headings: HeadingStack,
+    /// The page's `<title>`, once read.
+    title: Option<String>,
+    first_h1: Option<String>,
+    /// The block being read.
+    buf: InlineBuf,
+    /// The heading being read, with its level.
+    heading: Option<(u8, InlineBuf)>,
+    /// The `<title>` being read.
+    title_text: Option<String>,
+    table_depth: usize,
+    pre_depth: usize,
+    /// Next number of each enclosing ordered list (None: bullet list).
+    lists: Vec<Option<u64>>,
+}
+
+impl HtmlReader {
+    fn flush(&mut self) -> Result<(), ParseError> {
+        self.builder.push_block(&self.buf.take(), false)?;
+        Ok(())
+    }
+
+    /// An element opens (`start`: its `start` attribute, for `<ol>`).
+    fn open(&mut self, name: &str, start: Option<&str>) -> Result<(), ParseError> {
+        // A heading inside a table cell is just cell text.
+        if let Some(level) = html_heading_level(name).filter(|_| self.table_depth == 0) {
+            self.flush()?;
+            self.heading = Some((level, InlineBuf::default()));
+            return Ok(());
+        }
+        let in_table = self.table_depth > 0;
+        match name {
+            "br" => match self.heading.as_mut() {
+                Some((_, h)) => h.push_text(" "),
+                None => self.buf.hard_break(),
+            },
+            "table" => {
+                if !in_table {
+                    self.flush()?;
+                }
+                self.table_depth += 1;
+            }
+            // Inside tables these are plain cell content.
+            "pre" if !in_table => {
+                self.flush()?;
+                self.pre_depth += 1;
+            }
+            "ul" | "ol" if !in_table => {
+                self.flush()?;
+                self.lists.push(
+                    (name == "ol").then(|| start.and_then(|s| s.trim().parse().ok()).unwrap_or(1)),
+                );
+            }
+            "li" if !in_table => {
+                self.flush()?;
+                let marker = match self.lists.last_mut() {
+                    Some(Some(n)) => {
+                        let marker = format!("{n}. ");
+                        *n += 1;
+                        marker
+                    }
+                    _ => "- ".to_string(),
+                };
+                self.buf.set_prefix(marker);
+            }
+            _ if html_block(name) => {
+                if in_table {
+                    self.buf.push_text(" ");
+                } else {
+                    self.flush()?;
+                }
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+
+    fn text(&mut self, text: &str) {
+        if let Some(title_text) = self.title_text.as_mut().filter(|_| self.title.is_none()) {
+            title_text.push_str(text);
+        } else if let Some((_, h)) = self.heading.as_mut() {
+            h.push_text(text);
+        } else if self.pre_depth > 0 {
+            // Preformatted: keep the author's line breaks.
+            for (i, line) in text.split('\n').enumerate() {
+                if i > 0 {
+                    self.buf.hard_break();
+                }
+                self.buf.push_text(line);
+            }
+        } else {
+            self.buf.push_text(text);
+        }
+    }
+
+    fn close(&mut self, name: &str) -> Result<(), ParseError> {
+        if name == "title" && self.title.is_none() {
+            self.title = self.title_text.clone().map(|t| normalize_inline(&t));
+            return Ok(());
+        }
+        let in_table = self.table_depth > 0;
+        if let Some(level) = html_heading_level(name).filter(|_| !in_table) {
+            if let Some((_, mut h)) = self.heading.take() {
+                let text = normalize_inline(&h.take());
+                if !text.is_empty() {
+                    if level == 1 && self.first_h1.is_none() {
+                        self.first_h1 = Some(text.clone());
+                    }
+                    let path = self.headings.enter(level, text.clone());
+                    self.builder.start_section(path, None, Some(&text))?;
+                }
+            }
+            return Ok(());
+        }
+        match name {
+            "td" | "th" => self.buf.cell_break(),
+            "tr" => self.buf.hard_break(),
+            "table" => {
+                self.table_depth = self.table_depth.saturating_sub(1);
+                if self.table_depth == 0 {
+                    self.builder.push_block(&self.buf.take(), true)?;
+                }
+            }
+            "pre" if !in_table => {
+                self.flush()?;
+                self.pre_depth = self.pre_depth.saturating_sub(1);
+            }
+            "ul" | "ol" if !in_table => {
+                self.flush()?;
+                self.lists.pop();
+            }
+            "li" if !in_table => {
+                self.flush()?;
+                self.buf.prefix = None;
+            }
+            _ if html_block(name) && !in_table => self.flush()?,
+            _ => {}
+        }
+        Ok(())
+    }
 }

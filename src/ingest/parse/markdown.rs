@@ -5,6 +5,7 @@ use super::document::*;
 use super::encoding::*;
 use super::html::html_fragment_text;
 use super::normalize::*;
+use pulldown_cmark::{Event, HeadingLevel, Options, Parser, Tag, TagEnd};
 
 /// Rendered to plain text with pulldown-cmark (CommonMark + tables,
 /// footnotes, task lists; front matter and raw HTML are dropped). Sections
@@ -13,8 +14,6 @@ pub(super) fn parse_markdown(
     bytes: &[u8],
     limits: &ParseLimits,
 ) -> Result<ParsedDocument, ParseError> {
-    use pulldown_cmark::{Event, HeadingLevel, Options, Parser, Tag, TagEnd};
-
     let source = decode_text(bytes, None)?;
     let options = Options::ENABLE_TABLES
         | Options::ENABLE_FOOTNOTES
@@ -23,24 +22,104 @@ pub(super) fn parse_markdown(
         | Options::ENABLE_HEADING_ATTRIBUTES
         | Options::ENABLE_YAML_STYLE_METADATA_BLOCKS
         | Options::ENABLE_PLUSES_DELIMITED_METADATA_BLOCKS;
-
-    let mut builder = DocBuilder::new(limits);
-    let mut headings = HeadingStack::default();
-    let mut title: Option<String> = None;
-    let mut buf = InlineBuf::default();
-    let mut heading: Option<(u8, InlineBuf)> = None;
-    let mut code: Option<String> = None;
-    let mut in_table = false;
-    let mut in_metadata = false;
-    // Source of the raw HTML block being read, if any.
-    let mut html_block: Option<String> = None;
-    // Next number of each enclosing ordered list (None: bullet list).
-    let mut lists: Vec<Option<u64>> = Vec::new();
-
+    let mut reader = Reader {
+        builder: DocBuilder::new(limits),
+        headings: HeadingStack::default(),
+        title: None,
+        buf: InlineBuf::default(),
+        heading: None,
+        code: None,
+        in_table: false,
+        in_metadata: false,
+        html_block: None,
+        lists: Vec::new(),
+    };
     for event in Parser::new_ext(&source, options) {
+        reader.event(event)?;
+    }
+    reader
+        .builder
+        .push_block(&reader.buf.take(), reader.in_table)?;
+    reader.builder.finish(reader.title, None)
+}
+
+/// Where the parser is in the document, and what it has read so far.
+struct Reader {
+    builder: DocBuilder,
+    headings: HeadingStack,
+    title: Option<String>,
+    /// The block being read.
+    buf: InlineBuf,
+    /// The heading being read, with its level.
+    heading: Option<(u8, InlineBuf)>,
+    /// The code block being read.
+    code: Option<String>,
+    in_table: bool,
+    in_metadata: bool,
+    /// Source of the raw HTML block being read, if any.
+    html_block: Option<String>,
+    /// Next number of each enclosing ordered list (None: bullet list).
+    lists: Vec<Option<u64>>,
+}
+
+impl Reader {
+    fn event(&mut self, event: Event<'_>) -> Result<(), ParseError> {
         match event {
-            Event::Start(Tag::Heading { level, .. }) => {
-                builder.push_block(&buf.take(), false)?;
+            Event::Start(tag) => return self.start(tag),
+            Event::End(tag) => return self.end(tag),
+            // Inline tags (<b>, <br>) are dropped; the text between them
+            // arrives as Text events.
+            Event::Html(source) => {
+                if let Some(block) = self.html_block.as_mut() {
+                    block.push_str(&source);
+                }
+            }
+            Event::Rule => return self.end_block(),
+            Event::Text(text)
+            | Event::Code(text)
+            | Event::InlineMath(text)
+            | Event::DisplayMath(text) => {
+                if self.in_metadata {
+                    return Ok(());
+                }
+                if let Some(code) = self.code.as_mut() {
+                    code.push_str(&text);
+                } else if let Some((_, heading)) = self.heading.as_mut() {
+                    heading.push_text(&text);
+                } else {
+                    self.buf.push_text(&text);
+                }
+            }
+            Event::SoftBreak => match self.heading.as_mut() {
+                Some((_, heading)) => heading.push_text(" "),
+                None => self.buf.push_text(" "),
+            },
+            Event::HardBreak => self.buf.hard_break(),
+            Event::TaskListMarker(done) => self.buf.push_text(if done { "[x] " } else { "[ ] " }),
+            Event::FootnoteReference(label) => self.buf.push_text(&format!("[{label}]")),
+            _ => {}
+        }
+        Ok(())
+    }
+
+    /// Ends the current block (inside a table a paragraph cannot start, so
+    /// there nothing ends).
+    fn end_block(&mut self) -> Result<(), ParseError> {
+        if !self.in_table {
+            self.flush()?;
+        }
+        Ok(())
+    }
+
+    fn flush(&mut self) -> Result<(), ParseError> {
+        self.builder.push_block(&self.buf.take(), false)?;
+        Ok(())
+    }
+
+    fn start(&mut self, tag: Tag<'_>) -> Result<(), ParseError> {
+        match tag {
+            Tag::Heading { level, .. } => {
+                self.flush()?;
                 let level = match level {
                     HeadingLevel::H1 => 1,
                     HeadingLevel::H2 => 2,
@@ -49,40 +128,19 @@ pub(super) fn parse_markdown(
                     HeadingLevel::H5 => 5,
                     HeadingLevel::H6 => 6,
                 };
-                heading = Some((level, InlineBuf::default()));
+                self.heading = Some((level, InlineBuf::default()));
             }
-            Event::End(TagEnd::Heading(_)) => {
-                if let Some((level, mut text)) = heading.take() {
-                    let text = normalize_inline(&text.take());
-                    if !text.is_empty() {
-                        if level == 1 && title.is_none() {
-                            title = Some(text.clone());
-                        }
-                        let path = headings.enter(level, text.clone());
-                        builder.start_section(path, None, Some(&text))?;
-                    }
-                }
+            Tag::CodeBlock(_) => {
+                self.flush()?;
+                self.code = Some(String::new());
             }
-            Event::Start(Tag::CodeBlock(_)) => {
-                builder.push_block(&buf.take(), false)?;
-                code = Some(String::new());
+            Tag::List(first) => {
+                self.flush()?;
+                self.lists.push(first);
             }
-            Event::End(TagEnd::CodeBlock) => {
-                if let Some(code) = code.take() {
-                    builder.push_block(&code, false)?;
-                }
-            }
-            Event::Start(Tag::List(first)) => {
-                builder.push_block(&buf.take(), false)?;
-                lists.push(first);
-            }
-            Event::End(TagEnd::List(_)) => {
-                builder.push_block(&buf.take(), false)?;
-                lists.pop();
-            }
-            Event::Start(Tag::Item) => {
-                builder.push_block(&buf.take(), false)?;
-                let marker = match lists.last_mut() {
+            Tag::Item => {
+                self.flush()?;
+                let marker = match self.lists.last_mut() {
                     Some(Some(n)) => {
                         let marker = format!("{n}. ");
                         *n += 1;
@@ -90,86 +148,74 @@ pub(super) fn parse_markdown(
                     }
                     _ => "- ".to_string(),
                 };
-                buf.set_prefix(marker);
+                self.buf.set_prefix(marker);
             }
-            Event::End(TagEnd::Item) => {
-                builder.push_block(&buf.take(), false)?;
-                buf.prefix = None;
+            Tag::Table(_) => {
+                self.flush()?;
+                self.in_table = true;
             }
-            Event::Start(Tag::Table(_)) => {
-                builder.push_block(&buf.take(), false)?;
-                in_table = true;
+            Tag::MetadataBlock(_) => self.in_metadata = true,
+            Tag::HtmlBlock => {
+                self.flush()?;
+                self.html_block = Some(String::new());
             }
-            Event::End(TagEnd::Table) => {
-                builder.push_block(&buf.take(), true)?;
-                in_table = false;
-            }
-            Event::End(TagEnd::TableCell) => buf.cell_break(),
-            Event::End(TagEnd::TableHead | TagEnd::TableRow) => buf.hard_break(),
-            Event::Start(Tag::MetadataBlock(_)) => in_metadata = true,
-            Event::End(TagEnd::MetadataBlock(_)) => in_metadata = false,
-            Event::Start(Tag::HtmlBlock) => {
-                builder.push_block(&buf.take(), false)?;
-                html_block = Some(String::new());
-            }
-            Event::End(TagEnd::HtmlBlock) => {
-                if let Some(source) = html_block.take() {
-                    builder.push_block(&html_fragment_text(&source), false)?;
-                }
-            }
-            // Inline tags (<b>, <br>) are dropped; the text between them
-            // arrives as Text events.
-            Event::Html(source) => {
-                if let Some(block) = html_block.as_mut() {
-                    block.push_str(&source);
-                }
-            }
-            Event::Start(
-                Tag::Paragraph
-                | Tag::BlockQuote(_)
-                | Tag::FootnoteDefinition(_)
-                | Tag::DefinitionListTitle
-                | Tag::DefinitionListDefinition,
-            )
-            | Event::End(
-                TagEnd::Paragraph
-                | TagEnd::BlockQuote(_)
-                | TagEnd::FootnoteDefinition
-                | TagEnd::DefinitionListTitle
-                | TagEnd::DefinitionListDefinition,
-            )
-            | Event::Rule => {
-                // Inside a table a paragraph cannot start; elsewhere these
-                // all end the current block.
-                if !in_table {
-                    builder.push_block(&buf.take(), false)?;
-                }
-            }
-            Event::Text(text)
-            | Event::Code(text)
-            | Event::InlineMath(text)
-            | Event::DisplayMath(text) => {
-                if in_metadata {
-                    continue;
-                }
-                if let Some(code) = code.as_mut() {
-                    code.push_str(&text);
-                } else if let Some((_, heading)) = heading.as_mut() {
-                    heading.push_text(&text);
-                } else {
-                    buf.push_text(&text);
-                }
-            }
-            Event::SoftBreak => match heading.as_mut() {
-                Some((_, heading)) => heading.push_text(" "),
-                None => buf.push_text(" "),
-            },
-            Event::HardBreak => buf.hard_break(),
-            Event::TaskListMarker(done) => buf.push_text(if done { "[x] " } else { "[ ] " }),
-            Event::FootnoteReference(label) => buf.push_text(&format!("[{label}]")),
+            Tag::Paragraph
+            | Tag::BlockQuote(_)
+            | Tag::FootnoteDefinition(_)
+            | Tag::DefinitionListTitle
+            | Tag::DefinitionListDefinition => self.end_block()?,
             _ => {}
         }
+        Ok(())
     }
-    builder.push_block(&buf.take(), in_table)?;
-    builder.finish(title, None)
+
+    fn end(&mut self, tag: TagEnd) -> Result<(), ParseError> {
+        match tag {
+            TagEnd::Heading(_) => {
+                if let Some((level, mut text)) = self.heading.take() {
+                    let text = normalize_inline(&text.take());
+                    if !text.is_empty() {
+                        if level == 1 && self.title.is_none() {
+                            self.title = Some(text.clone());
+                        }
+                        let path = self.headings.enter(level, text.clone());
+                        self.builder.start_section(path, None, Some(&text))?;
+                    }
+                }
+            }
+            TagEnd::CodeBlock => {
+                if let Some(code) = self.code.take() {
+                    self.builder.push_block(&code, false)?;
+                }
+            }
+            TagEnd::List(_) => {
+                self.flush()?;
+                self.lists.pop();
+            }
+            TagEnd::Item => {
+                self.flush()?;
+                self.buf.prefix = None;
+            }
+            TagEnd::Table => {
+                self.builder.push_block(&self.buf.take(), true)?;
+                self.in_table = false;
+            }
+            TagEnd::TableCell => self.buf.cell_break(),
+            TagEnd::TableHead | TagEnd::TableRow => self.buf.hard_break(),
+            TagEnd::MetadataBlock(_) => self.in_metadata = false,
+            TagEnd::HtmlBlock => {
+                if let Some(source) = self.html_block.take() {
+                    self.builder
+                        .push_block(&html_fragment_text(&source), false)?;
+                }
+            }
+            TagEnd::Paragraph
+            | TagEnd::BlockQuote(_)
+            | TagEnd::FootnoteDefinition
+            | TagEnd::DefinitionListTitle
+            | TagEnd::DefinitionListDefinition => self.end_block()?,
+            _ => {}
+        }
+        Ok(())
+    }
 }
