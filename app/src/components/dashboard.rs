@@ -3,7 +3,10 @@
 
 use crate::api::get_dashboard;
 use crate::markdown::render_markdown;
-use crate::wire::{Dashboard, ExperimentView, GroupStats, Percentiles, RateCi, SeriesPoint};
+use crate::wire::{
+    Dashboard, DownvotedAnswer, ExperimentView, GroupStats, Percentiles, RateCi, SeriesPoint,
+    UsageRow,
+};
 use leptos::prelude::*;
 use leptos_meta::Title;
 use leptos_router::components::A;
@@ -161,6 +164,19 @@ fn body(d: Dashboard) -> impl IntoView {
                 }
             })}
         <h2>"Tokens and cost per user"</h2>
+        {usage_table(d.by_user)}
+        <h2>"Most down-voted answers"</h2>
+        {if d.downvoted.is_empty() {
+            view! { <p class="muted">"No down-votes in this range."</p> }.into_any()
+        } else {
+            downvoted_list(d.downvoted).into_any()
+        }}
+    }
+}
+
+/// Tokens and estimated cost per user.
+fn usage_table(rows: Vec<UsageRow>) -> impl IntoView {
+    view! {
         <div class="table-scroll">
             <table class="users stats">
                 <thead>
@@ -173,7 +189,7 @@ fn body(d: Dashboard) -> impl IntoView {
                     </tr>
                 </thead>
                 <tbody>
-                    {d.by_user
+                    {rows
                         .into_iter()
                         .map(|u| {
                             view! {
@@ -190,64 +206,62 @@ fn body(d: Dashboard) -> impl IntoView {
                 </tbody>
             </table>
         </div>
-        <h2>"Most down-voted answers"</h2>
-        {if d.downvoted.is_empty() {
-            view! { <p class="muted">"No down-votes in this range."</p> }.into_any()
-        } else {
-            view! {
-                <ul class="downvoted">
-                    {d.downvoted
-                        .into_iter()
-                        .map(|a| {
-                            view! {
-                                <li>
-                                    <details>
-                                        <summary>
-                                            <span class="question">{a.question}</span>
-                                            <span class="muted small">
-                                                {format!(
-                                                    " · {} · 👎 {} 👍 {}",
-                                                    a.model.unwrap_or_default(),
-                                                    a.down,
-                                                    a.up,
-                                                )}
-                                            </span>
-                                        </summary>
-                                        <div class="markdown" inner_html=render_markdown(&a.answer)></div>
-                                        {(!a.comments.is_empty())
-                                            .then(|| {
-                                                view! {
-                                                    <ul class="comments">
-                                                        {a.comments.into_iter().map(|c| view! { <li>{c}</li> }).collect_view()}
-                                                    </ul>
-                                                }
-                                            })}
-                                        <p class="muted small">
-                                            {if a.sources.is_empty() { "No sources were used." } else { "Sources it was given:" }}
-                                        </p>
-                                        <ol class="used-sources">
-                                            {a.sources
-                                                .into_iter()
-                                                .map(|s| {
-                                                    view! {
-                                                        <li class:cited=s.cited>
-                                                            <strong>{s.location()}</strong>
-                                                            {format!(" · score {:.3}{}", s.score, if s.cited { " · cited" } else { "" })}
-                                                            <blockquote>{s.text}</blockquote>
-                                                        </li>
-                                                    }
-                                                })
-                                                .collect_view()}
-                                        </ol>
-                                    </details>
-                                </li>
-                            }
-                        })
-                        .collect_view()}
-                </ul>
-            }
-                .into_any()
-        }}
+    }
+}
+
+/// The most down-voted answers, each with its comments and the sources it was given.
+fn downvoted_list(answers: Vec<DownvotedAnswer>) -> impl IntoView {
+    view! {
+        <ul class="downvoted">
+            {answers
+                .into_iter()
+                .map(|a| {
+                    view! {
+                        <li>
+                            <details>
+                                <summary>
+                                    <span class="question">{a.question}</span>
+                                    <span class="muted small">
+                                        {format!(
+                                            " · {} · 👎 {} 👍 {}",
+                                            a.model.unwrap_or_default(),
+                                            a.down,
+                                            a.up,
+                                        )}
+                                    </span>
+                                </summary>
+                                <div class="markdown" inner_html=render_markdown(&a.answer)></div>
+                                {(!a.comments.is_empty())
+                                    .then(|| {
+                                        view! {
+                                            <ul class="comments">
+                                                {a.comments.into_iter().map(|c| view! { <li>{c}</li> }).collect_view()}
+                                            </ul>
+                                        }
+                                    })}
+                                <p class="muted small">
+                                    {if a.sources.is_empty() { "No sources were used." } else { "Sources it was given:" }}
+                                </p>
+                                <ol class="used-sources">
+                                    {a.sources
+                                        .into_iter()
+                                        .map(|s| {
+                                            view! {
+                                                <li class:cited=s.cited>
+                                                    <strong>{s.location()}</strong>
+                                                    {format!(" · score {:.3}{}", s.score, if s.cited { " · cited" } else { "" })}
+                                                    <blockquote>{s.text}</blockquote>
+                                                </li>
+                                            }
+                                        })
+                                        .collect_view()}
+                                </ol>
+                            </details>
+                        </li>
+                    }
+                })
+                .collect_view()}
+        </ul>
     }
 }
 

@@ -122,6 +122,33 @@ pub fn meta_line(
     Some(parts.join(" · "))
 }
 
+/// What the answer is waiting for, or that it was stopped.
+fn status_view(status: UiStatus) -> Option<AnyView> {
+    match status {
+        UiStatus::Thinking => Some(view! { <div class="status thinking" role="status"><span class="dots"></span>"Thinking…"</div> }.into_any()),
+        UiStatus::Reading { passages } => Some(
+            view! {
+                <div class="status thinking" role="status">
+                    <span class="dots"></span>
+                    {format!("Reading {passages} passage{} from your documents…", if passages == 1 { "" } else { "s" })}
+                </div>
+            }
+            .into_any(),
+        ),
+        UiStatus::Waiting { position } => Some(
+            view! {
+                <div class="status waiting" role="status">
+                    <span class="dots"></span>
+                    {format!("Waiting for the model: {position} chat(s) ahead of you…")}
+                </div>
+            }
+            .into_any(),
+        ),
+        UiStatus::Stopped => Some(view! { <div class="status stopped">"Stopped."</div> }.into_any()),
+        _ => None,
+    }
+}
+
 #[component]
 pub fn MessageBubble(
     message: UiMessage,
@@ -156,31 +183,7 @@ pub fn MessageBubble(
             .into_any()
         }
     };
-    let status_line = move || {
-        match status.get() {
-        UiStatus::Thinking => Some(view! { <div class="status thinking" role="status"><span class="dots"></span>"Thinking…"</div> }.into_any()),
-        UiStatus::Reading { passages } => Some(
-            view! {
-                <div class="status thinking" role="status">
-                    <span class="dots"></span>
-                    {format!("Reading {passages} passage{} from your documents…", if passages == 1 { "" } else { "s" })}
-                </div>
-            }
-            .into_any(),
-        ),
-        UiStatus::Waiting { position } => Some(
-            view! {
-                <div class="status waiting" role="status">
-                    <span class="dots"></span>
-                    {format!("Waiting for the model: {position} chat(s) ahead of you…")}
-                </div>
-            }
-            .into_any(),
-        ),
-        UiStatus::Stopped => Some(view! { <div class="status stopped">"Stopped."</div> }.into_any()),
-        _ => None,
-    }
-    };
+    let status_line = move || status_view(status.get());
 
     view! {
         <article
