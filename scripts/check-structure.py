@@ -7,10 +7,12 @@
 
     scripts/check-structure.py [--graph]    (exit 1 on a violation)
 
-An import is any path a file names that starts with `crate::`, `super::` or
-`self::` (in `use` trees, expanded, and in expressions), resolved to the file
-of the deepest module it reaches. Declaring a child module (`mod x;`) is not
-an import. Code inside `#[cfg(test)]` is left out: a test may reach up to
+An import is any path a file names that starts with `crate::`, `super::`,
+`self::` or the name of one of its own child modules (in `use` trees,
+expanded, and in expressions), resolved to the file of the deepest module it
+reaches. Declaring a child module (`mod x;`) is not
+an import, nor is re-exporting its items (`pub use x::Item;`: the folder's
+front door); using them (`use x::Item;`, `x::function()`) is. Code inside `#[cfg(test)]` is left out: a test may reach up to
 whatever it tests with (so is a `tests.rs` module file). Each crate (the server in src/, the app in
 app/src/) is checked on its own; src/bin/ holds separate programs.
 `--graph` prints every file's imports.
@@ -144,10 +146,25 @@ def modules(src_dir, crate_root):
 def imports(path, module, mods):
     """The files that `path` (module `module`) imports, outside its tests."""
     code = without_tests(strip(path.read_text()))
+    children = {name for (*parent, name) in mods if tuple(parent) == module}
     paths = []
-    for m in re.finditer(r"\buse\s+([^;]*);", code):
-        paths += use_paths(re.sub(r"\s+", " ", m.group(1)))
+    for m in re.finditer(r"\b(pub(?:\([^)]*\))?\s+)?use\s+([^;]*);", code):
+        for p in use_paths(re.sub(r"\s+", " ", m.group(2))):
+            first = p.split("::")[0].strip()
+            if first in children or first == "self":
+                # `pub use child::Item` is the folder's front door, not a
+                # use of the child; `use child::Item` is.
+                if m.group(1) is None:
+                    paths.append(p if first == "self" else "self::" + p)
+            else:
+                paths.append(p)
+    # Paths in code (`use` statements blanked: they were read above),
+    # including ones relative to a child module: `child::function()`.
+    code = re.sub(r"\buse\s+[^;]*;", lambda m: re.sub(r"[^\n]", " ", m.group(0)), code)
     paths += re.findall(r"(?<![\w:])((?:crate|super|self)(?:\s*::\s*\w+)+)", code)
+    for p in re.findall(r"(?<![\w:])(\w+(?:\s*::\s*\w+)+)", code):
+        if p.split("::")[0].strip() in children:
+            paths.append("self::" + p)
     targets = set()
     is_dir_module = path.name in ("mod.rs", "lib.rs")
     for p in paths:

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Regenerate the document fixtures in tests/fixtures/docs/.
 
-The ingest tests (src/ingest/parse.rs, src/ingest/chunk.rs) and later
+The ingest tests (src/documents/parse/tests.rs, src/documents/chunk.rs) and later
 end-to-end tests ask about the distinctive facts written here, so change a
 sentence only together with the tests that quote it.
 

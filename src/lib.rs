@@ -24,8 +24,6 @@ pub mod feedback;
 #[cfg(feature = "ssr")]
 pub mod index;
 #[cfg(feature = "ssr")]
-pub mod ingest;
-#[cfg(feature = "ssr")]
 pub mod limits;
 #[cfg(feature = "ssr")]
 pub mod llm;

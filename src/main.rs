@@ -1,5 +1,5 @@
 use anyhow::Context;
-use ragchat::{config::Settings, ingest::sandbox, startup::Application, telemetry};
+use ragchat::{config::Settings, documents::sandbox, startup::Application, telemetry};
 
 fn main() -> anyhow::Result<()> {
     // Documents are parsed by this same binary in a capped child process.

@@ -13,7 +13,7 @@ use crate::embed::Embedder;
 use crate::events::EventRecorder;
 use crate::feedback::FeedbackServiceImpl;
 use crate::index::VectorIndex;
-use crate::ingest::chunk::TokenSpans;
+use crate::embed::TokenSpans;
 use crate::limits::redis::RedisRateLimiter;
 use crate::limits::{Allowances, LocalRateLimiter, RateLimiter};
 use crate::llm::local::LocalModel;

@@ -4,8 +4,8 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use ragchat::ingest::chunk::{chunk_document, ChunkConfig, TokenSpans};
-use ragchat::ingest::parse::{parse, Format, ParseLimits};
+use ragchat::documents::chunk::{chunk_document, ChunkConfig, TokenSpans};
+use ragchat::documents::parse::{parse, Format, ParseLimits};
 use std::ops::Range;
 
 /// Words and single punctuation marks, as a stand-in for the model's tokenizer.
@@ -48,6 +48,6 @@ fuzz_target!(|data: &[u8]| {
         max_chunks: 10_000,
     };
     if let Ok(chunks) = chunk_document(&doc, &Words, &config) {
-        ragchat::ingest::chunk::check_invariants(&doc, &chunks, &Words, &config);
+        ragchat::documents::chunk::check_invariants(&doc, &chunks, &Words, &config);
     }
 });

@@ -3,7 +3,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use ragchat::ingest::parse::{parse, Format, ParseLimits};
+use ragchat::documents::parse::{parse, Format, ParseLimits};
 
 fuzz_target!(|data: &[u8]| {
     let limits = ParseLimits {
@@ -11,6 +11,6 @@ fuzz_target!(|data: &[u8]| {
         max_chars: 1_000_000,
     };
     if let Ok(doc) = parse(Format::Markdown, data, &limits) {
-        ragchat::ingest::parse::check_invariants(&doc);
+        ragchat::documents::parse::check_invariants(&doc);
     }
 });

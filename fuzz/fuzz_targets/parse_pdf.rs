@@ -3,7 +3,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use ragchat::ingest::parse::{parse, Format, ParseLimits};
+use ragchat::documents::parse::{parse, Format, ParseLimits};
 
 fuzz_target!(
     // pdf-extract panics on some pages, and the parser catches that and
@@ -17,7 +17,7 @@ fuzz_target!(
             max_chars: 1_000_000,
         };
         if let Ok(doc) = parse(Format::Pdf, data, &limits) {
-            ragchat::ingest::parse::check_invariants(&doc);
+            ragchat::documents::parse::check_invariants(&doc);
         }
     }
 );

@@ -69,7 +69,7 @@ fn gives(answer: &str, expected: &str) -> bool {
 
 fn main() -> anyhow::Result<()> {
     // Documents are parsed by this same binary in a capped child process.
-    ragchat::ingest::sandbox::serve_if_worker();
+    ragchat::documents::sandbox::serve_if_worker();
     run()
 }
 

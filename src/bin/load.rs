@@ -252,7 +252,7 @@ fn report(label: &str, values: &mut [f64]) {
 
 fn main() -> anyhow::Result<()> {
     // Documents are parsed by this same binary in a capped child process.
-    ragchat::ingest::sandbox::serve_if_worker();
+    ragchat::documents::sandbox::serve_if_worker();
     run()
 }
 

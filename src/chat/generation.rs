@@ -7,7 +7,7 @@ use super::citations;
 use super::prompt::{build_prompt, fit_sources, TEMPLATE_VERSION};
 use super::retrieve::{sources_from, Retriever};
 use crate::events::{ChatTurnEvent, EventRecorder};
-use crate::ingest::chunk::TokenSpans;
+use crate::embed::TokenSpans;
 use crate::llm::{ChatModel, CompletionRequest, LlmError, LlmEvent};
 use crate::store::{AnswerRecord, CachedAnswer, HistoryMessage, Store};
 use app::ports::UserId;

@@ -8,7 +8,7 @@
 //! message as plain text (see `llm::local`), so control-token syntax in
 //! a document can't open a new turn.
 
-use crate::ingest::chunk::TokenSpans;
+use crate::embed::TokenSpans;
 use crate::llm::{PromptMessage, PromptRole};
 use crate::store::HistoryMessage;
 use app::wire::{Role, Source};

@@ -8,7 +8,6 @@
 pub mod local;
 pub mod openai;
 
-use crate::ingest::chunk::TokenSpans;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -75,6 +74,14 @@ impl EmbedError {
             | Self::BadResponse(_) => false,
         }
     }
+}
+
+
+/// Where a tokenizer puts the model's tokens in a text: the chunker and the
+/// prompt's context budget count tokens with it.
+pub trait TokenSpans: Send + Sync {
+    /// Byte ranges of model tokens in text (no special tokens).
+    fn token_spans(&self, text: &str) -> Vec<Range<usize>>;
 }
 
 /// Scales `v` to unit length in place, as sentence-transformers' `Normalize`

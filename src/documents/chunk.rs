@@ -20,12 +20,7 @@
 use std::ops::Range;
 
 use super::parse::ParsedDocument;
-
-/// Where a tokenizer puts the model's tokens in a text.
-pub trait TokenSpans: Send + Sync {
-    /// Byte ranges of model tokens in text (no special tokens).
-    fn token_spans(&self, text: &str) -> Vec<Range<usize>>;
-}
+pub use crate::embed::TokenSpans;
 
 /// How big chunks are and how many a document may produce.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -530,7 +525,7 @@ pub fn check_invariants(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ingest::parse::{parse, Format, ParseLimits, Section};
+    use crate::documents::parse::{parse, Format, ParseLimits, Section};
     use std::path::Path;
 
     /// Test tokenizer: a run of letters/digits is one token, every other
@@ -612,7 +607,7 @@ mod tests {
         let html = b"<!DOCTYPConf 2024 - Day 1 schedule</h1>\n<table>\x12<td><td>Keynote: \
                      Twenty years of web pe</li><li><a href=\"/s>";
         let doc = parse(Format::Html, html, &ParseLimits::default()).unwrap();
-        crate::ingest::parse::check_invariants(&doc);
+        crate::documents::parse::check_invariants(&doc);
         assert!(doc.text.starts_with('\t'), "{:?}", doc.text);
         chunk(&doc, config(8, 2));
     }

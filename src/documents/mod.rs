@@ -4,13 +4,31 @@
 //!
 //! Invariant: a document's row exists before any of its vectors and is removed
 //! only after them, so on restart every vector can be accounted for.
+//!
+//! The stages: uploaded bytes → plain text with structure ([`parse()`], run
+//! in a resource-capped child process: [`sandbox`]) → token-bounded chunks
+//! for embedding ([`chunk_document`]) → the vector index.
+//!
+//! Typical use of the first two, inside `spawn_blocking` since both are
+//! CPU-bound:
+//!
+//! ```ignore
+//! let format = Format::detect(&file_name, &bytes)?;
+//! let doc = parse(format, &bytes, &ParseLimits::default())?;
+//! let chunks = chunk_document(&doc, &tokenizer, &ChunkConfig::default())?;
+//! ```
+
+pub mod chunk;
+pub mod parse;
+pub mod sandbox;
+
+pub use chunk::{chunk_document, Chunk, ChunkConfig, ChunkError};
+pub use parse::{parse, Format, LimitKind, ParseError, ParseLimits, ParsedDocument, Section};
 
 use crate::config::DocumentSettings;
-use crate::embed::Embedder;
+use crate::embed::{Embedder, TokenSpans};
 use crate::index::{bm25, ChunkPayload, ChunkPoint, VectorIndex};
-use crate::ingest::chunk::{chunk_document, Chunk, ChunkConfig, TokenSpans};
-use crate::ingest::parse::{Format, ParseLimits};
-use crate::ingest::sandbox::{Sandbox, SandboxLimits};
+use sandbox::{Sandbox, SandboxLimits};
 use crate::store::{now_ms, DocumentRow, NewDocument, Store, StoreError};
 use app::error::AppError;
 use app::ports::{Caller, DocumentService, UsageLimits, UserId};
