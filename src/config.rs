@@ -24,7 +24,7 @@ pub struct Settings {
     pub prices: std::collections::HashMap<String, Price>,
     pub cache: CacheSettings,
     /// A/B experiments on the prompt, temperature and number of passages.
-    pub experiments: Vec<crate::experiments::Experiment>,
+    pub experiments: Vec<Experiment>,
 }
 
 /// What a model costs, in USD per million tokens.
@@ -593,6 +593,31 @@ impl LimitSettings {
             UserRole::Admin => self.admin,
         }
     }
+}
+
+/// An A/B experiment (`[[experiments]]`): weighted variants that change
+/// the system prompt, model, temperature or number of passages.
+#[derive(Debug, Clone, Deserialize)]
+pub struct Experiment {
+    pub name: String,
+    pub variants: Vec<Variant>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct Variant {
+    pub name: String,
+    /// Relative share of users (default 1).
+    #[serde(default = "one")]
+    pub weight: u32,
+    pub system_prompt: Option<String>,
+    /// A model from `[llm.models.<name>]` instead of the default one.
+    pub model: Option<String>,
+    pub temperature: Option<f32>,
+    pub top_k: Option<usize>,
+}
+
+fn one() -> u32 {
+    1
 }
 
 #[cfg(test)]

@@ -2,33 +2,19 @@
 //! RAG Chat: the server (behind `ssr`) and the browser entry point (behind `hydrate`).
 
 #[cfg(feature = "ssr")]
-pub mod accounts;
-#[cfg(feature = "ssr")]
-pub mod analytics;
-#[cfg(feature = "ssr")]
 pub mod chat;
 #[cfg(feature = "ssr")]
 pub mod config;
-#[cfg(feature = "ssr")]
-pub mod dashboard;
 #[cfg(feature = "ssr")]
 pub mod documents;
 #[cfg(feature = "ssr")]
 pub mod embed;
 #[cfg(feature = "ssr")]
-pub mod events;
-#[cfg(feature = "ssr")]
-pub mod experiments;
-#[cfg(feature = "ssr")]
-pub mod feedback;
-#[cfg(feature = "ssr")]
 pub mod index;
-#[cfg(feature = "ssr")]
-pub mod limits;
 #[cfg(feature = "ssr")]
 pub mod llm;
 #[cfg(feature = "ssr")]
-pub mod metrics;
+pub mod ops;
 #[cfg(feature = "ssr")]
 pub mod routes;
 #[cfg(feature = "ssr")]

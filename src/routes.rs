@@ -364,7 +364,7 @@ async fn read_file(
 pub fn operator_router<S: Clone + Send + Sync + 'static>(
     services: Services,
     store: crate::store::Store,
-    metrics: std::sync::Arc<crate::metrics::Metrics>,
+    metrics: std::sync::Arc<crate::ops::metrics::Metrics>,
     metrics_token: Option<secrecy::SecretString>,
 ) -> Router<S> {
     Router::new()
@@ -393,7 +393,7 @@ fn token_digest(token: &[u8]) -> [u8; 32] {
 /// Digests are compared, so the comparison's time says nothing about the token.
 async fn metrics_text(
     Extension(MetricsToken(wanted)): Extension<MetricsToken>,
-    Extension(metrics): Extension<std::sync::Arc<crate::metrics::Metrics>>,
+    Extension(metrics): Extension<std::sync::Arc<crate::ops::metrics::Metrics>>,
     headers: axum::http::HeaderMap,
 ) -> Response {
     let Some(wanted) = wanted else {

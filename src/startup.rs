@@ -1,27 +1,27 @@
 //! Builds the app: storage, model provider, services, router and layers.
 
-use crate::accounts::{AccountServiceImpl, FirstAdmin};
 use crate::chat::cache::ResponseCache;
 use crate::chat::retrieve::Retriever;
 use crate::chat::{ChatServiceImpl, Grounding, Operations, Sampling};
 use crate::config::{
     EmbeddingProvider, FirstAdminPolicy, LlmSettings, ModelEndpoint, Provider, Settings,
 };
-use crate::dashboard::DashboardServiceImpl;
 use crate::documents::DocumentServiceImpl;
 use crate::embed::Embedder;
-use crate::events::EventRecorder;
-use crate::feedback::FeedbackServiceImpl;
-use crate::index::VectorIndex;
 use crate::embed::TokenSpans;
-use crate::limits::redis::RedisRateLimiter;
-use crate::limits::{Allowances, LocalRateLimiter, RateLimiter};
+use crate::index::VectorIndex;
 use crate::llm::local::LocalModel;
 use crate::llm::openai::OpenAiModel;
 use crate::llm::resilient::{ResilientModel, RetryPolicy};
 use crate::llm::roster::ModelRoster;
 use crate::llm::ChatModel;
-use crate::metrics::Metrics;
+use crate::ops::accounts::{AccountServiceImpl, FirstAdmin};
+use crate::ops::dashboard::DashboardServiceImpl;
+use crate::ops::events::EventRecorder;
+use crate::ops::feedback::FeedbackServiceImpl;
+use crate::ops::limits::redis::RedisRateLimiter;
+use crate::ops::limits::{Allowances, LocalRateLimiter, RateLimiter};
+use crate::ops::metrics::Metrics;
 use crate::store::{SessionBackend, Store};
 use anyhow::Context;
 use app::api::identity::{ApiKeyAccount, ClientIp};
@@ -630,7 +630,7 @@ async fn client_ip(
         .map(|c| c.0.ip());
     let forwarded = forwarded.filter(|list| !list.is_empty());
     if let Some(ip) =
-        crate::limits::address::client_address(peer, forwarded.as_deref(), trusted_proxies)
+        crate::ops::limits::address::client_address(peer, forwarded.as_deref(), trusted_proxies)
     {
         req.extensions_mut().insert(ClientIp(ip));
     }
@@ -710,8 +710,8 @@ async fn shutdown_signal() {
 #[cfg(test)]
 mod tests {
     use super::{bearer_token, first_admin};
-    use crate::accounts::FirstAdmin;
     use crate::config::{FirstAdminPolicy, Settings};
+    use crate::ops::accounts::FirstAdmin;
 
     #[test]
     fn only_a_server_nobody_else_can_reach_lets_the_first_sign_up_be_admin() {

@@ -105,7 +105,7 @@ async fn run() -> anyhow::Result<()> {
                 &mut settings.limits.user,
                 &mut settings.limits.admin,
             ] {
-                *role = ragchat::limits::RoleLimits::UNLIMITED;
+                *role = ragchat::ops::limits::RoleLimits::UNLIMITED;
             }
             settings.limits.new_guests_per_hour = 0;
             let app = Application::build(settings).await?;

@@ -30,8 +30,8 @@ use app::ndjson::LineDecoder;
 use app::wire::ChatEvent;
 use axum::response::IntoResponse;
 use futures::StreamExt;
-use ragchat::analytics::percentile;
 use ragchat::config::Settings;
+use ragchat::ops::statistics::percentile;
 use ragchat::startup::Application;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -275,7 +275,7 @@ async fn run() -> anyhow::Result<()> {
         &mut settings.limits.user,
         &mut settings.limits.admin,
     ] {
-        *role = ragchat::limits::RoleLimits::UNLIMITED;
+        *role = ragchat::ops::limits::RoleLimits::UNLIMITED;
     }
     // Every simulated user is a new guest from 127.0.0.1.
     settings.limits.new_guests_per_hour = 0;

@@ -14,10 +14,10 @@ use generation::{Generation, InFlight};
 
 use self::cache::ResponseCache;
 use crate::config::ChatSettings;
-use crate::events::EventRecorder;
-use crate::experiments::{overrides_for, Experiment, Overrides};
 use crate::llm::roster::ModelRoster;
 use crate::llm::ChatModel;
+use crate::ops::events::EventRecorder;
+use crate::ops::experiments::{overrides_for, Experiment, Overrides};
 use crate::store::{Store, StoreError};
 use app::error::AppError;
 use app::ports::{Admission, ChatService, SendMessage, UserId};

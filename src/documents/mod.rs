@@ -27,12 +27,12 @@ pub use parse::{parse, Format, LimitKind, ParseError, ParseLimits, ParsedDocumen
 
 use crate::config::DocumentSettings;
 use crate::embed::{Embedder, TokenSpans};
-use crate::index::{bm25, ChunkPayload, ChunkPoint, VectorIndex};
-use sandbox::{Sandbox, SandboxLimits};
+use crate::index::{bm25, point_id, ChunkPayload, ChunkPoint, VectorIndex};
 use crate::store::{now_ms, DocumentRow, NewDocument, Store, StoreError};
 use app::error::AppError;
 use app::ports::{Caller, DocumentService, UsageLimits, UserId};
 use app::wire::{DocumentStatus, DocumentView};
+use sandbox::{Sandbox, SandboxLimits};
 use sha2::{Digest, Sha256};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -54,17 +54,6 @@ const CLAIM_WINDOW: i64 = 100;
 /// stopping before it is failed rather than started again: a file that
 /// kills the server must not do so on every start.
 const MAX_INTERRUPTIONS: u32 = 3;
-
-const POINT_NAMESPACE: Uuid = Uuid::from_u128(0x6a1d_4c35_8f0e_4b7a_9e21_5d3c_0b8f_2a47);
-
-/// The vector index id of a document's chunk: stable across retries, so a
-/// resumed ingestion overwrites rather than duplicates.
-pub fn point_id(document_id: &str, chunk_index: u32) -> Uuid {
-    Uuid::new_v5(
-        &POINT_NAMESPACE,
-        format!("{document_id}/{chunk_index}").as_bytes(),
-    )
-}
 
 pub struct DocumentServiceImpl {
     inner: Arc<Inner>,

@@ -76,7 +76,6 @@ impl EmbedError {
     }
 }
 
-
 /// Where a tokenizer puts the model's tokens in a text: the chunker and the
 /// prompt's context budget count tokens with it.
 pub trait TokenSpans: Send + Sync {

@@ -28,6 +28,18 @@ pub mod server;
 use std::collections::HashMap;
 
 use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+const POINT_NAMESPACE: Uuid = Uuid::from_u128(0x6a1d_4c35_8f0e_4b7a_9e21_5d3c_0b8f_2a47);
+
+/// The vector index id of a document's chunk: stable across retries, so a
+/// resumed ingestion overwrites rather than duplicates.
+pub fn point_id(document_id: &str, chunk_index: u32) -> Uuid {
+    Uuid::new_v5(
+        &POINT_NAMESPACE,
+        format!("{document_id}/{chunk_index}").as_bytes(),
+    )
+}
 
 /// Name of the dense vector in both backends.
 pub const DENSE_VECTOR: &str = "dense";

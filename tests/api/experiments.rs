@@ -4,7 +4,7 @@
 
 use crate::faults::{upstream, Behaviour};
 use crate::helpers::{client, spawn_app_http, started};
-use ragchat::experiments::{Experiment, Variant};
+use ragchat::ops::experiments::{Experiment, Variant};
 
 fn tone_experiment() -> Experiment {
     let variant = |name: &str, system_prompt: Option<&str>, temperature: Option<f32>| Variant {

@@ -53,7 +53,7 @@ pub fn test_settings(data_dir: &std::path::Path) -> Settings {
         &mut settings.limits.user,
         &mut settings.limits.admin,
     ] {
-        *role = ragchat::limits::RoleLimits::UNLIMITED;
+        *role = ragchat::ops::limits::RoleLimits::UNLIMITED;
     }
     settings.limits.new_guests_per_hour = 0;
     settings.limits.new_accounts_per_hour = 0;

@@ -130,9 +130,9 @@ async fn a_spent_budget_moves_to_the_cheaper_model_and_says_so() {
             crate::helpers::http_model(&small.base_url, "small-model"),
         );
         s.limits.over_budget_model = Some("small".into());
-        s.experiments = vec![ragchat::experiments::Experiment {
+        s.experiments = vec![ragchat::ops::experiments::Experiment {
             name: "tone".into(),
-            variants: vec![ragchat::experiments::Variant {
+            variants: vec![ragchat::ops::experiments::Variant {
                 name: "brief".into(),
                 weight: 1,
                 system_prompt: Some("Be brief.".into()),

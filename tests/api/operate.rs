@@ -80,7 +80,7 @@ async fn a_vote_is_one_per_user_changeable_and_records_the_chunks_the_answer_use
         let index = chunk["chunk_index"].as_u64().unwrap() as u32;
         assert_eq!(
             chunk_id,
-            ragchat::documents::point_id(&doc.id, index).to_string(),
+            ragchat::index::point_id(&doc.id, index).to_string(),
             "the id of the vector in the index"
         );
     }

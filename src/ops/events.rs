@@ -2,7 +2,7 @@
 //! the database (for the dashboard and exports), to the log as one JSON line,
 //! and to the Prometheus metrics.
 
-use crate::metrics::Metrics;
+use crate::ops::metrics::Metrics;
 pub use crate::store::ChatTurnEvent;
 use crate::store::Store;
 use std::sync::Arc;

@@ -13,7 +13,7 @@ pub mod address;
 pub mod redis;
 
 pub use crate::config::{LimitSettings, RoleLimits};
-use crate::metrics::Metrics;
+use crate::ops::metrics::Metrics;
 use crate::store::{Store, UsageOwner};
 use app::error::AppError;
 use app::ports::{Admission, Caller, UsageLimits};

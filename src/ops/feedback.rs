@@ -1,8 +1,8 @@
 //! Thumbs up/down on answers, each vote stored with the model, the experiment
 //! variant and the chunks (ids, scores, document versions) the answer used.
 
-use crate::documents::point_id;
-use crate::metrics::Metrics;
+use crate::index::point_id;
+use crate::ops::metrics::Metrics;
 use crate::store::{FeedbackRecord, Store};
 use app::error::AppError;
 use app::ports::{FeedbackService, UserId};

@@ -4,9 +4,9 @@
 //! tokens and estimated cost per user and model, and the most down-voted
 //! answers with their sources.
 
-use crate::analytics::{percentile, two_proportion_p_value, wilson, Proportion};
 use crate::config::Price;
-use crate::experiments::Experiment;
+use crate::ops::experiments::Experiment;
+use crate::ops::statistics::{percentile, two_proportion_p_value, wilson, Proportion};
 use crate::store::{Store, TurnRow, VoteRow};
 use app::error::AppError;
 use app::ports::DashboardService;

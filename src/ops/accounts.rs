@@ -1,7 +1,7 @@
 //! Guests, accounts and roles: sign-up and log-in with argon2 password
 //! hashes, the first account as admin, and the admin's user management.
 
-use crate::limits::{Decision, Quota, RateLimiter};
+use crate::ops::limits::{Decision, Quota, RateLimiter};
 use crate::store::{AccountRow, SignUpRefused, Store};
 use app::error::AppError;
 use app::ports::{AccountService, UserId};
@@ -196,7 +196,7 @@ impl AccountService for AccountServiceImpl {
             return Err(AppError::Unauthorized("Sign in to use this app.".into()));
         }
         let address = ip.map_or_else(
-            || crate::limits::UNKNOWN_ADDRESS.to_owned(),
+            || crate::ops::limits::UNKNOWN_ADDRESS.to_owned(),
             |ip| ip.to_string(),
         );
         Ok(UserId(self.store.create_guest(Some(&address)).await?))
@@ -225,7 +225,7 @@ impl AccountService for AccountServiceImpl {
         let password = NewPassword::parse(password)?;
         self.throttle(ip).await?;
         let address = ip.map_or_else(
-            || crate::limits::UNKNOWN_ADDRESS.to_owned(),
+            || crate::ops::limits::UNKNOWN_ADDRESS.to_owned(),
             |ip| ip.to_string(),
         );
         let quota = Quota::per_hour(self.new_accounts_per_hour, self.new_accounts_per_hour);
@@ -331,7 +331,7 @@ impl AccountService for AccountServiceImpl {
     async fn list_users(&self) -> Result<UserList, AppError> {
         let (users, guests) = self
             .store
-            .list_accounts(crate::limits::utc_midnight_ms())
+            .list_accounts(crate::ops::limits::utc_midnight_ms())
             .await?;
         Ok(UserList { users, guests })
     }

@@ -4,31 +4,8 @@
 //! experiment's name: sticky (the same user always gets the same variant),
 //! deterministic across replicas, and independent between experiments.
 
-use serde::Deserialize;
+pub use crate::config::{Experiment, Variant};
 use sha2::{Digest, Sha256};
-
-#[derive(Debug, Clone, Deserialize)]
-pub struct Experiment {
-    pub name: String,
-    pub variants: Vec<Variant>,
-}
-
-#[derive(Debug, Clone, Deserialize)]
-pub struct Variant {
-    pub name: String,
-    /// Relative share of users (default 1).
-    #[serde(default = "one")]
-    pub weight: u32,
-    pub system_prompt: Option<String>,
-    /// A model from `[llm.models.<name>]` instead of the default one.
-    pub model: Option<String>,
-    pub temperature: Option<f32>,
-    pub top_k: Option<usize>,
-}
-
-fn one() -> u32 {
-    1
-}
 
 /// What a user's variants change for one turn.
 #[derive(Debug, Clone, Default, PartialEq)]
