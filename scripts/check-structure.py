@@ -3,18 +3,22 @@
 
   1. no import circle among the source files of src/ and app/src/;
   2. no source file over 800 lines, not counting its `#[cfg(test)]` module;
-  3. no function over 100 lines (tests aside).
+  3. no function over 100 lines (tests aside);
+  4. arrows one way in src/: settings (config) import nothing of the crate,
+     adapters (store, llm, embed, index) only settings and each other as
+     listed in LAYERS, never a service.
 
     scripts/check-structure.py [--graph]    (exit 1 on a violation)
 
 An import is any path a file names that starts with `crate::`, `super::`,
 `self::` or the name of one of its own child modules (in `use` trees,
 expanded, and in expressions), resolved to the file of the deepest module it
-reaches. Declaring a child module (`mod x;`) is not
-an import, nor is re-exporting its items (`pub use x::Item;`: the folder's
-front door); using them (`use x::Item;`, `x::function()`) is. Code inside `#[cfg(test)]` is left out: a test may reach up to
-whatever it tests with (so is a `tests.rs` module file). Each crate (the server in src/, the app in
-app/src/) is checked on its own; src/bin/ holds separate programs.
+reaches. Declaring a child module (`mod x;`) is not an import, nor is
+re-exporting its items (`pub use x::Item;`: the folder's front door); using
+them (`use x::Item;`, `x::function()`) is. Code inside `#[cfg(test)]` is
+left out: a test may reach up to whatever it tests with (so is a `tests.rs`
+module file). Each crate (the server in src/, the app in app/src/) is
+checked on its own; src/bin/ holds separate programs.
 `--graph` prints every file's imports.
 """
 
@@ -25,6 +29,17 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 MAX_FILE_LINES = 800
 MAX_FN_LINES = 100
+# The server's layers, bottom up: what a file in each may import (besides
+# its own folder). Services (chat/, documents/, ops/, the web edge) may
+# import anything below them; adapters never import a service.
+LAYERS = {
+    "config.rs": set(),
+    "telemetry.rs": set(),
+    "store": {"config.rs"},
+    "llm": {"config.rs"},
+    "embed": {"config.rs", "llm"},
+    "index": {"config.rs"},
+}
 
 
 def strip(source):
@@ -270,6 +285,15 @@ def main():
         if show_graph:
             for f in sorted(graph):
                 print(rel(f), "->", ", ".join(sorted(rel(t) for t in graph[f])) or "-")
+        if src_dir == ROOT / "src":
+            for f, targets in graph.items():
+                top = f.relative_to(src_dir).parts[0]
+                if top not in LAYERS:
+                    continue
+                for t in targets:
+                    to = t.relative_to(src_dir).parts[0]
+                    if to != top and to not in LAYERS[top] and to != "lib.rs":
+                        problems.append(f"arrow upwards: {rel(f)} imports {rel(t)}")
         for comp in cycles(graph):
             problems.append("import circle: " + " <-> ".join(rel(f) for f in comp))
         for f in sorted(set(mods.values())):
@@ -283,7 +307,7 @@ def main():
     if problems:
         print(f"{len(problems)} problems", file=sys.stderr)
         sys.exit(1)
-    print("structure: no import circles, no file over 800 lines, no function over 100")
+    print("structure: no import circles, arrows one way, no file over 800 lines, no function over 100")
 
 
 if __name__ == "__main__":

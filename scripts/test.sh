@@ -19,6 +19,9 @@ export RAGCHAT_LLAMA_PYTHON="$LLAMA_PYTHON"
 say "cargo fmt --check"
 cargo fmt --all -- --check
 
+say "structure: no import circles, arrows one way, no file over 800 lines, no function over 100"
+python3 scripts/check-structure.py
+
 say "clippy (server and WASM)"
 cargo clippy --workspace --features ssr --all-targets -- -D warnings
 cargo clippy -p ragchat -p app --target wasm32-unknown-unknown --no-default-features --features hydrate -- -D warnings
