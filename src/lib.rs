@@ -16,13 +16,13 @@ pub mod llm;
 #[cfg(feature = "ssr")]
 pub mod ops;
 #[cfg(feature = "ssr")]
-pub mod routes;
-#[cfg(feature = "ssr")]
 pub mod startup;
 #[cfg(feature = "ssr")]
 pub mod store;
 #[cfg(feature = "ssr")]
 pub mod telemetry;
+#[cfg(feature = "ssr")]
+pub mod web;
 
 /// Lower-case hex of some bytes: content hashes, cache keys, API keys.
 #[cfg(feature = "ssr")]

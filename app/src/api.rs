@@ -9,198 +9,7 @@ use leptos::prelude::*;
 use server_fn::codec::{ByteStream, Json, Streaming};
 
 #[cfg(feature = "ssr")]
-pub mod identity {
-    use crate::error::AppError;
-    use crate::ports::{AccountService, Caller, Services, UserId};
-    use crate::wire::{AccountView, UserRole};
-    use leptos::prelude::*;
-    use std::net::IpAddr;
-    use tower_sessions::Session;
-
-    const USER_KEY: &str = "user_id";
-
-    /// The client's address, put into the request's extensions by the server
-    /// (from the connection, or a trusted proxy header).
-    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-    pub struct ClientIp(pub IpAddr);
-
-    /// The account of a request that came with a valid API key
-    /// (`Authorization: Bearer …`), put into its extensions by the server.
-    /// Such a request never uses (or creates) a session.
-    #[derive(Debug, Clone, PartialEq, Eq)]
-    pub struct ApiKeyAccount(pub AccountView);
-
-    pub fn services() -> Services {
-        expect_context::<Services>()
-    }
-
-    pub async fn session() -> Result<Session, AppError> {
-        leptos_axum::extract().await.map_err(|e| {
-            leptos::logging::error!("session layer missing: {e}");
-            AppError::Internal
-        })
-    }
-
-    pub fn client_ip() -> Option<IpAddr> {
-        use_context::<http::request::Parts>()
-            .and_then(|parts| parts.extensions.get::<ClientIp>().map(|ip| ip.0))
-    }
-
-    /// The API key's account, if the request came with one.
-    pub fn api_key_account() -> Option<AccountView> {
-        use_context::<http::request::Parts>().and_then(|parts| {
-            parts
-                .extensions
-                .get::<ApiKeyAccount>()
-                .map(|key| key.0.clone())
-        })
-    }
-
-    /// The account (or guest) of this browser or API key, if it has one.
-    pub async fn current_account() -> Result<Option<AccountView>, AppError> {
-        if let Some(account) = api_key_account() {
-            return Ok(Some(account));
-        }
-        session_account(&session().await?, services().accounts.as_ref()).await
-    }
-
-    /// The account (not a guest) signed in in this browser. API keys are
-    /// refused: a leaked key must not be able to make more keys (and so
-    /// outlive its revocation) or revoke its owner's.
-    pub async fn require_signed_in_browser() -> Result<UserId, AppError> {
-        if api_key_account().is_some() {
-            return Err(AppError::Forbidden(
-                "API keys are managed from a signed-in browser, not with an API key.".into(),
-            ));
-        }
-        match current_account().await? {
-            Some(account) if account.username.is_some() => Ok(UserId(account.user_id)),
-            _ => Err(AppError::Unauthorized("Sign in first.".into())),
-        }
-    }
-
-    pub async fn current_user() -> Result<Option<UserId>, AppError> {
-        Ok(current_account()
-            .await?
-            .map(|account| UserId(account.user_id)))
-    }
-
-    /// The caller of a request that stores something (a chat turn, an
-    /// upload), admitted by `admit`. A browser without an identity is
-    /// admitted on its address's allowance first; only then, and if the
-    /// address may make another guest, is a guest made and signed in.
-    pub async fn storing_caller<T>(
-        admit: impl AsyncFnOnce(&Caller) -> Result<T, AppError>,
-    ) -> Result<(Caller, T), AppError> {
-        storing_caller_with(
-            &session().await?,
-            api_key_account(),
-            &services(),
-            client_ip(),
-            admit,
-        )
-        .await
-    }
-
-    /// [`storing_caller`] for handlers outside Leptos.
-    pub async fn storing_caller_with<T>(
-        session: &Session,
-        api_key: Option<AccountView>,
-        services: &Services,
-        ip: Option<IpAddr>,
-        admit: impl AsyncFnOnce(&Caller) -> Result<T, AppError>,
-    ) -> Result<(Caller, T), AppError> {
-        let account = match api_key {
-            Some(account) => Some(account),
-            None => session_account(session, services.accounts.as_ref()).await?,
-        };
-        if let Some(account) = account {
-            let caller = Caller {
-                user: Some(UserId(account.user_id)),
-                role: account.role,
-                ip,
-            };
-            let admitted = admit(&caller).await?;
-            return Ok((caller, admitted));
-        }
-        if !services.accounts.guests_allowed() {
-            return Err(AppError::Unauthorized("Sign in to use this app.".into()));
-        }
-        let mut caller = Caller {
-            user: None,
-            role: UserRole::Guest,
-            ip,
-        };
-        let admitted = admit(&caller).await?;
-        services.limits.admit_new_guest(ip).await?;
-        let user = services.accounts.create_guest(ip).await?;
-        sign_in(session, &user).await?;
-        caller.user = Some(user);
-        Ok((caller, admitted))
-    }
-
-    /// The admin making this request from a signed-in browser; anyone else
-    /// is refused, and so is an admin's API key (keys never manage accounts
-    /// or read operator data).
-    pub async fn require_admin() -> Result<UserId, AppError> {
-        admin_only(api_key_account().is_some(), current_account().await?)
-    }
-
-    /// The account if it is an admin's, not acting through an API key: 403
-    /// for others, 401 without one.
-    pub fn admin_only(
-        with_api_key: bool,
-        account: Option<AccountView>,
-    ) -> Result<UserId, AppError> {
-        match account {
-            Some(_) if with_api_key => Err(AppError::Forbidden(
-                "Administration needs a signed-in browser; API keys can't do it.".into(),
-            )),
-            Some(account) if account.role == UserRole::Admin => Ok(UserId(account.user_id)),
-            Some(_) => Err(AppError::Forbidden(
-                "Only administrators can do this.".into(),
-            )),
-            None => Err(AppError::Unauthorized(
-                "Sign in as an administrator.".into(),
-            )),
-        }
-    }
-
-    /// The account of a browser's session, for handlers outside Leptos that
-    /// extract the session themselves. Every request reads the user's row,
-    /// so disabling an account takes effect at once.
-    pub async fn session_account(
-        session: &Session,
-        accounts: &dyn AccountService,
-    ) -> Result<Option<AccountView>, AppError> {
-        let stored = session.get::<String>(USER_KEY).await.map_err(|e| {
-            leptos::logging::error!("reading session: {e}");
-            AppError::Internal
-        })?;
-        let Some(id) = stored else {
-            return Ok(None);
-        };
-        match accounts.account(&UserId(id)).await {
-            Ok(account) => Ok(account),
-            Err(refused @ AppError::Forbidden(_)) => {
-                // A disabled account's session ends now.
-                let _ = session.flush().await;
-                Err(refused)
-            }
-            Err(e) => Err(e),
-        }
-    }
-
-    /// Binds the session to `user`, under a new session id (so an id fixed
-    /// before signing in can't be reused).
-    pub async fn sign_in(session: &Session, user: &UserId) -> Result<(), AppError> {
-        session.cycle_id().await.map_err(|_| AppError::Internal)?;
-        session.insert(USER_KEY, &user.0).await.map_err(|e| {
-            leptos::logging::error!("writing session: {e}");
-            AppError::Internal
-        })
-    }
-}
+use crate::identity;
 
 /// Who this browser is signed in as, and whether guests may chat.
 #[server(prefix = "/api", endpoint = "session")]
@@ -219,9 +28,9 @@ pub async fn sign_up(
     password: String,
     setup_code: Option<String>,
 ) -> Result<AccountView, AppError> {
-    let session = identity::session().await?;
+    let caller = identity::Identity::current().await?;
     let services = identity::services();
-    let guest = identity::session_account(&session, services.accounts.as_ref())
+    let guest = identity::session_account(&caller.session, services.accounts.as_ref())
         .await
         .ok()
         .flatten()
@@ -237,27 +46,36 @@ pub async fn sign_up(
                 .as_deref()
                 .map(str::trim)
                 .filter(|code| !code.is_empty()),
-            identity::client_ip(),
+            caller.ip,
         )
         .await?;
-    identity::sign_in(&session, &crate::ports::UserId(account.user_id.clone())).await?;
+    identity::sign_in(
+        &caller.session,
+        &crate::ports::UserId(account.user_id.clone()),
+    )
+    .await?;
     Ok(account)
 }
 
 #[server(prefix = "/api", endpoint = "log_in")]
 pub async fn log_in(username: String, password: String) -> Result<AccountView, AppError> {
+    let caller = identity::Identity::current().await?;
     let account = identity::services()
         .accounts
-        .log_in(&username, &password, identity::client_ip())
+        .log_in(&username, &password, caller.ip)
         .await?;
-    let session = identity::session().await?;
-    identity::sign_in(&session, &crate::ports::UserId(account.user_id.clone())).await?;
+    identity::sign_in(
+        &caller.session,
+        &crate::ports::UserId(account.user_id.clone()),
+    )
+    .await?;
     Ok(account)
 }
 
 #[server(prefix = "/api", endpoint = "log_out")]
 pub async fn log_out() -> Result<(), AppError> {
-    identity::session().await?.flush().await.map_err(|e| {
+    let caller = identity::Identity::current().await?;
+    caller.session.flush().await.map_err(|e| {
         leptos::logging::error!("ending a session: {e}");
         AppError::Internal
     })

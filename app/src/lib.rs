@@ -5,6 +5,8 @@ pub mod api;
 mod browser;
 mod components;
 pub mod error;
+#[cfg(feature = "ssr")]
+pub mod identity;
 pub mod markdown;
 pub mod ndjson;
 #[cfg(feature = "ssr")]

@@ -2,14 +2,13 @@
 //! browser's upload progress and for curl. Chat and the rest are Leptos server
 //! functions; uploads are not, because they are multipart and large.
 
-use app::api::identity::{
-    admin_only, session_account, storing_caller_with, ApiKeyAccount, ClientIp,
-};
+use super::error::ApiError;
 use app::error::AppError;
+use app::identity::Identity;
 use app::ports::{Services, UserId};
-use app::wire::{AccountView, DocumentView, UploadOutcome};
+use app::wire::{DocumentView, UploadOutcome};
 use axum::extract::multipart::Field;
-use axum::extract::{DefaultBodyLimit, Multipart, Path, Query};
+use axum::extract::{DefaultBodyLimit, Multipart, Path};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -18,77 +17,6 @@ use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
-use tower_sessions::Session;
-
-/// Who is calling these routes: the account of a valid API key (checked by
-/// the server's middleware), else the browser's session.
-pub struct Who {
-    session: Session,
-    api_key: Option<AccountView>,
-    ip: Option<std::net::IpAddr>,
-}
-
-impl<S: Send + Sync> axum::extract::FromRequestParts<S> for Who {
-    type Rejection = <Session as axum::extract::FromRequestParts<S>>::Rejection;
-
-    async fn from_request_parts(
-        parts: &mut axum::http::request::Parts,
-        state: &S,
-    ) -> Result<Self, Self::Rejection> {
-        Ok(Self {
-            session: Session::from_request_parts(parts, state).await?,
-            api_key: parts
-                .extensions
-                .get::<ApiKeyAccount>()
-                .map(|key| key.0.clone()),
-            ip: parts.extensions.get::<ClientIp>().map(|ip| ip.0),
-        })
-    }
-}
-
-impl Who {
-    async fn account(&self, services: &Services) -> Result<Option<AccountView>, AppError> {
-        match &self.api_key {
-            Some(account) => Ok(Some(account.clone())),
-            None => session_account(&self.session, services.accounts.as_ref()).await,
-        }
-    }
-}
-
-/// An [`AppError`] as an HTTP response: its status and its JSON form.
-pub struct ApiError(pub AppError);
-
-impl From<AppError> for ApiError {
-    fn from(e: AppError) -> Self {
-        Self(e)
-    }
-}
-
-impl From<crate::store::StoreError> for ApiError {
-    fn from(e: crate::store::StoreError) -> Self {
-        Self(e.into())
-    }
-}
-
-impl IntoResponse for ApiError {
-    fn into_response(self) -> Response {
-        let mut response = Json(&self.0).into_response();
-        error_status_and_headers(&self.0, &mut response);
-        response
-    }
-}
-
-/// The one place an [`AppError`] becomes an HTTP status (and, for rate
-/// limits, a `Retry-After` header in whole seconds, rounded up).
-pub fn error_status_and_headers(error: &AppError, response: &mut Response) {
-    *response.status_mut() =
-        StatusCode::from_u16(error.status_code()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-    if let Some(secs) = error.retry_after_secs() {
-        response
-            .headers_mut()
-            .insert(axum::http::header::RETRY_AFTER, secs.into());
-    }
-}
 
 pub fn documents_router<S: Clone + Send + Sync + 'static>(
     services: Services,
@@ -183,18 +111,18 @@ impl UploadGate {
     }
 }
 
-async fn user(who: &Who, services: &Services) -> Result<UserId, ApiError> {
-    who.account(services)
+async fn user(who: &Identity, services: &Services) -> Result<UserId, ApiError> {
+    who.account(services.accounts.as_ref())
         .await?
         .map(|account| UserId(account.user_id))
         .ok_or(ApiError(AppError::NotFound))
 }
 
 async fn list(
-    who: Who,
+    who: Identity,
     Extension(services): Extension<Services>,
 ) -> Result<Json<Vec<DocumentView>>, ApiError> {
-    match who.account(&services).await? {
+    match who.account(services.accounts.as_ref()).await? {
         Some(account) => Ok(Json(
             services.documents.list(&UserId(account.user_id)).await?,
         )),
@@ -203,7 +131,7 @@ async fn list(
 }
 
 async fn status(
-    who: Who,
+    who: Identity,
     Extension(services): Extension<Services>,
     Path(id): Path<String>,
 ) -> Result<Json<DocumentView>, ApiError> {
@@ -212,7 +140,7 @@ async fn status(
 }
 
 async fn delete(
-    who: Who,
+    who: Identity,
     Extension(services): Extension<Services>,
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
@@ -225,7 +153,7 @@ async fn delete(
 /// is accepted or refused on its own; the answer lists what happened to each.
 /// Status: 202 if any file was accepted, else the first refusal's status.
 async fn upload(
-    who: Who,
+    who: Identity,
     Extension(services): Extension<Services>,
     Extension(limits): Extension<UploadLimits>,
     mut multipart: Multipart,
@@ -233,14 +161,11 @@ async fn upload(
     let _slot = limits.gate.enter(who.ip)?;
     // A browser without an identity gets a guest only if its address may
     // still upload; each file is then checked against the quotas on its own.
-    let (caller, ()) = storing_caller_with(
-        &who.session,
-        who.api_key.clone(),
-        &services,
-        who.ip,
-        async |caller| services.limits.admit_upload(caller, 0).await,
-    )
-    .await?;
+    let (caller, ()) = who
+        .storing_caller(&services, async |caller| {
+            services.limits.admit_upload(caller, 0).await
+        })
+        .await?;
     let mut outcomes = Vec::new();
     let mut first_error: Option<AppError> = None;
     loop {
@@ -355,165 +280,5 @@ async fn read_file(
                 ))))
             }
         }
-    }
-}
-
-/// `/metrics` (Prometheus text format) and the admin's exports:
-/// `/api/admin/export/{feedback,events}.{jsonl,csv}?since=&until=` (ms since
-/// the epoch; default: everything).
-pub fn operator_router<S: Clone + Send + Sync + 'static>(
-    services: Services,
-    store: crate::store::Store,
-    metrics: std::sync::Arc<crate::ops::metrics::Metrics>,
-    metrics_token: Option<secrecy::SecretString>,
-) -> Router<S> {
-    Router::new()
-        .route("/metrics", get(metrics_text))
-        .route("/api/admin/export/{name}", get(export))
-        .layer(Extension(services))
-        .layer(Extension(store))
-        .layer(Extension(metrics))
-        .layer(Extension(MetricsToken(metrics_token.map(|token| {
-            use secrecy::ExposeSecret;
-            token_digest(token.expose_secret().as_bytes())
-        }))))
-}
-
-/// The SHA-256 of the token `/metrics` wants (`server.metrics_token`);
-/// `None`: metrics are not served.
-#[derive(Clone)]
-struct MetricsToken(Option<[u8; 32]>);
-
-fn token_digest(token: &[u8]) -> [u8; 32] {
-    use sha2::{Digest, Sha256};
-    Sha256::digest(token).into()
-}
-
-/// `/metrics` for a scraper with `Authorization: Bearer <metrics_token>`.
-/// Digests are compared, so the comparison's time says nothing about the token.
-async fn metrics_text(
-    Extension(MetricsToken(wanted)): Extension<MetricsToken>,
-    Extension(metrics): Extension<std::sync::Arc<crate::ops::metrics::Metrics>>,
-    headers: axum::http::HeaderMap,
-) -> Response {
-    let Some(wanted) = wanted else {
-        return ApiError(AppError::Forbidden(
-            "Metrics are off: set server.metrics_token (APP__SERVER__METRICS_TOKEN) and scrape with it as a bearer token.".into(),
-        ))
-        .into_response();
-    };
-    let given = headers
-        .get(axum::http::header::AUTHORIZATION)
-        .and_then(|value| value.to_str().ok())
-        .and_then(|value| value.split_once(' '))
-        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
-        .map(|(_, token)| token_digest(token.trim().as_bytes()));
-    if given != Some(wanted) {
-        let mut response = ApiError(AppError::Unauthorized(
-            "Metrics need the metrics token as a bearer token.".into(),
-        ))
-        .into_response();
-        response.headers_mut().insert(
-            axum::http::header::WWW_AUTHENTICATE,
-            axum::http::HeaderValue::from_static("Bearer"),
-        );
-        return response;
-    }
-    (
-        [(
-            axum::http::header::CONTENT_TYPE,
-            "text/plain; version=0.0.4; charset=utf-8",
-        )],
-        metrics.render(),
-    )
-        .into_response()
-}
-
-#[derive(serde::Deserialize)]
-struct TimeRange {
-    since: Option<i64>,
-    until: Option<i64>,
-}
-
-async fn export(
-    who: Who,
-    Extension(services): Extension<Services>,
-    Extension(store): Extension<crate::store::Store>,
-    Path(name): Path<String>,
-    Query(range): Query<TimeRange>,
-) -> Result<Response, ApiError> {
-    admin_only(who.api_key.is_some(), who.account(&services).await?)?;
-    let since = range.since.unwrap_or(0);
-    let until = range.until.unwrap_or(i64::MAX);
-    let body = match name.as_str() {
-        "feedback.jsonl" => jsonl(&store.export_feedback(since, until).await?),
-        "feedback.csv" => csv_text(&store.export_feedback(since, until).await?),
-        "events.jsonl" => jsonl(&store.export_turns(since, until).await?),
-        "events.csv" => csv_text(&store.export_turns(since, until).await?),
-        _ => return Err(ApiError(AppError::NotFound)),
-    }?;
-    let content_type = if name.ends_with(".csv") {
-        "text/csv; charset=utf-8"
-    } else {
-        "application/x-ndjson"
-    };
-    Ok((
-        [
-            (axum::http::header::CONTENT_TYPE, content_type.to_owned()),
-            (
-                axum::http::header::CONTENT_DISPOSITION,
-                format!("attachment; filename=\"{name}\""),
-            ),
-        ],
-        body,
-    )
-        .into_response())
-}
-
-fn jsonl<T: serde::Serialize>(rows: &[T]) -> Result<String, ApiError> {
-    let mut out = String::new();
-    for row in rows {
-        out.push_str(&serde_json::to_string(row).map_err(|e| {
-            tracing::error!(error = %e, "exporting JSONL");
-            ApiError(AppError::Internal)
-        })?);
-        out.push('\n');
-    }
-    Ok(out)
-}
-
-fn csv_text<T: serde::Serialize>(rows: &[T]) -> Result<String, ApiError> {
-    let failed = |e: &dyn std::fmt::Display| {
-        tracing::error!(error = %e, "exporting CSV");
-        ApiError(AppError::Internal)
-    };
-    let mut writer = csv::Writer::from_writer(Vec::new());
-    for row in rows {
-        writer.serialize(row).map_err(|e| failed(&e))?;
-    }
-    let raw = writer.into_inner().map_err(|e| failed(&e))?;
-    // Read it back and defuse cells a spreadsheet would run as formulas
-    // (questions, answers and comments are user text).
-    let mut reader = csv::ReaderBuilder::new()
-        .has_headers(false)
-        .from_reader(raw.as_slice());
-    let mut safe = csv::Writer::from_writer(Vec::new());
-    for record in reader.records() {
-        let record = record.map_err(|e| failed(&e))?;
-        safe.write_record(record.iter().map(|cell| defuse_formula(cell).into_owned()))
-            .map_err(|e| failed(&e))?;
-    }
-    let bytes = safe.into_inner().map_err(|e| failed(&e))?;
-    String::from_utf8(bytes).map_err(|e| failed(&e))
-}
-
-/// A cell starting with `=`, `+`, `-`, `@`, tab or CR gets a leading `'`
-/// (OWASP's advice against CSV injection); numbers are left alone.
-fn defuse_formula(cell: &str) -> std::borrow::Cow<'_, str> {
-    let risky = cell.starts_with(['=', '+', '-', '@', '\t', '\r']);
-    if risky && cell.parse::<f64>().is_err() {
-        format!("'{cell}").into()
-    } else {
-        cell.into()
     }
 }

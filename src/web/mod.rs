@@ -1,0 +1,12 @@
+//! The web edge: the router and its middleware, the documents and operator
+//! HTTP routes, and how errors become responses. Who is calling is resolved
+//! by `app::identity::Identity`, the same for these routes and for the
+//! server functions.
+
+pub mod documents;
+pub mod error;
+mod middleware;
+pub mod operator;
+mod router;
+
+pub(crate) use router::router;
