@@ -1,0 +1,185 @@
+//! One event per chat turn (latencies, tokens, outcome): stored, exported,
+//! and read for the dashboard.
+
+use super::{DbRow, Store, StoreError};
+use serde::{Deserialize, Serialize};
+
+/// What one chat turn cost and how it went. Milliseconds are wall-clock from
+/// the request's arrival unless named otherwise.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ChatTurnEvent {
+    pub id: String,
+    /// Milliseconds since the epoch.
+    pub at: i64,
+    pub user_id: String,
+    pub conversation_id: String,
+    pub message_id: String,
+    pub model: String,
+    pub provider: String,
+    pub variant: Option<String>,
+    /// Query embedding (retrieval's first half).
+    pub embed_ms: Option<f64>,
+    /// Vector search and fusion.
+    pub retrieve_ms: Option<f64>,
+    pub prompt_build_ms: Option<f64>,
+    /// Waiting for the embedded model while it served other chats.
+    pub queue_ms: Option<f64>,
+    /// Request arrival to the first token the app streamed.
+    pub ttft_ms: Option<f64>,
+    /// The model call to its first token: the upstream's own TTFT.
+    pub upstream_ttft_ms: Option<f64>,
+    pub total_ms: f64,
+    pub prompt_tokens: u32,
+    pub completion_tokens: u32,
+    /// The provider reported no usage; tokens are estimated.
+    pub tokens_estimated: bool,
+    /// Completion tokens per second of generation (after the first token).
+    pub tokens_per_s: Option<f64>,
+    pub cache_hit: bool,
+    pub retries: u32,
+    pub fallback_used: bool,
+    pub sources: u32,
+    /// `stop`, `length`, `cancelled`, or an error class.
+    pub outcome: String,
+    pub error_class: Option<String>,
+}
+
+/// One turn as the dashboard needs it.
+#[derive(Debug, Clone)]
+pub struct TurnRow {
+    pub at: i64,
+    pub user: String,
+    pub model: String,
+    pub variant: Option<String>,
+    pub ttft_ms: Option<f64>,
+    pub total_ms: f64,
+    pub prompt_tokens: u64,
+    pub completion_tokens: u64,
+    pub cache_hit: bool,
+    pub failed: bool,
+}
+
+/// The dashboard reads at most this many turns per request.
+const MAX_TURNS: i64 = 500_000;
+
+impl Store {
+    pub async fn record_turn(&self, e: &ChatTurnEvent) -> Result<(), StoreError> {
+        on_db!(self, db => sqlx::query(
+            "INSERT INTO chat_events (id, at, user_id, conversation_id, message_id, model, provider, variant, \
+               embed_ms, retrieve_ms, prompt_build_ms, queue_ms, ttft_ms, upstream_ttft_ms, total_ms, \
+               prompt_tokens, completion_tokens, tokens_estimated, tokens_per_s, cache_hit, retries, \
+               fallback_used, sources, outcome, error_class) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, \
+               $19, $20, $21, $22, $23, $24, $25)",
+        )
+        .bind(&e.id)
+        .bind(e.at)
+        .bind(&e.user_id)
+        .bind(&e.conversation_id)
+        .bind(&e.message_id)
+        .bind(&e.model)
+        .bind(&e.provider)
+        .bind(&e.variant)
+        .bind(e.embed_ms)
+        .bind(e.retrieve_ms)
+        .bind(e.prompt_build_ms)
+        .bind(e.queue_ms)
+        .bind(e.ttft_ms)
+        .bind(e.upstream_ttft_ms)
+        .bind(e.total_ms)
+        .bind(i64::from(e.prompt_tokens))
+        .bind(i64::from(e.completion_tokens))
+        .bind(e.tokens_estimated)
+        .bind(e.tokens_per_s)
+        .bind(e.cache_hit)
+        .bind(i64::from(e.retries))
+        .bind(e.fallback_used)
+        .bind(i64::from(e.sources))
+        .bind(&e.outcome)
+        .bind(&e.error_class)
+        .execute(db)
+        .await?
+        .rows_affected());
+        Ok(())
+    }
+
+    /// Turn events in `[since, until)`, oldest first.
+    pub async fn export_turns(
+        &self,
+        since: i64,
+        until: i64,
+    ) -> Result<Vec<ChatTurnEvent>, StoreError> {
+        fn u32_of(r: &impl DbRow, column: &str) -> Result<u32, StoreError> {
+            Ok(u32::try_from(r.int(column)?.max(0)).unwrap_or(u32::MAX))
+        }
+        on_db!(self, db => sqlx::query(
+            "SELECT * FROM chat_events WHERE at >= $1 AND at < $2 ORDER BY at, id",
+        )
+        .bind(since)
+        .bind(until)
+        .fetch_all(db)
+        .await?
+        .iter()
+        .map(|r| {
+            Ok(ChatTurnEvent {
+                id: r.text("id")?,
+                at: r.int("at")?,
+                user_id: r.text("user_id")?,
+                conversation_id: r.text("conversation_id")?,
+                message_id: r.text("message_id")?,
+                model: r.text("model")?,
+                provider: r.text("provider")?,
+                variant: r.opt_text("variant")?,
+                embed_ms: r.opt_real("embed_ms")?,
+                retrieve_ms: r.opt_real("retrieve_ms")?,
+                prompt_build_ms: r.opt_real("prompt_build_ms")?,
+                queue_ms: r.opt_real("queue_ms")?,
+                ttft_ms: r.opt_real("ttft_ms")?,
+                upstream_ttft_ms: r.opt_real("upstream_ttft_ms")?,
+                total_ms: r.real("total_ms")?,
+                prompt_tokens: u32_of(r, "prompt_tokens")?,
+                completion_tokens: u32_of(r, "completion_tokens")?,
+                tokens_estimated: r.flag("tokens_estimated")?,
+                tokens_per_s: r.opt_real("tokens_per_s")?,
+                cache_hit: r.flag("cache_hit")?,
+                retries: u32_of(r, "retries")?,
+                fallback_used: r.flag("fallback_used")?,
+                sources: u32_of(r, "sources")?,
+                outcome: r.text("outcome")?,
+                error_class: r.opt_text("error_class")?,
+            })
+        })
+        .collect())
+    }
+
+    pub async fn turns_between(&self, since: i64, until: i64) -> Result<Vec<TurnRow>, StoreError> {
+        on_db!(self, db => sqlx::query(
+            "SELECT e.at, COALESCE(u.username, 'guest ' || substr(e.user_id, 1, 8)) AS who, e.model, \
+               e.variant, e.ttft_ms, e.total_ms, e.prompt_tokens, e.completion_tokens, e.cache_hit, \
+               e.error_class IS NOT NULL AS failed \
+             FROM chat_events e LEFT JOIN users u ON u.id = e.user_id \
+             WHERE e.at >= $1 AND e.at < $2 ORDER BY e.at LIMIT $3",
+        )
+        .bind(since)
+        .bind(until)
+        .bind(MAX_TURNS)
+        .fetch_all(db)
+        .await?
+        .iter()
+        .map(|r| {
+            Ok(TurnRow {
+                at: r.int("at")?,
+                user: r.text("who")?,
+                model: r.text("model")?,
+                variant: r.opt_text("variant")?,
+                ttft_ms: r.opt_real("ttft_ms")?,
+                total_ms: r.real("total_ms")?,
+                prompt_tokens: r.int("prompt_tokens")?.max(0) as u64,
+                completion_tokens: r.int("completion_tokens")?.max(0) as u64,
+                cache_hit: r.flag("cache_hit")?,
+                failed: r.flag("failed")?,
+            })
+        })
+        .collect())
+    }
+}
