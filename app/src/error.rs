@@ -49,6 +49,16 @@ pub enum AppError {
 }
 
 impl AppError {
+    /// A file over the upload size limit: the same words in the browser
+    /// (before sending it), in the upload route and in the document service.
+    pub fn file_too_large(name: &str, size: u64, limit: u64) -> Self {
+        Self::TooLarge(format!(
+            "{name} is too large: {} (the limit is {}).",
+            human_size(size),
+            human_size(limit)
+        ))
+    }
+
     /// The HTTP status for this error: the single mapping from errors to statuses.
     pub fn status_code(&self) -> u16 {
         match self {
@@ -97,5 +107,25 @@ impl FromServerFnError for AppError {
             | ServerFnErrorErr::Serialization(_)
             | ServerFnErrorErr::Response(_) => Self::Internal,
         }
+    }
+}
+
+/// A file size for people: MiB with one decimal, else whole KiB.
+pub fn human_size(bytes: u64) -> String {
+    if bytes >= 1024 * 1024 {
+        format!("{:.1} MiB", bytes as f64 / (1024.0 * 1024.0))
+    } else {
+        format!("{:.0} KiB", (bytes as f64 / 1024.0).ceil())
+    }
+}
+
+#[cfg(test)]
+mod size_tests {
+    use super::human_size;
+
+    #[test]
+    fn sizes_read_well() {
+        assert_eq!(human_size(50 * 1024 * 1024), "50.0 MiB");
+        assert_eq!(human_size(1500), "2 KiB");
     }
 }

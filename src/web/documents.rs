@@ -199,11 +199,12 @@ async fn upload(
             .map_err(|_| ApiError(AppError::Internal))?;
         let bytes = read_file(&mut field, &file_name, limits.max_file_bytes).await?;
         let result = match bytes {
-            None => Err(AppError::TooLarge(format!(
-                "{file_name} is too large (the limit is {} MiB).",
-                limits.max_file_bytes / (1024 * 1024)
-            ))),
-            Some(bytes) => services.documents.upload(&caller, &file_name, bytes).await,
+            Err(size) => Err(AppError::file_too_large(
+                &file_name,
+                size,
+                limits.max_file_bytes,
+            )),
+            Ok(bytes) => services.documents.upload(&caller, &file_name, bytes).await,
         };
         outcomes.push(match result {
             Ok((document, duplicate)) => UploadOutcome {
@@ -238,15 +239,15 @@ async fn upload(
     Ok((status, Json(outcomes)).into_response())
 }
 
-/// Reads one file of an upload: `None` if it is over `max_file_bytes` (the
-/// rest of it is read and dropped, so the next file can be read). A file
+/// Reads one file of an upload: `Err(size)` if it is over `max_file_bytes`
+/// (the rest of it is read and dropped, so the next file can be read). A file
 /// must keep coming at a minimum pace, so a trickling client can't hold one
 /// of the few slots for reading files.
 async fn read_file(
     field: &mut Field<'_>,
     file_name: &str,
     max_file_bytes: u64,
-) -> Result<Option<Vec<u8>>, ApiError> {
+) -> Result<Result<Vec<u8>, u64>, ApiError> {
     let mut bytes = Vec::new();
     let mut too_large = false;
     let mut received = 0u64;
@@ -273,7 +274,7 @@ async fn read_file(
                     bytes.extend_from_slice(&chunk);
                 }
             }
-            Ok(None) => return Ok((!too_large).then_some(bytes)),
+            Ok(None) => return Ok(if too_large { Err(received) } else { Ok(bytes) }),
             Err(e) => {
                 return Err(ApiError(AppError::BadRequest(format!(
                     "The upload of {file_name} broke off: {e}"

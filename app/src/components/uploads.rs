@@ -141,11 +141,9 @@ impl UploadState {
             self.items.update(|items| items.push(item.clone()));
             let max = self.max_bytes.get_untracked();
             if size > max {
-                item.stage.set(UploadStage::Failed(format!(
-                    "{} is too large (the limit is {} MiB).",
-                    item.file_name,
-                    max / (1024 * 1024)
-                )));
+                item.stage.set(UploadStage::Failed(
+                    crate::error::AppError::file_too_large(&item.file_name, size, max).to_string(),
+                ));
                 continue;
             }
             self.queue.update_value(|q| q.push_back((file, item.stage)));

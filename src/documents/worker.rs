@@ -1,0 +1,386 @@
+//! The ingestion worker: one document at a time, fairly across owners,
+//! through parse (in the sandbox) → chunk → embed → index, with progress in
+//! the store; and recovery of what a stopped server left undone.
+
+use super::chunk::{chunk_document, Chunk, ChunkConfig};
+use super::parse::{Format, ParseLimits};
+use super::sandbox::Sandbox;
+use crate::config::DocumentSettings;
+use crate::embed::{Embedder, TokenSpans};
+use crate::index::{bm25, point_id, ChunkPayload, ChunkPoint, VectorIndex};
+use crate::store::{now_ms, DocumentRow, Store, StoreError};
+use app::ports::UsageLimits;
+use app::wire::DocumentStatus;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Instant;
+use tokio::sync::{Mutex, Notify};
+use tokio_util::sync::CancellationToken;
+
+/// With a shared database, a document in ingestion untouched this long was
+/// left by a replica that stopped (a working one moves it every batch).
+const INGESTION_ABANDONED_AFTER_MS: i64 = 10 * 60 * 1000;
+
+/// Queued documents looked at per claim (replicas skip each other's uploads).
+const CLAIM_WINDOW: i64 = 100;
+
+/// How often one document's ingestion may be cut short by the server
+/// stopping before it is failed rather than started again: a file that
+/// kills the server must not do so on every start.
+const MAX_INTERRUPTIONS: u32 = 3;
+
+/// The documents' shared state: what the service and the ingestion worker
+/// both use.
+pub(super) struct Ingestion {
+    pub(super) store: Store,
+    pub(super) index: Arc<dyn VectorIndex>,
+    pub(super) embedder: Arc<dyn Embedder>,
+    pub(super) tokens: Arc<dyn TokenSpans>,
+    pub(super) settings: DocumentSettings,
+    pub(super) sandbox: Sandbox,
+    pub(super) uploads: PathBuf,
+    pub(super) wake: Notify,
+    /// The document the worker is ingesting, and how to stop it.
+    pub(super) running: Mutex<Option<(String, CancellationToken)>>,
+    /// Upload quotas, checked and charged one upload at a time.
+    pub(super) limits: Arc<dyn UsageLimits>,
+    pub(super) admitting: Mutex<()>,
+}
+
+/// Why one document's ingestion ended early.
+enum Stop {
+    /// Deleted by its owner while being ingested.
+    Deleted,
+    /// A reason to show the user.
+    Failed(String),
+}
+
+impl Ingestion {
+    pub(super) fn upload_path(&self, id: &str) -> PathBuf {
+        self.uploads.join(id)
+    }
+
+    /// Removes a document's vectors, then its file and row. If the index
+    /// fails, the row stays "deleting" and the next start finishes the job.
+    pub(super) async fn remove(&self, id: &str) -> anyhow::Result<()> {
+        let owner = self.owner_of(id).await?;
+        if let Some(owner) = owner {
+            self.index.delete_document(&owner, id).await?;
+        }
+        let _ = tokio::fs::remove_file(self.upload_path(id)).await;
+        self.store.remove_document(id).await?;
+        Ok(())
+    }
+
+    pub(super) async fn owner_of(&self, id: &str) -> anyhow::Result<Option<String>> {
+        Ok(self.store.document_owner(id).await?)
+    }
+
+    /// After a crash or kill: finish deletions, and restart interrupted
+    /// ingestions from scratch (their partial vectors are removed first).
+    /// With a shared database, other replicas' work in progress is left
+    /// alone: only documents untouched for a while count as interrupted.
+    pub(super) async fn recover(&self) -> anyhow::Result<()> {
+        let idle_before = if self.store.is_shared() {
+            now_ms() - INGESTION_ABANDONED_AFTER_MS
+        } else {
+            i64::MAX
+        };
+        for doc in self.store.unfinished_documents(idle_before).await? {
+            self.index.delete_document(&doc.user_id, &doc.id).await?;
+            if doc.status == "deleting" {
+                let _ = tokio::fs::remove_file(self.upload_path(&doc.id)).await;
+                self.store.remove_document(&doc.id).await?;
+                tracing::info!(document_id = %doc.id, "finished an interrupted delete");
+            } else if doc.interruptions + 1 >= MAX_INTERRUPTIONS {
+                self.store
+                    .fail_document(
+                        &doc.id,
+                        &format!(
+                            "Processing this file was cut short {MAX_INTERRUPTIONS} times (the server stopped each time), so it was not indexed."
+                        ),
+                    )
+                    .await?;
+                tracing::warn!(document_id = %doc.id, "gave up on a document whose ingestion keeps being cut short");
+            } else if tokio::fs::try_exists(self.upload_path(&doc.id))
+                .await
+                .unwrap_or(false)
+            {
+                self.store.requeue_document(&doc.id).await?;
+                tracing::info!(document_id = %doc.id, "resuming an interrupted ingestion");
+            } else {
+                self.store
+                    .fail_document(
+                        &doc.id,
+                        "The server stopped while this file was being processed. Please upload it again.",
+                    )
+                    .await?;
+            }
+        }
+        // Files of no document waiting for ingestion are leftovers of
+        // interrupted uploads.
+        let mut entries = tokio::fs::read_dir(&self.uploads).await?;
+        while let Some(entry) = entries.next_entry().await? {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if !self.store.awaits_ingestion(&name).await? {
+                let _ = tokio::fs::remove_file(entry.path()).await;
+            }
+        }
+        Ok(())
+    }
+
+    /// Takes the oldest queued document this worker can ingest. Replicas
+    /// sharing a database each ingest the uploads they hold, and a claim
+    /// is atomic, so no document is ingested twice.
+    async fn claim_next(&self) -> Result<Option<DocumentRow>, StoreError> {
+        for doc in self.store.queued_documents(CLAIM_WINDOW).await? {
+            let here = tokio::fs::try_exists(self.upload_path(&doc.id))
+                .await
+                .unwrap_or(false);
+            // Alone, a lost upload is this worker's to report (as failed).
+            if (here || !self.store.is_shared()) && self.store.claim_document(&doc.id).await? {
+                return Ok(Some(doc));
+            }
+        }
+        Ok(None)
+    }
+
+    /// The ingestion worker: one document at a time, oldest first. Embedding
+    /// already uses every core; ingesting two at once would only interleave them.
+    pub(super) async fn work(self: Arc<Self>) {
+        loop {
+            let next = {
+                let mut running = self.running.lock().await;
+                match self.claim_next().await {
+                    Ok(Some(doc)) => {
+                        let cancel = CancellationToken::new();
+                        *running = Some((doc.id.clone(), cancel.clone()));
+                        Some((doc, cancel))
+                    }
+                    Ok(None) => None,
+                    Err(e) => {
+                        tracing::error!(error = %e, "reading the ingestion queue");
+                        None
+                    }
+                }
+            };
+            let Some((doc, cancel)) = next else {
+                self.wake.notified().await;
+                continue;
+            };
+            self.ingest(&doc, &cancel).await;
+            let mut running = self.running.lock().await;
+            *running = None;
+            drop(running);
+            // A delete that arrived after the last stage finished still needs doing.
+            if cancel.is_cancelled() {
+                if let Err(e) = self.remove(&doc.id).await {
+                    tracing::error!(error = %e, document_id = %doc.id, "deleting a document");
+                }
+            }
+        }
+    }
+
+    async fn ingest(&self, doc: &DocumentRow, cancel: &CancellationToken) {
+        let started = Instant::now();
+        let outcome = self.run_stages(doc, cancel).await;
+        let _ = tokio::fs::remove_file(self.upload_path(&doc.id)).await;
+        match outcome {
+            Ok(chunks) => {
+                tracing::info!(
+                    target: "ingest",
+                    document_id = %doc.id,
+                    kind = %doc.kind,
+                    chunks,
+                    total_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
+                    "document indexed"
+                );
+            }
+            Err(Stop::Deleted) => {
+                if let Err(e) = self.remove(&doc.id).await {
+                    tracing::error!(error = %e, document_id = %doc.id, "cleaning up a deleted document");
+                }
+            }
+            Err(Stop::Failed(reason)) => {
+                tracing::warn!(document_id = %doc.id, reason, "ingestion failed");
+                let cleaned = self.index.delete_document(&doc.user_id, &doc.id).await;
+                let recorded = self.store.fail_document(&doc.id, &reason).await;
+                if let Err(e) = cleaned {
+                    tracing::error!(error = %e, document_id = %doc.id, "removing vectors of a failed document");
+                }
+                if let Err(e) = recorded {
+                    tracing::error!(error = %e, document_id = %doc.id, "recording a failed ingestion");
+                }
+            }
+        }
+    }
+
+    /// Parse → chunk → embed + index in batches. Returns the chunk count.
+    async fn run_stages(&self, doc: &DocumentRow, cancel: &CancellationToken) -> Result<u32, Stop> {
+        let internal = |e: &dyn std::fmt::Display| {
+            tracing::error!(error = %e, document_id = %doc.id, "ingestion step failed");
+            Stop::Failed("Something went wrong on the server while processing this file.".into())
+        };
+        let alive = |still_there: bool| {
+            if still_there {
+                Ok(())
+            } else {
+                Err(Stop::Deleted)
+            }
+        };
+
+        // `claim_next` moved the document to "parsing".
+        let path = self.upload_path(&doc.id);
+        if !tokio::fs::try_exists(&path).await.unwrap_or(false) {
+            return Err(Stop::Failed(
+                "The uploaded file was lost. Please upload it again.".into(),
+            ));
+        }
+        let format =
+            format_of(&doc.kind).ok_or_else(|| Stop::Failed("Unknown file type.".into()))?;
+        let limits = ParseLimits {
+            max_pages: self.settings.max_pages,
+            ..ParseLimits::default()
+        };
+        let parsed = tokio::select! {
+            parsed = self.sandbox.parse_file(format, &path, &limits) => parsed,
+            () = cancel.cancelled() => return Err(Stop::Deleted),
+        }
+        .map_err(|e| internal(&e))?
+        .map_err(|e| Stop::Failed(format!("{}: {e}", doc.name)))?;
+        if cancel.is_cancelled() {
+            return Err(Stop::Deleted);
+        }
+        alive(
+            self.store
+                .set_document_parsed(&doc.id, parsed.title.as_deref(), parsed.pages)
+                .await
+                .map_err(|e| internal(&e))?,
+        )?;
+
+        let tokens = self.tokens.clone();
+        let config = ChunkConfig {
+            max_tokens: self.settings.chunk_tokens,
+            overlap_tokens: self.settings.chunk_overlap_tokens,
+            max_chunks: self.settings.max_chunks,
+        };
+        let chunks =
+            tokio::task::spawn_blocking(move || chunk_document(&parsed, tokens.as_ref(), &config))
+                .await
+                .map_err(|e| internal(&e))?
+                .map_err(|e| Stop::Failed(format!("{}: {e}", doc.name)))?;
+        if chunks.is_empty() {
+            return Err(Stop::Failed(format!("{} has no text to index.", doc.name)));
+        }
+        let total = u32::try_from(chunks.len()).unwrap_or(u32::MAX);
+        alive(
+            self.store
+                .set_document_chunked(&doc.id, total)
+                .await
+                .map_err(|e| internal(&e))?,
+        )?;
+
+        let mut done = 0u32;
+        for batch in chunks.chunks(self.settings.embed_batch.max(1)) {
+            if cancel.is_cancelled() {
+                return Err(Stop::Deleted);
+            }
+            let texts: Vec<String> = batch.iter().map(indexed_text).collect();
+            let dense = self
+                .embedder
+                .embed_documents(texts.clone())
+                .await
+                .map_err(|e| Stop::Failed(format!("Embedding failed: {e}")))?;
+            let points = chunk_points(doc, batch, &texts, dense);
+            self.index.upsert(points).await.map_err(|e| internal(&e))?;
+            done += u32::try_from(batch.len()).unwrap_or(u32::MAX);
+            alive(
+                self.store
+                    .set_chunks_embedded(&doc.id, done)
+                    .await
+                    .map_err(|e| internal(&e))?,
+            )?;
+        }
+        if cancel.is_cancelled() {
+            return Err(Stop::Deleted);
+        }
+        alive(
+            self.store
+                .set_document_stage(&doc.id, DocumentStatus::Indexed)
+                .await
+                .map_err(|e| internal(&e))?,
+        )?;
+        Ok(total)
+    }
+}
+
+/// The index's points for a batch of a document's chunks: their embedded
+/// text's dense and BM25 vectors, and what a search hit shows.
+fn chunk_points(
+    doc: &DocumentRow,
+    batch: &[Chunk],
+    texts: &[String],
+    dense: Vec<Vec<f32>>,
+) -> Vec<ChunkPoint> {
+    batch
+        .iter()
+        .zip(texts)
+        .zip(dense)
+        .map(|((chunk, text), dense)| ChunkPoint {
+            id: point_id(&doc.id, chunk.index),
+            dense,
+            sparse: bm25::document_vector(text),
+            payload: ChunkPayload {
+                owner: doc.user_id.clone(),
+                document_id: doc.id.clone(),
+                document_name: doc.name.clone(),
+                chunk_index: chunk.index,
+                text: chunk.text.clone(),
+                heading_path: chunk.heading_path.clone(),
+                page: chunk.page,
+                char_start: chunk.char_start as u64,
+                char_end: chunk.char_end as u64,
+            },
+        })
+        .collect()
+}
+
+pub(super) fn kind_of(format: Format) -> &'static str {
+    match format {
+        Format::Text => "txt",
+        Format::Markdown => "md",
+        Format::Html => "html",
+        Format::Pdf => "pdf",
+        Format::Docx => "docx",
+        Format::Csv => "csv",
+    }
+}
+
+pub(super) fn format_of(kind: &str) -> Option<Format> {
+    Some(match kind {
+        "txt" => Format::Text,
+        "md" => Format::Markdown,
+        "html" => Format::Html,
+        "pdf" => Format::Pdf,
+        "docx" => Format::Docx,
+        "csv" => Format::Csv,
+        _ => return None,
+    })
+}
+
+/// What gets embedded and indexed for a chunk: its heading path gives a
+/// passage deep in a long document the context its text alone lacks.
+pub fn indexed_text(chunk: &Chunk) -> String {
+    let mut path: &[String] = &chunk.heading_path;
+    // A section's first chunk already starts with its own heading.
+    if let Some((last, parents)) = path.split_last() {
+        if chunk.text.trim_start().starts_with(last.as_str()) {
+            path = parents;
+        }
+    }
+    if path.is_empty() {
+        chunk.text.clone()
+    } else {
+        format!("{}\n{}", path.join(" › "), chunk.text)
+    }
+}
