@@ -2,7 +2,7 @@
 
 use crate::chat::cache::ResponseCache;
 use crate::chat::retrieve::Retriever;
-use crate::chat::{ChatServiceImpl, Grounding, Operations, Sampling};
+use crate::chat::{ChatServiceImpl, Grounding, Sampling, TurnBookkeeping};
 use crate::config::{
     EmbeddingProvider, FirstAdminPolicy, LlmSettings, ModelEndpoint, Provider, Settings,
 };
@@ -341,7 +341,7 @@ fn build_chat(
         store.clone(),
         models,
         grounding,
-        Operations {
+        TurnBookkeeping {
             recorder: EventRecorder::new(store.clone(), metrics.clone()),
             cache: ResponseCache::new(store.clone(), &settings.cache),
             experiments: Arc::new(settings.experiments.clone()),

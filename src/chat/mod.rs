@@ -99,10 +99,10 @@ pub struct Sampling {
     pub temperature: f32,
 }
 
-/// Where each turn's usage goes, the response cache (if on), and the
-/// experiments users are assigned to.
+/// What a turn does besides asking the model: where its usage goes, the
+/// response cache (if on), and the experiments users are assigned to.
 #[derive(Clone)]
-pub struct Operations {
+pub struct TurnBookkeeping {
     pub recorder: EventRecorder,
     pub cache: Option<ResponseCache>,
     pub experiments: Arc<Vec<Experiment>>,
@@ -113,7 +113,7 @@ impl ChatServiceImpl {
         store: Store,
         models: Arc<ModelRoster>,
         grounding: Arc<Grounding>,
-        operations: Operations,
+        bookkeeping: TurnBookkeeping,
         settings: ChatSettings,
         sampling: Sampling,
     ) -> Self {
@@ -126,9 +126,9 @@ impl ChatServiceImpl {
             store,
             models,
             grounding,
-            recorder: operations.recorder,
-            cache: operations.cache,
-            experiments: operations.experiments,
+            recorder: bookkeeping.recorder,
+            cache: bookkeeping.cache,
+            experiments: bookkeeping.experiments,
             settings,
             max_tokens: sampling.max_tokens,
             temperature: sampling.temperature,
