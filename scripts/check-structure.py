@@ -13,12 +13,14 @@
 An import is any path a file names that starts with `crate::`, `super::`,
 `self::` or the name of one of its own child modules (in `use` trees,
 expanded, and in expressions), resolved to the file of the deepest module it
-reaches. Declaring a child module (`mod x;`) is not an import, nor is
+reaches, or, for an item that module re-exports, to the file that defines
+it. Declaring a child module (`mod x;`) is not an import, nor is
 re-exporting its items (`pub use x::Item;`: the folder's front door); using
 them (`use x::Item;`, `x::function()`) is. Code inside `#[cfg(test)]` is
 left out: a test may reach up to whatever it tests with (so is a `tests.rs`
 module file). Each crate (the server in src/, the app in app/src/) is
-checked on its own; src/bin/ holds separate programs.
+checked on its own; src/bin/ and main.rs are separate programs (their
+sizes are checked, their imports are not).
 `--graph` prints every file's imports.
 """
 
@@ -158,55 +160,100 @@ def modules(src_dir, crate_root):
     return found
 
 
-def imports(path, module, mods):
-    """The files that `path` (module `module`) imports, outside its tests."""
+def absolute(path, module, children):
+    """`path` as written in `module` → its segments from the crate root, or
+    None for another crate's path."""
+    segments = [x.strip() for x in path.split("::") if x.strip()]
+    if not segments:
+        return None
+    if segments[0] == "crate":
+        resolved = ["crate"]
+    elif segments[0] == "self":
+        resolved = list(module)
+    elif segments[0] == "super":
+        resolved = list(module[:-1])
+    elif segments[0] in children:
+        resolved = [*module, segments[0]]
+    else:
+        return None
+    for k, x in enumerate(segments[1:], 1):
+        if x == "super" and all(y == "super" for y in segments[:k]):
+            resolved = resolved[:-1]
+        elif x != "self":
+            resolved.append(x)
+    return resolved
+
+
+def resolve(resolved, mods, reexports, depth=0):
+    """The file of the deepest module `resolved` reaches, following items
+    that a module re-exports (`pub use x::Item`) to where they are defined."""
+    for cut in range(len(resolved), 0, -1):
+        key = tuple(resolved[:cut])
+        if key in mods:
+            rest = resolved[cut:]
+            target = reexports.get(key, {}).get(rest[0]) if rest else None
+            if target is not None and depth < 8:
+                return resolve(target + rest[1:], mods, reexports, depth + 1)
+            return mods[key]
+    return None
+
+
+def use_statements(path):
+    """(is `pub use`, path) for every path of every `use` outside tests."""
     code = without_tests(strip(path.read_text()))
-    children = {name for (*parent, name) in mods if tuple(parent) == module}
-    paths = []
+    found = []
     for m in re.finditer(r"\b(pub(?:\([^)]*\))?\s+)?use\s+([^;]*);", code):
         for p in use_paths(re.sub(r"\s+", " ", m.group(2))):
-            first = p.split("::")[0].strip()
-            if first in children or first == "self":
-                # `pub use child::Item` is the folder's front door, not a
-                # use of the child; `use child::Item` is.
-                if m.group(1) is None:
-                    paths.append(p if first == "self" else "self::" + p)
-            else:
-                paths.append(p)
+            found.append((m.group(1) is not None, p))
+    return code, found
+
+
+def children_of(module, mods):
+    return {name for (*parent, name) in mods if tuple(parent) == module}
+
+
+def reexports_of(mods):
+    """{module: {item name: absolute path}} of every `pub use`."""
+    table = {}
+    for module, path in mods.items():
+        _, uses = use_statements(path)
+        children = children_of(module, mods)
+        for public, p in uses:
+            if not public or p.rstrip().endswith("*"):
+                continue
+            target = absolute(p, module, children)
+            if target is not None:
+                table.setdefault(module, {})[target[-1]] = target
+    return table
+
+
+def imports(path, module, mods, reexports):
+    """The files that `path` (module `module`) imports, outside its tests."""
+    code, uses = use_statements(path)
+    children = children_of(module, mods)
+    paths = []
+    for public, p in uses:
+        first = p.split("::")[0].strip()
+        # `pub use child::Item` is the folder's front door, not a use of the
+        # child; `use child::Item` is.
+        if public and (first in children or first == "self"):
+            continue
+        paths.append(p)
     # Paths in code (`use` statements blanked: they were read above),
     # including ones relative to a child module: `child::function()`.
     code = re.sub(r"\buse\s+[^;]*;", lambda m: re.sub(r"[^\n]", " ", m.group(0)), code)
     paths += re.findall(r"(?<![\w:])((?:crate|super|self)(?:\s*::\s*\w+)+)", code)
     for p in re.findall(r"(?<![\w:])(\w+(?:\s*::\s*\w+)+)", code):
         if p.split("::")[0].strip() in children:
-            paths.append("self::" + p)
+            paths.append(p)
     targets = set()
-    is_dir_module = path.name in ("mod.rs", "lib.rs")
     for p in paths:
-        segments = [s.strip() for s in p.split("::") if s.strip()]
-        if not segments or segments[0] not in ("crate", "super", "self"):
+        resolved = absolute(p, module, children)
+        if resolved is None:
             continue
-        here = list(module)
-        # In a file module (a.rs), `super` is the parent; in mod.rs too,
-        # since `module` is already the directory's module.
-        _ = is_dir_module
-        resolved = []
-        for k, s in enumerate(segments):
-            if k == 0 and s == "crate":
-                resolved = ["crate"]
-            elif s == "self" and k == 0:
-                resolved = here
-            elif s == "super" and (k == 0 or all(x == "super" for x in segments[:k])):
-                base = resolved if k else here
-                resolved = base[:-1]
-            else:
-                resolved = resolved + [s]
-        for cut in range(len(resolved), 0, -1):
-            target = mods.get(tuple(resolved[:cut]))
-            if target is not None:
-                if target != path:
-                    targets.add(target)
-                break
+        target = resolve(resolved, mods, reexports)
+        if target is not None and target != path:
+            targets.add(target)
     return targets
 
 
@@ -280,7 +327,8 @@ def main():
     for src_dir, crate_root in ((ROOT / "src", ROOT / "src/lib.rs"),
                                 (ROOT / "app/src", ROOT / "app/src/lib.rs")):
         mods = modules(src_dir, crate_root)
-        graph = {f: imports(f, m, mods) for m, f in mods.items()}
+        reexports = reexports_of(mods)
+        graph = {f: imports(f, m, mods, reexports) for m, f in mods.items()}
         rel = lambda f: str(f.relative_to(ROOT))
         if show_graph:
             for f in sorted(graph):
@@ -296,7 +344,9 @@ def main():
                         problems.append(f"arrow upwards: {rel(f)} imports {rel(t)}")
         for comp in cycles(graph):
             problems.append("import circle: " + " <-> ".join(rel(f) for f in comp))
-        for f in sorted(set(mods.values())):
+        # Sizes: every source file, the programs in bin/ and main.rs included.
+        sources = [f for f in sorted(src_dir.rglob("*.rs")) if f.name != "tests.rs"]
+        for f in sources:
             lines = without_tests(strip(f.read_text())).rstrip().count("\n") + 1
             if lines > MAX_FILE_LINES:
                 problems.append(f"{rel(f)}: {lines} lines outside tests (at most {MAX_FILE_LINES})")

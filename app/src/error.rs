@@ -52,10 +52,15 @@ impl AppError {
     /// A file over the upload size limit: the same words in the browser
     /// (before sending it), in the upload route and in the document service.
     pub fn file_too_large(name: &str, size: u64, limit: u64) -> Self {
+        let (size, limit) = (human_size(size), human_size(limit));
+        // Just over the limit, both round to the same figure.
+        let size = if size == limit {
+            format!("over {limit}")
+        } else {
+            size
+        };
         Self::TooLarge(format!(
-            "{name} is too large: {} (the limit is {}).",
-            human_size(size),
-            human_size(limit)
+            "{name} is too large: {size} (the limit is {limit})."
         ))
     }
 
@@ -127,5 +132,19 @@ mod size_tests {
     fn sizes_read_well() {
         assert_eq!(human_size(50 * 1024 * 1024), "50.0 MiB");
         assert_eq!(human_size(1500), "2 KiB");
+    }
+
+    #[test]
+    fn a_file_just_over_the_limit_says_so() {
+        let limit = 50 * 1024 * 1024;
+        let message = |size| super::AppError::file_too_large("a.pdf", size, limit).to_string();
+        assert_eq!(
+            message(limit + 1),
+            "a.pdf is too large: over 50.0 MiB (the limit is 50.0 MiB)."
+        );
+        assert_eq!(
+            message(60 * 1024 * 1024),
+            "a.pdf is too large: 60.0 MiB (the limit is 50.0 MiB)."
+        );
     }
 }

@@ -117,28 +117,7 @@ async fn run() -> anyhow::Result<()> {
         ip: None,
     };
     let started = Instant::now();
-    let mut pmid_of = HashMap::new();
-    for (pmid, item) in &items {
-        let text = item.contexts.join("\n\n");
-        let (doc, _) = documents
-            .upload(&caller, &format!("{pmid}.txt"), text.into_bytes())
-            .await
-            .map_err(|e| anyhow::anyhow!("uploading {pmid}: {e}"))?;
-        pmid_of.insert(doc.id, pmid.clone());
-    }
-    let chunks = loop {
-        let listed = documents
-            .list(&user)
-            .await
-            .map_err(|e| anyhow::anyhow!("listing: {e}"))?;
-        if let Some(failed) = listed.iter().find(|d| d.status == DocumentStatus::Failed) {
-            bail!("{} failed: {:?}", failed.name, failed.error);
-        }
-        if listed.iter().all(|d| d.status == DocumentStatus::Indexed) {
-            break listed.iter().filter_map(|d| d.chunks).sum::<u32>();
-        }
-        tokio::time::sleep(Duration::from_millis(250)).await;
-    };
+    let (pmid_of, chunks) = upload_all(&documents, &caller, &user, &items).await?;
     let ingest_secs = started.elapsed().as_secs_f64();
     println!(
         "Indexed {} abstracts as {chunks} chunks in {ingest_secs:.1} s ({:.1} chunks/s)\n",
@@ -162,43 +141,11 @@ async fn run() -> anyhow::Result<()> {
                 ..RetrievalSettings::default()
             },
         );
-        let mut scores = Scores::default();
-        let mut latencies = Vec::new();
-        for (pmid, item) in &items {
-            let retrieved = retriever.retrieve(&user.0, &item.question).await?;
-            latencies.push(retrieved.embed_ms + retrieved.search_ms);
-            let mut ranked: Vec<&String> = Vec::new();
-            for hit in &retrieved.hits {
-                let Some(hit_pmid) = pmid_of.get(&hit.payload.document_id) else {
-                    continue;
-                };
-                if !ranked.contains(&hit_pmid) {
-                    ranked.push(hit_pmid);
-                }
-            }
-            let rank = ranked
-                .iter()
-                .take(10)
-                .position(|p| *p == pmid)
-                .map(|i| i + 1);
-            scores.add(rank);
-        }
-        latencies.sort_by(f64::total_cmp);
-        let p50 = latencies[latencies.len() / 2];
+        let (scores, p50) = evaluate(&retriever, &items, &pmid_of, &user).await?;
         rows.push((name, scores, p50));
     }
 
-    println!("| retrieval | recall@1 | recall@5 | recall@10 | MRR@10 | p50 ms |");
-    println!("|---|---|---|---|---|---|");
-    for (name, scores, p50) in &rows {
-        println!(
-            "| {name} | {:.3} | {:.3} | {:.3} | {:.3} | {p50:.1} |",
-            scores.recall(0),
-            scores.recall(1),
-            scores.recall(2),
-            scores.mrr()
-        );
-    }
+    print_table(&rows);
     let (dense, sparse, hybrid) = (&rows[0].1, &rows[1].1, &rows[2].1);
     let beats = hybrid.mrr() > dense.mrr() && hybrid.mrr() > sparse.mrr();
     println!(
@@ -217,4 +164,84 @@ async fn run() -> anyhow::Result<()> {
         std::process::exit(1);
     }
     Ok(())
+}
+
+/// Asks every question through `retriever`: the rank of its own abstract
+/// among the first ten distinct abstracts found, and the median latency.
+async fn evaluate(
+    retriever: &Retriever,
+    items: &[(String, Item)],
+    pmid_of: &HashMap<String, String>,
+    user: &UserId,
+) -> anyhow::Result<(Scores, f64)> {
+    let mut scores = Scores::default();
+    let mut latencies = Vec::new();
+    for (pmid, item) in items {
+        let retrieved = retriever.retrieve(&user.0, &item.question).await?;
+        latencies.push(retrieved.embed_ms + retrieved.search_ms);
+        let mut ranked: Vec<&String> = Vec::new();
+        for hit in &retrieved.hits {
+            let Some(hit_pmid) = pmid_of.get(&hit.payload.document_id) else {
+                continue;
+            };
+            if !ranked.contains(&hit_pmid) {
+                ranked.push(hit_pmid);
+            }
+        }
+        let rank = ranked
+            .iter()
+            .take(10)
+            .position(|p| *p == pmid)
+            .map(|i| i + 1);
+        scores.add(rank);
+    }
+    latencies.sort_by(f64::total_cmp);
+    Ok((scores, latencies[latencies.len() / 2]))
+}
+
+fn print_table(rows: &[(&str, Scores, f64)]) {
+    println!("| retrieval | recall@1 | recall@5 | recall@10 | MRR@10 | p50 ms |");
+    println!("|---|---|---|---|---|---|");
+    for (name, scores, p50) in rows {
+        println!(
+            "| {name} | {:.3} | {:.3} | {:.3} | {:.3} | {p50:.1} |",
+            scores.recall(0),
+            scores.recall(1),
+            scores.recall(2),
+            scores.mrr()
+        );
+    }
+}
+
+/// Uploads every abstract as a text file and waits until all are indexed:
+/// each document's PubMed id, and the number of chunks.
+async fn upload_all(
+    documents: &DocumentServiceImpl,
+    caller: &Caller,
+    user: &UserId,
+    items: &[(String, Item)],
+) -> anyhow::Result<(HashMap<String, String>, u32)> {
+    let mut pmid_of = HashMap::new();
+    for (pmid, item) in items {
+        let text = item.contexts.join("\n\n");
+        let (doc, _) = documents
+            .upload(caller, &format!("{pmid}.txt"), text.into_bytes())
+            .await
+            .map_err(|e| anyhow::anyhow!("uploading {pmid}: {e}"))?;
+        pmid_of.insert(doc.id, pmid.clone());
+    }
+    let chunks = loop {
+        let listed = documents
+            .list(user)
+            .await
+            .map_err(|e| anyhow::anyhow!("listing: {e}"))?;
+        if let Some(failed) = listed.iter().find(|d| d.status == DocumentStatus::Failed) {
+            bail!("{} failed: {:?}", failed.name, failed.error);
+        }
+        if listed.iter().all(|d| d.status == DocumentStatus::Indexed) {
+            break listed.iter().filter_map(|d| d.chunks).sum::<u32>();
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    };
+    Ok((pmid_of, chunks))
 }

@@ -90,29 +90,11 @@ async fn run() -> anyhow::Result<()> {
     .with_context(|| format!("parsing {fixtures}"))?;
 
     // An app of our own unless one was named: embedded model, greedy.
-    let mut _temp = None;
-    let base = match base_url {
-        Some(url) => url.trim_end_matches('/').to_owned(),
+    let (base, _temp) = match base_url {
+        Some(url) => (url.trim_end_matches('/').to_owned(), None),
         None => {
-            let temp = tempfile_dir()?;
-            let mut settings = Settings::load().context("loading configuration")?;
-            settings.server.bind = "127.0.0.1:0".into();
-            settings.data_dir = temp.clone();
-            settings.llm.temperature = 0.0;
-            settings.cache.enabled = false;
-            for role in [
-                &mut settings.limits.guest,
-                &mut settings.limits.user,
-                &mut settings.limits.admin,
-            ] {
-                *role = ragchat::ops::limits::RoleLimits::UNLIMITED;
-            }
-            settings.limits.new_guests_per_hour = 0;
-            let app = Application::build(settings).await?;
-            let url = format!("http://{}", app.address());
-            tokio::spawn(app.run_until_stopped());
-            _temp = Some(TempDir(temp));
-            url
+            let (url, temp) = start_own_app().await?;
+            (url, Some(temp))
         }
     };
     println!("{} injection cases against {base}", cases.len());
@@ -184,6 +166,29 @@ async fn run() -> anyhow::Result<()> {
         );
     }
     Ok(())
+}
+
+/// Starts the app in this process on a free port, in a temporary data
+/// directory: greedy sampling, no cache, no limits.
+async fn start_own_app() -> anyhow::Result<(String, TempDir)> {
+    let temp = tempfile_dir()?;
+    let mut settings = Settings::load().context("loading configuration")?;
+    settings.server.bind = "127.0.0.1:0".into();
+    settings.data_dir = temp.clone();
+    settings.llm.temperature = 0.0;
+    settings.cache.enabled = false;
+    for role in [
+        &mut settings.limits.guest,
+        &mut settings.limits.user,
+        &mut settings.limits.admin,
+    ] {
+        *role = ragchat::ops::limits::RoleLimits::UNLIMITED;
+    }
+    settings.limits.new_guests_per_hour = 0;
+    let app = Application::build(settings).await?;
+    let url = format!("http://{}", app.address());
+    tokio::spawn(app.run_until_stopped());
+    Ok((url, TempDir(temp)))
 }
 
 /// A fresh guest uploads the case's document, waits for it to be indexed,

@@ -260,44 +260,8 @@ fn main() -> anyhow::Result<()> {
 async fn run() -> anyhow::Result<()> {
     let o = options()?;
     let data = std::env::temp_dir().join(format!("ragchat-load-{}", std::process::id()));
-    let mut settings = Settings::default();
-    settings.server.bind = "127.0.0.1:0".into();
-    settings.data_dir = data.clone();
-    settings.cache.enabled = false;
-    if let Some(url) = &o.database_url {
-        settings.database.url = Some(url.clone().into());
-        println!("store: Postgres");
-    } else {
-        println!("store: SQLite");
-    }
-    for role in [
-        &mut settings.limits.guest,
-        &mut settings.limits.user,
-        &mut settings.limits.admin,
-    ] {
-        *role = ragchat::ops::limits::RoleLimits::UNLIMITED;
-    }
-    // Every simulated user is a new guest from 127.0.0.1.
-    settings.limits.new_guests_per_hour = 0;
     let clock = Arc::new(Mutex::new(UpstreamClock::default()));
-    match o.upstream.as_str() {
-        "fake" => {
-            settings.llm.base_url = Some(fake_upstream(&o, clock.clone()).await?);
-            settings.llm.model = Some("fake-upstream".into());
-            println!(
-                "upstream: in-process OpenAI-compatible server, TTFT {} ms, {} tokens {} ms apart",
-                o.upstream_ttft_ms, o.tokens, o.token_ms
-            );
-        }
-        "local" => {
-            settings.llm.max_tokens = u32::try_from(o.tokens).unwrap_or(64);
-            println!(
-                "upstream: the embedded model, {} tokens per answer",
-                o.tokens
-            );
-        }
-        other => bail!("--upstream is fake or local, not {other}"),
-    }
+    let settings = settings_for(&o, &data, clock.clone()).await?;
     let app = Application::build(settings).await?;
     let base = format!("http://{}", app.address());
     let store = app.store();
@@ -340,34 +304,7 @@ async fn run() -> anyhow::Result<()> {
     // The same users come back for each round: memory that a round leaks
     // would pile up from one round to the next.
     for round in 1..=o.rounds {
-        let tasks: Vec<_> = clients
-            .iter()
-            .cloned()
-            .enumerate()
-            .map(|(u, client)| {
-                let base = base.clone();
-                let turns = o.turns;
-                tokio::spawn(async move {
-                    let mut done = Vec::new();
-                    for t in 0..turns {
-                        let question = QUESTIONS[(u + t) % QUESTIONS.len()];
-                        done.push(
-                            chat(
-                                &client,
-                                &base,
-                                &format!("{question} (user {u}, turn {t})"),
-                                read_delay,
-                            )
-                            .await,
-                        );
-                    }
-                    done
-                })
-            })
-            .collect();
-        for task in tasks {
-            turns.extend(task.await?);
-        }
+        turns.extend(round_of_turns(&clients, &base, o.turns, read_delay).await?);
         // Let the server finish the streams' bookkeeping, then look.
         tokio::time::sleep(Duration::from_secs(2)).await;
         let after = memory();
@@ -397,6 +334,103 @@ async fn run() -> anyhow::Result<()> {
     report("app TTFT (client-side)", &mut app_ttft);
     report("total (client-side)", &mut total);
 
+    report_upstream(&turns, &store, &o, &clock).await?;
+    let _ = std::fs::remove_dir_all(&data);
+    Ok(())
+}
+
+/// The app's settings for the run: a temporary data directory, no cache, no
+/// limits, and the upstream asked for.
+async fn settings_for(
+    o: &Options,
+    data: &std::path::Path,
+    clock: Arc<Mutex<UpstreamClock>>,
+) -> anyhow::Result<Settings> {
+    let mut settings = Settings::default();
+    settings.server.bind = "127.0.0.1:0".into();
+    settings.data_dir = data.to_path_buf();
+    settings.cache.enabled = false;
+    if let Some(url) = &o.database_url {
+        settings.database.url = Some(url.clone().into());
+        println!("store: Postgres");
+    } else {
+        println!("store: SQLite");
+    }
+    for role in [
+        &mut settings.limits.guest,
+        &mut settings.limits.user,
+        &mut settings.limits.admin,
+    ] {
+        *role = ragchat::ops::limits::RoleLimits::UNLIMITED;
+    }
+    // Every simulated user is a new guest from 127.0.0.1.
+    settings.limits.new_guests_per_hour = 0;
+    match o.upstream.as_str() {
+        "fake" => {
+            settings.llm.base_url = Some(fake_upstream(o, clock).await?);
+            settings.llm.model = Some("fake-upstream".into());
+            println!(
+                "upstream: in-process OpenAI-compatible server, TTFT {} ms, {} tokens {} ms apart",
+                o.upstream_ttft_ms, o.tokens, o.token_ms
+            );
+        }
+        "local" => {
+            settings.llm.max_tokens = u32::try_from(o.tokens).unwrap_or(64);
+            println!(
+                "upstream: the embedded model, {} tokens per answer",
+                o.tokens
+            );
+        }
+        other => bail!("--upstream is fake or local, not {other}"),
+    }
+    Ok(settings)
+}
+
+/// Every user asks `turns` questions, one after another, all users at once.
+async fn round_of_turns(
+    clients: &[reqwest::Client],
+    base: &str,
+    turns_each: usize,
+    read_delay: Duration,
+) -> anyhow::Result<Vec<Turn>> {
+    let tasks: Vec<_> = clients
+        .iter()
+        .cloned()
+        .enumerate()
+        .map(|(u, client)| {
+            let base = base.to_owned();
+            tokio::spawn(async move {
+                let mut done = Vec::new();
+                for t in 0..turns_each {
+                    let question = QUESTIONS[(u + t) % QUESTIONS.len()];
+                    done.push(
+                        chat(
+                            &client,
+                            &base,
+                            &format!("{question} (user {u}, turn {t})"),
+                            read_delay,
+                        )
+                        .await,
+                    );
+                }
+                done
+            })
+        })
+        .collect();
+    let mut turns = Vec::new();
+    for task in tasks {
+        turns.extend(task.await?);
+    }
+    Ok(turns)
+}
+
+/// The upstream's TTFT for each turn, and the app's overhead on it.
+async fn report_upstream(
+    turns: &[Turn],
+    store: &ragchat::store::Store,
+    o: &Options,
+    clock: &Mutex<UpstreamClock>,
+) -> anyhow::Result<()> {
     // The upstream's TTFT for each turn, from the app's own event (the model
     // call to its first token), to pair with the client's TTFT.
     let recorded: std::collections::HashMap<String, Option<f64>> = store
@@ -407,7 +441,7 @@ async fn run() -> anyhow::Result<()> {
         .collect();
     let mut overhead = Vec::new();
     let mut upstream = Vec::new();
-    for turn in &turns {
+    for turn in turns {
         let (Some(id), Some(app_ms)) = (&turn.message_id, turn.ttft_ms) else {
             continue;
         };
@@ -422,6 +456,5 @@ async fn run() -> anyhow::Result<()> {
     }
     report("upstream TTFT (model call → token)", &mut upstream);
     report("app overhead on TTFT", &mut overhead);
-    let _ = std::fs::remove_dir_all(&data);
     Ok(())
 }

@@ -370,7 +370,7 @@ pub(super) fn format_of(kind: &str) -> Option<Format> {
 
 /// What gets embedded and indexed for a chunk: its heading path gives a
 /// passage deep in a long document the context its text alone lacks.
-pub fn indexed_text(chunk: &Chunk) -> String {
+pub(super) fn indexed_text(chunk: &Chunk) -> String {
     let mut path: &[String] = &chunk.heading_path;
     // A section's first chunk already starts with its own heading.
     if let Some((last, parents)) = path.split_last() {

@@ -1,7 +1,8 @@
 //! The Documents view: the user's documents, their status, and delete.
 
-use super::uploads::{human_size, AttachButton, DropZone, UploadState, UploadTray};
+use super::uploads::{AttachButton, DropZone, UploadState, UploadTray};
 use crate::api::{delete_document, list_documents};
+use crate::error::human_size;
 use crate::wire::{DocumentStatus, DocumentView};
 use leptos::prelude::*;
 use leptos::task::spawn_local;

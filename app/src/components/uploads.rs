@@ -3,6 +3,7 @@
 
 use crate::api::list_documents;
 use crate::browser;
+use crate::error::human_size;
 use crate::wire::{DocumentStatus, DocumentView};
 use leptos::prelude::*;
 use leptos::task::spawn_local;
@@ -296,14 +297,6 @@ fn stage_of(document: DocumentView, duplicate: bool) -> UploadStage {
                 .unwrap_or_else(|| format!("{} could not be processed.", document.name)),
         ),
         _ => UploadStage::Processing(document),
-    }
-}
-
-pub fn human_size(bytes: u64) -> String {
-    if bytes >= 1024 * 1024 {
-        format!("{:.1} MB", bytes as f64 / (1024.0 * 1024.0))
-    } else {
-        format!("{:.0} KB", (bytes as f64 / 1024.0).ceil())
     }
 }
 
