@@ -40,9 +40,11 @@ if ! rustup target list --toolchain nightly --installed 2>/dev/null | grep -q wa
   rustup target add --toolchain nightly wasm32-unknown-unknown
 fi
 
+# A debug build of the tool: it only drives cargo, wasm-bindgen and wasm-opt,
+# and makes the same site byte for byte, but builds in 4 minutes instead of 13.
 if ! command -v cargo-leptos >/dev/null; then
-  say "installing cargo-leptos (first time only, ~13 min)"
-  cargo +nightly install cargo-leptos --locked
+  say "installing cargo-leptos (first time only, ~4 min)"
+  cargo +nightly install cargo-leptos --locked --debug
 fi
 
 # cargo-leptos would download wasm-bindgen from GitHub; give it the exact version from Cargo.lock.

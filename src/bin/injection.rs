@@ -177,14 +177,7 @@ async fn start_own_app() -> anyhow::Result<(String, TempDir)> {
     settings.data_dir = temp.clone();
     settings.llm.temperature = 0.0;
     settings.cache.enabled = false;
-    for role in [
-        &mut settings.limits.guest,
-        &mut settings.limits.user,
-        &mut settings.limits.admin,
-    ] {
-        *role = ragchat::ops::limits::RoleLimits::UNLIMITED;
-    }
-    settings.limits.new_guests_per_hour = 0;
+    settings.limits.lift_all();
     let app = Application::build(settings).await?;
     let url = format!("http://{}", app.address());
     tokio::spawn(app.run_until_stopped());

@@ -356,15 +356,8 @@ async fn settings_for(
     } else {
         println!("store: SQLite");
     }
-    for role in [
-        &mut settings.limits.guest,
-        &mut settings.limits.user,
-        &mut settings.limits.admin,
-    ] {
-        *role = ragchat::ops::limits::RoleLimits::UNLIMITED;
-    }
     // Every simulated user is a new guest from 127.0.0.1.
-    settings.limits.new_guests_per_hour = 0;
+    settings.limits.lift_all();
     match o.upstream.as_str() {
         "fake" => {
             settings.llm.base_url = Some(fake_upstream(o, clock).await?);

@@ -48,15 +48,7 @@ pub fn test_settings(data_dir: &std::path::Path) -> Settings {
     // tests turn the cache on.
     settings.cache.enabled = false;
     // Tests send many messages quickly; the limits tests set their own.
-    for role in [
-        &mut settings.limits.guest,
-        &mut settings.limits.user,
-        &mut settings.limits.admin,
-    ] {
-        *role = ragchat::ops::limits::RoleLimits::UNLIMITED;
-    }
-    settings.limits.new_guests_per_hour = 0;
-    settings.limits.new_accounts_per_hour = 0;
+    settings.limits.lift_all();
     settings
 }
 

@@ -158,3 +158,16 @@ impl DocBuilder {
         })
     }
 }
+
+/// The marker of the next item of the innermost list (`lists`: the next
+/// number of each enclosing ordered list, `None` for a bullet list).
+pub(super) fn next_list_marker(lists: &mut [Option<u64>]) -> String {
+    match lists.last_mut() {
+        Some(Some(n)) => {
+            let marker = format!("{n}. ");
+            *n += 1;
+            marker
+        }
+        _ => "- ".to_string(),
+    }
+}

@@ -273,15 +273,7 @@ impl HtmlReader {
             }
             "li" if !in_table => {
                 self.flush()?;
-                let marker = match self.lists.last_mut() {
-                    Some(Some(n)) => {
-                        let marker = format!("{n}. ");
-                        *n += 1;
-                        marker
-                    }
-                    _ => "- ".to_string(),
-                };
-                self.buf.set_prefix(marker);
+                self.buf.set_prefix(next_list_marker(&mut self.lists));
             }
             _ if html_block(name) => {
                 if in_table {

@@ -140,15 +140,7 @@ impl Reader {
             }
             Tag::Item => {
                 self.flush()?;
-                let marker = match self.lists.last_mut() {
-                    Some(Some(n)) => {
-                        let marker = format!("{n}. ");
-                        *n += 1;
-                        marker
-                    }
-                    _ => "- ".to_string(),
-                };
-                self.buf.set_prefix(marker);
+                self.buf.set_prefix(next_list_marker(&mut self.lists));
             }
             Tag::Table(_) => {
                 self.flush()?;
