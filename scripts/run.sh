@@ -5,5 +5,5 @@ set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$ROOT"
 source scripts/setup.sh
-say "building and starting the app (the first build took 19 min on 2 cores)"
+say "building and starting the app (the first build took 17 min on 2 cores)"
 exec cargo leptos serve --release
