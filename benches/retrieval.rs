@@ -95,6 +95,8 @@ async fn run(
     queries: usize,
     limit: usize,
 ) -> Result<(), Box<dyn std::error::Error>> {
+    // Hybrid search fuses the way the app is configured to by default.
+    let fusion = ragchat::chat::retrieve::fusion(&ragchat::config::RetrievalSettings::default());
     let corpus = Corpus::load(Path::new(
         &std::env::var("BENCH_PUBMEDQA").unwrap_or_else(|_| DEFAULT_PUBMEDQA.into()),
     ));
@@ -200,6 +202,7 @@ async fn run(
                     sparse,
                     limit,
                     mode,
+                    fusion,
                 })
                 .await?;
             let done = Instant::now();
@@ -239,7 +242,7 @@ async fn load_model() -> Option<Arc<LocalEmbedder>> {
     let dir = ragchat::config::EmbeddingSettings::default().local_model_dir();
     let loaded = tokio::task::spawn_blocking({
         let dir = dir.clone();
-        move || LocalEmbedder::shared(&dir, 0)
+        move || LocalEmbedder::shared(&dir, 0, Default::default())
     })
     .await;
     match loaded {

@@ -16,6 +16,8 @@ pub struct Settings {
     pub llm: LlmSettings,
     pub documents: DocumentSettings,
     pub retrieval: RetrievalSettings,
+    /// Follow-up questions rewritten into standalone search queries.
+    pub rewrite: RewriteSettings,
     pub embedding: EmbeddingSettings,
     pub qdrant: QdrantSettings,
     pub auth: AuthSettings,
@@ -103,6 +105,51 @@ pub struct RetrievalSettings {
     pub mode: RetrievalMode,
     /// Budget for the sources in the prompt, in embedding-model tokens.
     pub context_tokens: usize,
+    /// How hybrid retrieval combines the dense and the BM25 ranking.
+    pub fusion: FusionKind,
+    /// Weight of the dense (embedding) ranking in the fusion.
+    pub dense_weight: f32,
+    /// Weight of the BM25 ranking in the fusion.
+    pub sparse_weight: f32,
+    /// Passages of one document that overlap or touch are given as one…
+    pub merge_neighbours: bool,
+    /// … up to this many characters.
+    pub max_passage_chars: usize,
+}
+
+/// How follow-ups become standalone search queries (`[rewrite]`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default)]
+pub struct RewriteSettings {
+    pub enabled: bool,
+    /// A model named under `[llm.models]` to write the queries (a small,
+    /// fast one); unset: the model that answers the turn.
+    pub model: Option<String>,
+    /// How long the model may take; then the earlier question's key terms
+    /// are added to the follow-up instead.
+    pub timeout_ms: u64,
+    /// Characters of earlier conversation the model reads.
+    pub history_chars: usize,
+}
+
+impl Default for RewriteSettings {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            model: None,
+            timeout_ms: 4_000,
+            history_chars: 2_000,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum FusionKind {
+    /// Reciprocal rank fusion (ranks only).
+    Rrf,
+    /// Distribution-based score fusion: z-scores over each candidate pool.
+    Zscore,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -125,6 +172,9 @@ pub struct EmbeddingSettings {
     pub api_key: Option<SecretString>,
     /// CPU threads for the local engine (0: all cores).
     pub threads: usize,
+    /// Always compute in float32 (slower where the CPU has bfloat16; for
+    /// bit-level comparisons and for measuring CPUs without it).
+    pub float32: bool,
 }
 
 /// Where users, chats, votes, events and sessions are kept.
@@ -163,8 +213,8 @@ impl Default for DocumentSettings {
             max_files_per_upload: 20,
             max_pages: 2_000,
             max_chunks: 20_000,
-            chunk_tokens: 250,
-            chunk_overlap_tokens: 40,
+            chunk_tokens: 128,
+            chunk_overlap_tokens: 0,
             embed_batch: 64,
             parse_memory_mib: 1024,
             parse_timeout_secs: 120,
@@ -179,6 +229,11 @@ impl Default for RetrievalSettings {
             top_k: 6,
             mode: RetrievalMode::Hybrid,
             context_tokens: 1_800,
+            fusion: FusionKind::Zscore,
+            dense_weight: 1.0,
+            sparse_weight: 1.0,
+            merge_neighbours: true,
+            max_passage_chars: 2_000,
         }
     }
 }
@@ -192,6 +247,7 @@ impl Default for EmbeddingSettings {
             model: None,
             api_key: None,
             threads: 0,
+            float32: false,
         }
     }
 }
@@ -352,6 +408,7 @@ impl Default for Settings {
             llm: LlmSettings::default(),
             documents: DocumentSettings::default(),
             retrieval: RetrievalSettings::default(),
+            rewrite: RewriteSettings::default(),
             embedding: EmbeddingSettings::default(),
             qdrant: QdrantSettings::default(),
             auth: AuthSettings::default(),

@@ -2,6 +2,7 @@
 
 use crate::chat::cache::ResponseCache;
 use crate::chat::retrieve::Retriever;
+use crate::chat::rewrite::QueryRewriter;
 use crate::chat::{ChatServiceImpl, Grounding, Sampling, TurnBookkeeping};
 use crate::config::{
     EmbeddingProvider, FirstAdminPolicy, LlmSettings, ModelEndpoint, Provider, Settings,
@@ -43,6 +44,32 @@ pub struct Application {
     address: SocketAddr,
     index: Arc<dyn VectorIndex>,
     store: Store,
+}
+
+/// What answers are grounded with: the retriever, the follow-up rewriter
+/// (on the configured model, else the answering one) and the budgets.
+fn build_grounding(
+    settings: &Settings,
+    retriever: Retriever,
+    tokens: Arc<dyn TokenSpans>,
+    models: &ModelRoster,
+) -> Grounding {
+    let rewrite = &settings.rewrite;
+    Grounding {
+        retriever,
+        rewriter: QueryRewriter::new(
+            rewrite
+                .model
+                .as_deref()
+                .and_then(|name| models.get(name).cloned()),
+            Duration::from_millis(rewrite.timeout_ms),
+            rewrite.history_chars,
+            rewrite.enabled,
+        ),
+        tokens,
+        context_tokens: settings.retrieval.context_tokens,
+        max_upload_bytes: settings.documents.max_file_bytes,
+    }
 }
 
 /// Picks the configured model provider.
@@ -132,6 +159,9 @@ pub async fn build_roster(
     if let Some(name) = &settings.limits.over_budget_model {
         roster.require(name, "limits.over_budget_model")?;
     }
+    if let Some(name) = &settings.rewrite.model {
+        roster.require(name, "rewrite.model")?;
+    }
     for experiment in &settings.experiments {
         for variant in &experiment.variants {
             if let Some(name) = &variant.model {
@@ -163,8 +193,12 @@ pub async fn build_embedder(
     let embedder: Arc<dyn Embedder> = match embedding.provider {
         EmbeddingProvider::Local => {
             let threads = embedding.threads;
+            let precision = match embedding.float32 {
+                true => crate::embed::local::Precision::F32,
+                false => crate::embed::local::Precision::Auto,
+            };
             tokio::task::spawn_blocking(move || {
-                crate::embed::local::LocalEmbedder::shared(&dir, threads)
+                crate::embed::local::LocalEmbedder::shared(&dir, threads, precision)
             })
             .await?
             .context("loading the embedding model (run scripts/fetch-models.sh)")?
@@ -390,12 +424,12 @@ impl Application {
         )
         .await
         .context("starting document ingestion")?;
-        let grounding = Arc::new(Grounding {
-            retriever: Retriever::new(embedder, index.clone(), settings.retrieval.clone()),
+        let grounding = Arc::new(build_grounding(
+            &settings,
+            Retriever::new(embedder, index.clone(), settings.retrieval.clone()),
             tokens,
-            context_tokens: settings.retrieval.context_tokens,
-            max_upload_bytes: settings.documents.max_file_bytes,
-        });
+            &models,
+        ));
         let chat = build_chat(&settings, &store, models, grounding, &metrics);
         let accounts = AccountServiceImpl::new(
             store.clone(),

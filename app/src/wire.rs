@@ -20,7 +20,13 @@ pub enum ChatEvent {
     /// The model is busy with other chats; this one waits at `position`.
     Queued { position: usize },
     /// The passages retrieved for this question, numbered as the model sees them.
-    Sources { sources: Vec<Source> },
+    Sources {
+        sources: Vec<Source>,
+        /// The standalone query a follow-up was rewritten into and searched
+        /// as (absent for first questions, which are searched as asked).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        searched_for: Option<String>,
+    },
     /// The model that is answering (sent before its first token): a fallback
     /// when the primary kept failing, and how many attempts failed first.
     Model {
@@ -129,6 +135,9 @@ pub struct MessageView {
     /// A note about how the answer was made (the stream's `notice` event).
     #[serde(default)]
     pub notice: Option<String>,
+    /// What a follow-up question was searched as (its standalone rewrite).
+    #[serde(default)]
+    pub searched_for: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -451,6 +460,16 @@ pub struct GroupStats {
     pub cost: f64,
 }
 
+/// One stage of a chat turn (follow-up rewrite, query embedding, search, …).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StageLatency {
+    /// `rewrite`, `embed`, `retrieve`, `prompt_build`, `queue`, `upstream_ttft`, `ttft`.
+    pub stage: String,
+    /// Turns that ran this stage.
+    pub turns: u64,
+    pub latency: Percentiles,
+}
+
 /// One time bucket of one model's latency.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SeriesPoint {
@@ -521,6 +540,9 @@ pub struct Dashboard {
     pub up_rate: Option<RateCi>,
     pub by_model: Vec<GroupStats>,
     pub by_variant: Vec<GroupStats>,
+    /// Where a turn's time goes, stage by stage (turns that ran the stage).
+    #[serde(default)]
+    pub stages: Vec<StageLatency>,
     pub series: Vec<SeriesPoint>,
     pub by_user: Vec<UsageRow>,
     pub downvoted: Vec<DownvotedAnswer>,

@@ -6,6 +6,7 @@ use super::cache::{cache_key, CacheKeyParts, ResponseCache};
 use super::citations;
 use super::prompt::{build_prompt, fit_sources, TEMPLATE_VERSION};
 use super::retrieve::{sources_from, Retriever};
+use super::rewrite::QueryRewriter;
 use crate::embed::TokenSpans;
 use crate::llm::{ChatModel, CompletionRequest, LlmError, LlmEvent};
 use crate::ops::events::{ChatTurnEvent, EventRecorder};
@@ -22,6 +23,8 @@ use tokio_util::sync::CancellationToken;
 /// What grounding answers in the user's documents needs.
 pub struct Grounding {
     pub retriever: Retriever,
+    /// Turns follow-ups into standalone search queries.
+    pub rewriter: QueryRewriter,
     /// Counts tokens of source text against the context budget.
     pub tokens: Arc<dyn TokenSpans>,
     pub context_tokens: usize,
@@ -78,11 +81,17 @@ impl Outcome {
     }
 }
 
-/// Timings of the retrieval stages, for the turn's log line.
+/// Timings of the retrieval stages, for the turn's log line, and what a
+/// follow-up was searched as.
 #[derive(Default)]
 struct RetrievalTimings {
+    rewrite_ms: Option<f64>,
     embed_ms: Option<f64>,
     search_ms: Option<f64>,
+    /// The standalone query a follow-up was rewritten into.
+    searched_for: Option<String>,
+    /// `model` or `fallback`.
+    rewrite_source: Option<&'static str>,
 }
 
 /// What was settled before the model is called.
@@ -235,6 +244,7 @@ impl Generation {
             let _ = tx
                 .send(ChatEvent::Sources {
                     sources: sources.clone(),
+                    searched_for: timings.searched_for.clone(),
                 })
                 .await;
         }
@@ -311,7 +321,7 @@ impl Generation {
         self,
         outcome: Outcome,
         tally: Tally,
-        prepared: Prepared,
+        mut prepared: Prepared,
         tx: &mpsc::Sender<ChatEvent>,
     ) {
         let total_ms = elapsed_ms(self.started);
@@ -341,7 +351,7 @@ impl Generation {
                 )
             }
         };
-        let mut sources = prepared.sources;
+        let mut sources = std::mem::take(&mut prepared.sources);
         if !sources.is_empty() {
             citations::annotate(&tally.content, &mut sources);
             let _ = tx
@@ -366,9 +376,6 @@ impl Generation {
         }
         let turn = ChatTurnEvent {
             provider: tally.provider.to_owned(),
-            embed_ms: prepared.timings.embed_ms,
-            retrieve_ms: prepared.timings.search_ms,
-            prompt_build_ms: Some(prepared.prompt_build_ms),
             queue_ms: tally.queue_ms,
             // Sub-millisecond, so the stages compare exactly with each other.
             ttft_ms: tally
@@ -390,7 +397,7 @@ impl Generation {
                 Outcome::Failed(e) => Some(e.class().to_owned()),
                 Outcome::Finished(_) => None,
             },
-            ..self.turn_event(tally.model.clone())
+            ..self.prepared_turn_event(tally.model.clone(), &prepared)
         };
         let record = AnswerRecord {
             model: tally.model,
@@ -403,6 +410,7 @@ impl Generation {
             ttft_ms: tally.ttft_ms,
             total_ms,
             notice: self.notice.clone(),
+            searched_for: prepared.timings.searched_for,
         };
         self.finish(&record, &turn).await;
         let _ = tx.send(last_event).await;
@@ -420,12 +428,26 @@ impl Generation {
                 return Vec::new();
             }
         }
+        let rewrite = self
+            .grounding
+            .rewriter
+            .rewrite(&self.model, &self.history, &self.question)
+            .await;
+        let query = match &rewrite {
+            Some(rewrite) => {
+                timings.rewrite_ms = Some(rewrite.ms);
+                timings.rewrite_source = Some(rewrite.source.as_str());
+                timings.searched_for = Some(rewrite.query.clone());
+                rewrite.query.as_str()
+            }
+            None => self.question.as_str(),
+        };
         match self
             .grounding
             .retriever
             .retrieve_top(
                 &self.owner,
-                &self.question,
+                query,
                 self.top_k.unwrap_or(self.grounding.retriever.top_k()),
             )
             .await
@@ -476,6 +498,20 @@ impl Generation {
         }))
     }
 
+    /// This turn's event with who and what filled in, and the stages before
+    /// the model measured.
+    fn prepared_turn_event(&self, model: String, prepared: &Prepared) -> ChatTurnEvent {
+        let timings = &prepared.timings;
+        ChatTurnEvent {
+            rewrite_ms: timings.rewrite_ms,
+            rewrite_source: timings.rewrite_source.map(str::to_owned),
+            embed_ms: timings.embed_ms,
+            retrieve_ms: timings.search_ms,
+            prompt_build_ms: Some(prepared.prompt_build_ms),
+            ..self.turn_event(model)
+        }
+    }
+
     /// This turn's event with who and what filled in and nothing measured.
     fn turn_event(&self, model: String) -> ChatTurnEvent {
         ChatTurnEvent {
@@ -487,6 +523,8 @@ impl Generation {
             model,
             provider: String::new(),
             variant: self.variant.clone(),
+            rewrite_ms: None,
+            rewrite_source: None,
             embed_ms: None,
             retrieve_ms: None,
             prompt_build_ms: None,
@@ -527,11 +565,6 @@ impl Generation {
         tx: &mpsc::Sender<ChatEvent>,
         prepared: Prepared,
     ) {
-        let Prepared {
-            timings,
-            prompt_build_ms,
-            ..
-        } = prepared;
         let _ = tx
             .send(ChatEvent::Model {
                 model: hit.model.clone(),
@@ -565,18 +598,16 @@ impl Generation {
             ttft_ms: Some(ttft_ms),
             total_ms,
             notice: self.notice.clone(),
+            searched_for: prepared.timings.searched_for.clone(),
         };
         let turn = ChatTurnEvent {
             provider: "cache".to_owned(),
-            embed_ms: timings.embed_ms,
-            retrieve_ms: timings.search_ms,
-            prompt_build_ms: Some(prompt_build_ms),
             ttft_ms: Some(ttft_ms as f64),
             total_ms: total_ms as f64,
             cache_hit: true,
             sources: u32::try_from(record.sources.len()).unwrap_or(u32::MAX),
             outcome: "stop".to_owned(),
-            ..self.turn_event(hit.model)
+            ..self.prepared_turn_event(hit.model, &prepared)
         };
         self.finish(&record, &turn).await;
         let _ = tx

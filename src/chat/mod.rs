@@ -1,13 +1,15 @@
 //! Chat: the service (validates a message, stores the turn, streams the
 //! answer from the model and records how it ended), and the stages of a
-//! turn: [`retrieve`] the user's passages, build the [`prompt`], reuse an
-//! answer from the response [`cache`], and mark the [`citations`].
+//! turn: [`rewrite`] a follow-up into a search query, [`retrieve`] the
+//! user's passages, build the [`prompt`], reuse an answer from the response
+//! [`cache`], and mark the [`citations`].
 
 pub mod cache;
 pub mod citations;
 mod generation;
 pub mod prompt;
 pub mod retrieve;
+pub mod rewrite;
 
 pub use generation::Grounding;
 use generation::{Generation, InFlight};

@@ -1,12 +1,15 @@
 //! Retrieval: embed the question, search the user's chunks (dense + BM25,
 //! fused), and number the hits as sources for the prompt.
 
-use crate::config::{RetrievalMode, RetrievalSettings};
+use crate::config::{FusionKind, RetrievalMode, RetrievalSettings};
 use crate::embed::Embedder;
-use crate::index::{bm25, Hit, SearchMode, SearchRequest, VectorIndex};
+use crate::index::{bm25, Fusion, FusionMethod, Hit, SearchMode, SearchRequest, VectorIndex};
 use app::wire::Source;
 use std::sync::Arc;
 use std::time::Instant;
+
+/// Hits fetched per passage wanted when neighbours are merged.
+const POOL_FACTOR: usize = 2;
 
 pub struct Retriever {
     embedder: Arc<dyn Embedder>,
@@ -34,6 +37,18 @@ pub fn search_mode(mode: RetrievalMode) -> SearchMode {
         RetrievalMode::Dense => SearchMode::Dense,
         RetrievalMode::Sparse => SearchMode::Sparse,
         RetrievalMode::Hybrid => SearchMode::Hybrid,
+    }
+}
+
+/// The index's fusion for the configured one.
+pub fn fusion(settings: &RetrievalSettings) -> Fusion {
+    Fusion {
+        method: match settings.fusion {
+            FusionKind::Rrf => FusionMethod::Rrf,
+            FusionKind::Zscore => FusionMethod::ZScore,
+        },
+        dense_weight: settings.dense_weight,
+        sparse_weight: settings.sparse_weight,
     }
 }
 
@@ -77,22 +92,118 @@ impl Retriever {
         };
         let embed_ms = started.elapsed().as_secs_f64() * 1000.0;
         let started = Instant::now();
+        let top_k = top_k.max(1);
+        // Merging joins neighbours into one passage: more hits are needed
+        // to fill `top_k` passages.
+        let limit = match self.settings.merge_neighbours {
+            true => top_k * POOL_FACTOR,
+            false => top_k,
+        };
         let hits = self
             .index
             .search(SearchRequest {
                 owner: owner.to_string(),
                 dense,
                 sparse: bm25::query_vector(question),
-                limit: top_k.max(1),
+                limit,
                 mode: search_mode(self.settings.mode),
+                fusion: fusion(&self.settings),
             })
             .await?;
+        let mut hits = match self.settings.merge_neighbours {
+            true => merge_neighbours(hits, self.settings.max_passage_chars, top_k),
+            false => hits,
+        };
+        hits.truncate(top_k);
         Ok(Retrieved {
             hits,
             embed_ms,
             search_ms: started.elapsed().as_secs_f64() * 1000.0,
         })
     }
+}
+
+/// Joins hits of one document whose text overlaps or touches (consecutive
+/// chunks share their overlap) into one passage, in the place of the better
+/// ranked one, as long as the passage stays within `max_chars`: the context
+/// then holds each piece of text once, an answer cut by a chunk boundary
+/// arrives whole, and a region where several hits cluster reads as one.
+///
+/// Only the best `passages` hits are merged. Hits after them fill the
+/// places merging freed, with new ground only: one that touches a passage
+/// already kept would spend the budget on more of the same region.
+pub fn merge_neighbours(hits: Vec<Hit>, max_chars: usize, passages: usize) -> Vec<Hit> {
+    // (rank of the best hit in it, passage)
+    let mut kept: Vec<(usize, Hit)> = Vec::with_capacity(passages);
+    for (rank, hit) in hits.into_iter().enumerate() {
+        if rank >= passages {
+            if kept.len() >= passages {
+                break;
+            }
+            if !kept.iter().any(|(_, p)| touches(p, &hit)) {
+                kept.push((rank, hit));
+            }
+            continue;
+        }
+        let mut merged = (rank, hit);
+        // A hit may bridge two passages already kept: absorb them all.
+        while let Some(i) = kept.iter().position(|(_, p)| {
+            touches(p, &merged.1) && joined_chars(p, &merged.1) <= max_chars as u64
+        }) {
+            let (kept_rank, passage) = kept.swap_remove(i);
+            merged = (kept_rank.min(merged.0), join(passage, merged.1));
+        }
+        kept.push(merged);
+    }
+    kept.sort_by_key(|(rank, _)| *rank);
+    kept.into_iter().map(|(_, passage)| passage).collect()
+}
+
+/// Two passages of one document that share text, meet, or are consecutive
+/// chunks (across a section boundary).
+fn touches(a: &Hit, b: &Hit) -> bool {
+    let (a, b) = (&a.payload, &b.payload);
+    a.document_id == b.document_id
+        && ((a.char_start <= b.char_end && b.char_start <= a.char_end)
+            || a.chunk_index.abs_diff(b.chunk_index) == 1)
+}
+
+/// About how long the union of two touching passages is.
+fn joined_chars(a: &Hit, b: &Hit) -> u64 {
+    let (a, b) = (&a.payload, &b.payload);
+    let span = a.char_end.max(b.char_end) - a.char_start.min(b.char_start);
+    // Consecutive chunks of two sections: both whole, not the gap.
+    span.min((a.char_end - a.char_start) + (b.char_end - b.char_start))
+}
+
+/// The union of two touching passages: the text in document order, the
+/// better score and id, the first one's place (heading, page, index).
+fn join(a: Hit, b: Hit) -> Hit {
+    let (id, score) = if b.score > a.score {
+        (b.id, b.score)
+    } else {
+        (a.id, a.score)
+    };
+    let (first, second) = if b.payload.char_start < a.payload.char_start {
+        (b.payload, a.payload)
+    } else {
+        (a.payload, b.payload)
+    };
+    let mut payload = first;
+    if second.char_end > payload.char_end {
+        if second.char_start <= payload.char_end {
+            let shared =
+                usize::try_from(payload.char_end - second.char_start).unwrap_or(usize::MAX);
+            payload.text.extend(second.text.chars().skip(shared));
+        } else {
+            // Consecutive chunks of two sections: the break between them.
+            payload.text.push_str("\n\n");
+            payload.text.push_str(&second.text);
+        }
+        payload.char_end = second.char_end;
+    }
+    payload.chunk_index = payload.chunk_index.min(second.chunk_index);
+    Hit { id, score, payload }
 }
 
 /// Numbers hits 1, 2, … as the model will cite them.
@@ -116,4 +227,123 @@ pub fn sources_from(hits: Vec<Hit>) -> Vec<Source> {
             }
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::index::ChunkPayload;
+
+    /// Chunk `index` of `doc`, 100 characters from `index * 90` (consecutive
+    /// chunks share 10), scored so that lower `rank` comes first.
+    fn hit(doc: &str, index: u32, rank: u32) -> Hit {
+        let start = u64::from(index) * 90;
+        let text: String = (start..start + 100)
+            .map(|i| char::from(b'a' + (i % 26) as u8))
+            .collect();
+        Hit {
+            id: uuid::Uuid::from_u128(u128::from(index) + 1000 * doc.len() as u128),
+            score: 1.0 / (1.0 + rank as f32),
+            payload: ChunkPayload {
+                owner: "u".into(),
+                document_id: doc.into(),
+                document_name: format!("{doc}.txt"),
+                chunk_index: index,
+                text,
+                heading_path: vec![],
+                page: None,
+                char_start: start,
+                char_end: start + 100,
+            },
+        }
+    }
+
+    fn spans(hits: &[Hit]) -> Vec<(String, u64, u64)> {
+        hits.iter()
+            .map(|h| {
+                (
+                    h.payload.document_id.clone(),
+                    h.payload.char_start,
+                    h.payload.char_end,
+                )
+            })
+            .collect()
+    }
+
+    #[test]
+    fn overlapping_neighbours_become_one_passage_with_the_text_once() {
+        let merged = merge_neighbours(
+            vec![hit("a", 3, 0), hit("b", 0, 1), hit("a", 4, 2)],
+            2_000,
+            10,
+        );
+        assert_eq!(
+            spans(&merged),
+            vec![("a".into(), 270, 460), ("b".into(), 0, 100)]
+        );
+        let text = &merged[0].payload.text;
+        assert_eq!(text.chars().count(), 190, "the shared 10 characters once");
+        let expected: String = (270u64..460)
+            .map(|i| char::from(b'a' + (i % 26) as u8))
+            .collect();
+        assert_eq!(text, &expected);
+        assert_eq!(merged[0].payload.chunk_index, 3);
+        assert_eq!(merged[0].score, hit("a", 3, 0).score, "the better score");
+    }
+
+    #[test]
+    fn a_hit_bridging_two_passages_joins_them_in_the_best_place() {
+        let merged = merge_neighbours(
+            vec![
+                hit("a", 5, 0),
+                hit("b", 9, 1),
+                hit("a", 3, 2),
+                hit("a", 4, 3),
+            ],
+            2_000,
+            10,
+        );
+        assert_eq!(
+            spans(&merged),
+            vec![("a".into(), 270, 550), ("b".into(), 810, 910)]
+        );
+    }
+
+    #[test]
+    fn passages_stay_within_the_length_limit() {
+        let hits = (0..6).map(|i| hit("a", i, i)).collect();
+        let merged = merge_neighbours(hits, 300, 10);
+        assert!(merged.iter().all(|p| p.payload.text.chars().count() <= 300));
+        assert_eq!(merged.len(), 2, "{:?}", spans(&merged));
+    }
+
+    #[test]
+    fn later_hits_only_fill_freed_places_with_new_ground() {
+        // The best two are neighbours (one passage); of the later hits, the
+        // one touching it is skipped and the one elsewhere fills the place.
+        let merged = merge_neighbours(
+            vec![
+                hit("a", 1, 0),
+                hit("a", 2, 1),
+                hit("a", 3, 2),
+                hit("a", 8, 3),
+            ],
+            2_000,
+            2,
+        );
+        assert_eq!(
+            spans(&merged),
+            vec![("a".into(), 90, 280), ("a".into(), 720, 820)]
+        );
+    }
+
+    #[test]
+    fn distant_chunks_and_other_documents_stay_apart() {
+        let merged = merge_neighbours(
+            vec![hit("a", 1, 0), hit("a", 5, 1), hit("bb", 2, 2)],
+            2_000,
+            10,
+        );
+        assert_eq!(merged.len(), 3);
+    }
 }

@@ -39,6 +39,7 @@ use std::path::Path;
 use std::sync::Arc;
 use tokio::sync::{Mutex, Notify};
 use uuid::Uuid;
+pub use worker::StageTimes;
 use worker::{kind_of, Ingestion};
 
 pub struct DocumentServiceImpl {
@@ -77,6 +78,7 @@ impl DocumentServiceImpl {
             running: Mutex::new(None),
             limits,
             admitting: Mutex::new(()),
+            stage_times: std::sync::Mutex::new(StageTimes::default()),
         });
         inner.recover().await?;
         tokio::spawn(inner.clone().work());
@@ -92,6 +94,15 @@ impl DocumentServiceImpl {
             }
         });
         Ok(Self { inner })
+    }
+
+    /// Where ingestion time went since start-up, summed over documents.
+    pub fn stage_times(&self) -> StageTimes {
+        self.inner
+            .stage_times
+            .lock()
+            .map(|times| *times)
+            .unwrap_or_default()
     }
 
     /// The vector index (tests count vectors through it).

@@ -13,7 +13,7 @@ use app::ports::UsageLimits;
 use app::wire::DocumentStatus;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 use tokio::sync::{Mutex, Notify};
 use tokio_util::sync::CancellationToken;
 
@@ -45,6 +45,32 @@ pub(super) struct Ingestion {
     /// Upload quotas, checked and charged one upload at a time.
     pub(super) limits: Arc<dyn UsageLimits>,
     pub(super) admitting: Mutex<()>,
+    /// Where ingestion time went, summed over documents.
+    pub(super) stage_times: std::sync::Mutex<StageTimes>,
+}
+
+/// Time spent in each ingestion stage.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct StageTimes {
+    /// The sandboxed parser, process start included.
+    pub parse: Duration,
+    pub chunk: Duration,
+    /// Embedding the chunks (and their BM25 vectors).
+    pub embed: Duration,
+    /// Writing the points to the index, flushed to disk.
+    pub index: Duration,
+    /// Status and progress writes to the database.
+    pub bookkeeping: Duration,
+}
+
+impl StageTimes {
+    fn add(&mut self, other: &StageTimes) {
+        self.parse += other.parse;
+        self.chunk += other.chunk;
+        self.embed += other.embed;
+        self.index += other.index;
+        self.bookkeeping += other.bookkeeping;
+    }
 }
 
 /// Why one document's ingestion ended early.
@@ -183,7 +209,11 @@ impl Ingestion {
 
     async fn ingest(&self, doc: &DocumentRow, cancel: &CancellationToken) {
         let started = Instant::now();
-        let outcome = self.run_stages(doc, cancel).await;
+        let mut times = StageTimes::default();
+        let outcome = self.run_stages(doc, cancel, &mut times).await;
+        if let Ok(mut total) = self.stage_times.lock() {
+            total.add(&times);
+        }
         let _ = tokio::fs::remove_file(self.upload_path(&doc.id)).await;
         match outcome {
             Ok(chunks) => {
@@ -193,6 +223,11 @@ impl Ingestion {
                     kind = %doc.kind,
                     chunks,
                     total_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
+                    parse_ms = times.parse.as_millis() as u64,
+                    chunk_ms = times.chunk.as_millis() as u64,
+                    embed_ms = times.embed.as_millis() as u64,
+                    index_ms = times.index.as_millis() as u64,
+                    bookkeeping_ms = times.bookkeeping.as_millis() as u64,
                     "document indexed"
                 );
             }
@@ -215,12 +250,15 @@ impl Ingestion {
         }
     }
 
-    /// Parse → chunk → embed + index in batches. Returns the chunk count.
-    async fn run_stages(&self, doc: &DocumentRow, cancel: &CancellationToken) -> Result<u32, Stop> {
-        let internal = |e: &dyn std::fmt::Display| {
-            tracing::error!(error = %e, document_id = %doc.id, "ingestion step failed");
-            Stop::Failed("Something went wrong on the server while processing this file.".into())
-        };
+    /// Parse → chunk → embed + index in batches, timing each stage into
+    /// `times`. Returns the chunk count.
+    async fn run_stages(
+        &self,
+        doc: &DocumentRow,
+        cancel: &CancellationToken,
+        times: &mut StageTimes,
+    ) -> Result<u32, Stop> {
+        let internal = |e: &dyn std::fmt::Display| internal_error(&doc.id, e);
         let alive = |still_there: bool| {
             if still_there {
                 Ok(())
@@ -242,15 +280,18 @@ impl Ingestion {
             max_pages: self.settings.max_pages,
             ..ParseLimits::default()
         };
+        let clock = Instant::now();
         let parsed = tokio::select! {
             parsed = self.sandbox.parse_file(format, &path, &limits) => parsed,
             () = cancel.cancelled() => return Err(Stop::Deleted),
         }
         .map_err(|e| internal(&e))?
         .map_err(|e| Stop::Failed(format!("{}: {e}", doc.name)))?;
+        times.parse += clock.elapsed();
         if cancel.is_cancelled() {
             return Err(Stop::Deleted);
         }
+        let clock = Instant::now();
         alive(
             self.store
                 .set_document_parsed(&doc.id, parsed.title.as_deref(), parsed.pages)
@@ -258,6 +299,8 @@ impl Ingestion {
                 .map_err(|e| internal(&e))?,
         )?;
 
+        times.bookkeeping += clock.elapsed();
+        let clock = Instant::now();
         let tokens = self.tokens.clone();
         let config = ChunkConfig {
             max_tokens: self.settings.chunk_tokens,
@@ -269,22 +312,49 @@ impl Ingestion {
                 .await
                 .map_err(|e| internal(&e))?
                 .map_err(|e| Stop::Failed(format!("{}: {e}", doc.name)))?;
+        times.chunk += clock.elapsed();
         if chunks.is_empty() {
             return Err(Stop::Failed(format!("{} has no text to index.", doc.name)));
         }
         let total = u32::try_from(chunks.len()).unwrap_or(u32::MAX);
+        let clock = Instant::now();
         alive(
             self.store
                 .set_document_chunked(&doc.id, total)
                 .await
                 .map_err(|e| internal(&e))?,
         )?;
+        times.bookkeeping += clock.elapsed();
 
+        self.embed_and_index(doc, &chunks, cancel, times).await?;
+        if cancel.is_cancelled() {
+            return Err(Stop::Deleted);
+        }
+        let clock = Instant::now();
+        alive(
+            self.store
+                .set_document_stage(&doc.id, DocumentStatus::Indexed)
+                .await
+                .map_err(|e| internal(&e))?,
+        )?;
+        times.bookkeeping += clock.elapsed();
+        Ok(total)
+    }
+    /// Embeds and indexes the chunks batch by batch, recording progress.
+    async fn embed_and_index(
+        &self,
+        doc: &DocumentRow,
+        chunks: &[Chunk],
+        cancel: &CancellationToken,
+        times: &mut StageTimes,
+    ) -> Result<(), Stop> {
+        let internal = |e: &dyn std::fmt::Display| internal_error(&doc.id, e);
         let mut done = 0u32;
         for batch in chunks.chunks(self.settings.embed_batch.max(1)) {
             if cancel.is_cancelled() {
                 return Err(Stop::Deleted);
             }
+            let clock = Instant::now();
             let texts: Vec<String> = batch.iter().map(indexed_text).collect();
             let dense = self
                 .embedder
@@ -292,26 +362,30 @@ impl Ingestion {
                 .await
                 .map_err(|e| Stop::Failed(format!("Embedding failed: {e}")))?;
             let points = chunk_points(doc, batch, &texts, dense);
+            times.embed += clock.elapsed();
+            let clock = Instant::now();
             self.index.upsert(points).await.map_err(|e| internal(&e))?;
+            times.index += clock.elapsed();
             done += u32::try_from(batch.len()).unwrap_or(u32::MAX);
-            alive(
-                self.store
-                    .set_chunks_embedded(&doc.id, done)
-                    .await
-                    .map_err(|e| internal(&e))?,
-            )?;
-        }
-        if cancel.is_cancelled() {
-            return Err(Stop::Deleted);
-        }
-        alive(
-            self.store
-                .set_document_stage(&doc.id, DocumentStatus::Indexed)
+            let clock = Instant::now();
+            if !self
+                .store
+                .set_chunks_embedded(&doc.id, done)
                 .await
-                .map_err(|e| internal(&e))?,
-        )?;
-        Ok(total)
+                .map_err(|e| internal(&e))?
+            {
+                return Err(Stop::Deleted);
+            }
+            times.bookkeeping += clock.elapsed();
+        }
+        Ok(())
     }
+}
+
+/// A server-side failure: logged in full, told to the user in general terms.
+fn internal_error(document_id: &str, e: &dyn std::fmt::Display) -> Stop {
+    tracing::error!(error = %e, document_id, "ingestion step failed");
+    Stop::Failed("Something went wrong on the server while processing this file.".into())
 }
 
 /// The index's points for a batch of a document's chunks: their embedded

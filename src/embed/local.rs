@@ -31,7 +31,7 @@ pub const MODEL_NAME: &str = "all-MiniLM-L6-v2";
 const DEFAULT_MAX_TOKENS: usize = 256;
 
 /// Numeric precision of the matrix products.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub enum Precision {
     /// OpenVINO's choice: bfloat16 on CPUs with native support (AMX or
     /// AVX512-BF16), float32 elsewhere.
@@ -100,11 +100,15 @@ impl LocalEmbedder {
     /// The embedder for this directory and thread count, shared by everything
     /// in the process (tests start many apps; the model is loaded once).
     /// Blocking: call it from `spawn_blocking`.
-    pub fn shared(model_dir: &Path, threads: usize) -> Result<Arc<Self>, EmbedError> {
-        type Key = (PathBuf, usize);
+    pub fn shared(
+        model_dir: &Path,
+        threads: usize,
+        precision: Precision,
+    ) -> Result<Arc<Self>, EmbedError> {
+        type Key = (PathBuf, usize, Precision);
         static LOADED: OnceLock<std::sync::Mutex<HashMap<Key, Weak<LocalEmbedder>>>> =
             OnceLock::new();
-        let key = (model_dir.to_path_buf(), threads);
+        let key = (model_dir.to_path_buf(), threads, precision);
         let mut loaded = LOADED
             .get_or_init(Default::default)
             .lock()
@@ -114,6 +118,7 @@ impl LocalEmbedder {
         }
         let options = LocalOptions {
             threads,
+            precision,
             ..LocalOptions::default()
         };
         let embedder = Arc::new(Self::load(model_dir, &options)?);

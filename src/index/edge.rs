@@ -35,8 +35,9 @@ use qdrant_edge::{
 
 use super::{
     attach_payloads, candidate_pool, fetch_limit, fuse, rank_candidates, sort_hits, validate_owner,
-    validate_points, validate_request, ChunkPayload, ChunkPoint, Hit, IndexError, SearchMode,
-    SearchRequest, VectorIndex, DENSE_VECTOR, DOCUMENT_ID_FIELD, OWNER_FIELD, RRF_K, SPARSE_VECTOR,
+    validate_points, validate_request, ChunkPayload, ChunkPoint, Fusion, Hit, IndexError,
+    SearchMode, SearchRequest, VectorIndex, DENSE_VECTOR, DOCUMENT_ID_FIELD, OWNER_FIELD,
+    SPARSE_VECTOR,
 };
 
 const BACKEND: &str = "qdrant-edge";
@@ -333,7 +334,9 @@ impl VectorIndex for EdgeIndex {
                 });
                 let shard = self.shard.clone();
                 let limit = request.limit;
-                return blocking(move || hybrid(&shard, dense, sparse, pool, limit)).await?;
+                let fusion = request.fusion;
+                return blocking(move || hybrid(&shard, dense, sparse, pool, limit, fusion))
+                    .await?;
             }
         };
         let mut hits = self.query(query).await?;
@@ -351,6 +354,7 @@ fn hybrid(
     sparse: Option<QueryRequest>,
     pool: usize,
     limit: usize,
+    fusion: Fusion,
 ) -> Result<Vec<Hit>, IndexError> {
     let mut lists = Vec::with_capacity(2);
     for query in std::iter::once(dense).chain(sparse) {
@@ -362,7 +366,8 @@ fn hybrid(
             .collect::<Result<Vec<_>, IndexError>>()?;
         lists.push(rank_candidates(candidates, pool));
     }
-    let fused = fuse(&lists, RRF_K, limit);
+    let dense = lists.first().map(Vec::as_slice).unwrap_or_default();
+    let fused = fuse(dense, lists.get(1).map(Vec::as_slice), fusion, limit);
     if fused.is_empty() {
         return Ok(Vec::new());
     }

@@ -10,8 +10,8 @@
 //! the tenant key) and `document_id`, and every read filters on `owner`.
 //!
 //! Hybrid search runs the dense and the sparse query for a candidate pool
-//! each, orders both lists deterministically and fuses them here with
-//! reciprocal rank fusion ([`rrf`]), then fetches the payloads of the winners.
+//! each, orders both lists deterministically and fuses them here (see
+//! [`Fusion`]), then fetches the payloads of the winners.
 //!
 //! Both Qdrant Edge 0.9 and the server could fuse natively (prefetch +
 //! `Fusion::Rrf`), but they order *equal-score* candidates differently —
@@ -123,6 +123,40 @@ pub enum SearchMode {
     Hybrid,
 }
 
+/// How hybrid search combines the dense and the BM25 candidate lists.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Fusion {
+    pub method: FusionMethod,
+    /// Weight of the dense (embedding) list.
+    pub dense_weight: f32,
+    /// Weight of the BM25 list.
+    pub sparse_weight: f32,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FusionMethod {
+    /// Reciprocal rank fusion: `Σ weight / (k + rank)`. Looks at ranks only,
+    /// so a retriever's confidence in its top candidate counts for nothing.
+    Rrf,
+    /// Distribution-based score fusion (as Qdrant's `Fusion::Dbsf`): each
+    /// list's scores become z-scores over its candidate pool, so a candidate
+    /// that stands far above the rest of its list (strong evidence: rare
+    /// query terms matched, or an unusually close embedding) outweighs one
+    /// that tops a flat list. Each retriever is thus weighed per query by how
+    /// decisively it ranks, times its configured weight.
+    ZScore,
+}
+
+impl Default for Fusion {
+    fn default() -> Self {
+        Self {
+            method: FusionMethod::Rrf,
+            dense_weight: 1.0,
+            sparse_weight: 1.0,
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct SearchRequest {
     pub owner: String,
@@ -135,6 +169,8 @@ pub struct SearchRequest {
     pub sparse: SparseVector,
     pub limit: usize,
     pub mode: SearchMode,
+    /// How [`SearchMode::Hybrid`] combines the two lists.
+    pub fusion: Fusion,
 }
 
 /// One search result. `score` is cosine similarity (dense), BM25 (sparse) or
@@ -196,27 +232,72 @@ fn fetch_limit(limit: usize) -> usize {
 }
 
 /// Orders one retriever's candidates (id, engine score) best first with the
-/// same tie-break as [`sort_hits`] and keeps the best `pool` ids.
-fn rank_candidates(mut candidates: Vec<(uuid::Uuid, f32)>, pool: usize) -> Vec<uuid::Uuid> {
+/// same tie-break as [`sort_hits`] and keeps the best `pool`.
+fn rank_candidates(mut candidates: Vec<(uuid::Uuid, f32)>, pool: usize) -> Vec<(uuid::Uuid, f32)> {
     candidates.sort_by(|a, b| ranking(a.0, a.1, b.0, b.1));
     candidates.truncate(pool);
-    candidates.into_iter().map(|(id, _)| id).collect()
+    candidates
 }
 
-/// Reciprocal rank fusion over ranked id lists: `(id, score)` best first,
-/// ties broken by id, at most `limit`. Scores are summed in list order, so
-/// equal inputs give bit-identical outputs.
-fn fuse(lists: &[Vec<uuid::Uuid>], k: f32, limit: usize) -> Vec<(uuid::Uuid, f32)> {
+/// Fuses the dense and (if any) BM25 candidate lists, each best first, into
+/// `(id, fused score)` best first, ties broken by id, at most `limit`. Scores
+/// are summed in list order, so equal inputs give bit-identical outputs.
+fn fuse(
+    dense: &[(uuid::Uuid, f32)],
+    sparse: Option<&[(uuid::Uuid, f32)]>,
+    fusion: Fusion,
+    limit: usize,
+) -> Vec<(uuid::Uuid, f32)> {
+    let lists = std::iter::once((dense, fusion.dense_weight))
+        .chain(sparse.map(|list| (list, fusion.sparse_weight)));
     let mut scores: HashMap<uuid::Uuid, f32> = HashMap::new();
-    for list in lists {
-        for (position, id) in list.iter().enumerate() {
-            *scores.entry(*id).or_insert(0.0) += 1.0 / (k + (position + 1) as f32);
+    for (list, weight) in lists {
+        match fusion.method {
+            FusionMethod::Rrf => {
+                for (position, (id, _)) in list.iter().enumerate() {
+                    *scores.entry(*id).or_insert(0.0) += weight / (RRF_K + (position + 1) as f32);
+                }
+            }
+            FusionMethod::ZScore => {
+                let z = z_scores(list);
+                // A candidate missing from this list scored below its pool:
+                // it gets the list's lowest z-score, not zero.
+                let floor = z.last().copied().unwrap_or(0.0);
+                for ((id, _), z) in list.iter().zip(&z) {
+                    *scores.entry(*id).or_insert(0.0) += weight * (z - floor);
+                }
+            }
         }
     }
     let mut fused: Vec<(uuid::Uuid, f32)> = scores.into_iter().collect();
     fused.sort_by(|a, b| ranking(a.0, a.1, b.0, b.1));
     fused.truncate(limit);
     fused
+}
+
+/// `(score − mean) / std` of each candidate over its list. A list whose
+/// scores are all equal carries no evidence: all zeros.
+fn z_scores(list: &[(uuid::Uuid, f32)]) -> Vec<f32> {
+    if list.is_empty() {
+        return Vec::new();
+    }
+    let n = list.len() as f64;
+    let mean = list.iter().map(|(_, s)| f64::from(*s)).sum::<f64>() / n;
+    let variance = list
+        .iter()
+        .map(|(_, s)| (f64::from(*s) - mean).powi(2))
+        .sum::<f64>()
+        / n;
+    let std = variance.sqrt();
+    list.iter()
+        .map(|(_, s)| {
+            if std > 1e-9 {
+                ((f64::from(*s) - mean) / std) as f32
+            } else {
+                0.0
+            }
+        })
+        .collect()
 }
 
 /// Pairs fused ids with their payloads, in fused order. An id without a
@@ -277,22 +358,26 @@ fn ranking(a_id: uuid::Uuid, a_score: f32, b_id: uuid::Uuid, b_score: f32) -> st
         .then_with(|| a_id.cmp(&b_id))
 }
 
-/// Reciprocal rank fusion of ranked lists (best first): each hit scores
-/// `Σ 1 / (k + rank)` over the lists it appears in, rank 1-based. Returns the
-/// best `limit`, ties broken by id. This is what hybrid search computes on
-/// both backends (on id lists, before fetching payloads).
-pub fn rrf(lists: &[Vec<Hit>], k: f32, limit: usize) -> Vec<Hit> {
-    let ids: Vec<Vec<uuid::Uuid>> = lists
-        .iter()
-        .map(|list| list.iter().map(|hit| hit.id).collect())
-        .collect();
+/// Fuses ranked hit lists (best first, as the engines return them) the way
+/// hybrid search does on both backends (on id lists, before fetching
+/// payloads): for tests and tools that want the expected result.
+pub fn fuse_hits(dense: &[Hit], sparse: Option<&[Hit]>, fusion: Fusion, limit: usize) -> Vec<Hit> {
+    let scored = |list: &[Hit]| {
+        list.iter()
+            .map(|hit| (hit.id, hit.score))
+            .collect::<Vec<_>>()
+    };
     let mut payloads: HashMap<uuid::Uuid, ChunkPayload> = HashMap::new();
-    for hit in lists.iter().flatten() {
+    for hit in dense.iter().chain(sparse.unwrap_or_default()) {
         payloads
             .entry(hit.id)
             .or_insert_with(|| hit.payload.clone());
     }
-    attach_payloads(fuse(&ids, k, limit), payloads)
+    let sparse = sparse.map(scored);
+    attach_payloads(
+        fuse(&scored(dense), sparse.as_deref(), fusion, limit),
+        payloads,
+    )
 }
 
 /// Checks shared by both backends before anything reaches an engine.
@@ -370,11 +455,23 @@ mod tests {
         hits.iter().map(|h| h.id.as_u128()).collect()
     }
 
+    const RRF: Fusion = Fusion {
+        method: FusionMethod::Rrf,
+        dense_weight: 1.0,
+        sparse_weight: 1.0,
+    };
+
+    fn scored(hits: &[(u128, f32)]) -> Vec<Hit> {
+        hits.iter()
+            .map(|&(n, score)| Hit { score, ..hit(n) })
+            .collect()
+    }
+
     #[test]
     fn rrf_scores_are_reciprocal_ranks_summed() {
         let a = vec![hit(1), hit(2), hit(3)];
         let b = vec![hit(3), hit(1)];
-        let fused = rrf(&[a, b], 60.0, 10);
+        let fused = fuse_hits(&a, Some(&b), RRF, 10);
         assert_eq!(ids(&fused), vec![1, 3, 2]);
         let expect = |ranks: &[f32]| ranks.iter().map(|r| 1.0 / (60.0 + r)).sum::<f32>();
         assert!((fused[0].score - expect(&[1.0, 2.0])).abs() < 1e-7);
@@ -383,9 +480,22 @@ mod tests {
     }
 
     #[test]
+    fn rrf_weights_scale_each_list() {
+        let dense = vec![hit(1), hit(2)];
+        let sparse = vec![hit(2), hit(1)];
+        let fusion = Fusion {
+            sparse_weight: 2.0,
+            ..RRF
+        };
+        let fused = fuse_hits(&dense, Some(&sparse), fusion, 10);
+        assert_eq!(ids(&fused), vec![2, 1], "the heavier list's first wins");
+        assert!((fused[0].score - (1.0 / 62.0 + 2.0 / 61.0)).abs() < 1e-7);
+    }
+
+    #[test]
     fn rrf_breaks_ties_by_id_and_truncates() {
         // 7 is first in one list, 5 first in the other: an exact tie.
-        let fused = rrf(&[vec![hit(7), hit(9)], vec![hit(5)]], 60.0, 2);
+        let fused = fuse_hits(&[hit(7), hit(9)], Some(&[hit(5)]), RRF, 2);
         assert_eq!(ids(&fused), vec![5, 7]);
         assert_eq!(fused[0].score, fused[1].score);
     }
@@ -393,21 +503,61 @@ mod tests {
     #[test]
     fn rrf_rewards_agreement_over_a_single_top_rank() {
         // 2 is second in both lists; 1 and 3 are each first in only one.
-        let fused = rrf(&[vec![hit(1), hit(2)], vec![hit(3), hit(2)]], 60.0, 3);
+        let fused = fuse_hits(&[hit(1), hit(2)], Some(&[hit(3), hit(2)]), RRF, 3);
         assert_eq!(ids(&fused)[0], 2);
     }
 
     #[test]
-    fn rrf_of_nothing_is_empty() {
-        assert!(rrf(&[], 60.0, 5).is_empty());
-        assert!(rrf(&[vec![], vec![]], 60.0, 5).is_empty());
-        assert!(rrf(&[vec![hit(1)]], 60.0, 0).is_empty());
+    fn fusion_of_nothing_is_empty() {
+        for method in [FusionMethod::Rrf, FusionMethod::ZScore] {
+            let fusion = Fusion { method, ..RRF };
+            assert!(fuse_hits(&[], None, fusion, 5).is_empty());
+            assert!(fuse_hits(&[], Some(&[]), fusion, 5).is_empty());
+            assert!(fuse_hits(&[hit(1)], None, fusion, 0).is_empty());
+        }
     }
 
     #[test]
-    fn rrf_keeps_the_payload_of_the_hit() {
-        let fused = rrf(&[vec![hit(4)]], 60.0, 1);
+    fn fusion_keeps_the_payload_of_the_hit() {
+        let fused = fuse_hits(&[hit(4)], None, RRF, 1);
         assert_eq!(fused[0].payload, hit(4).payload);
+    }
+
+    #[test]
+    fn z_score_fusion_follows_the_decisive_list() {
+        let zscore = Fusion {
+            method: FusionMethod::ZScore,
+            ..RRF
+        };
+        // Dense ranks twenty candidates evenly (no candidate stands out);
+        // BM25's first, 8th for dense, stands far above the rest of its list.
+        let mut dense_order: Vec<u128> = (1..=20).filter(|&n| n != 8).collect();
+        dense_order.insert(7, 8);
+        let dense: Vec<(u128, f32)> = dense_order
+            .iter()
+            .enumerate()
+            .map(|(i, &n)| (n, 0.60 - i as f32 * 0.01))
+            .collect();
+        let sparse: Vec<(u128, f32)> = std::iter::once((8, 14.0))
+            .chain(
+                (1..=20)
+                    .filter(|&n| n != 8)
+                    .map(|n| (n, 2.0 - n as f32 * 0.01)),
+            )
+            .collect();
+        let (dense, sparse) = (scored(&dense), scored(&sparse));
+        assert_eq!(ids(&fuse_hits(&dense, Some(&sparse), zscore, 3))[0], 8);
+        // With ranks alone the dense #1 (also BM25 #2) wins.
+        assert_eq!(ids(&fuse_hits(&dense, Some(&sparse), RRF, 3))[0], 1);
+    }
+
+    #[test]
+    fn z_scores_of_a_flat_list_are_zero() {
+        let list: Vec<(uuid::Uuid, f32)> =
+            (0..3).map(|n| (uuid::Uuid::from_u128(n), 0.7)).collect();
+        assert_eq!(z_scores(&list), vec![0.0; 3]);
+        let z = z_scores(&[(uuid::Uuid::nil(), 1.0), (uuid::Uuid::max(), 3.0)]);
+        assert_eq!(z, vec![-1.0, 1.0]);
     }
 
     #[test]
@@ -417,13 +567,14 @@ mod tests {
             vec![(id(3), 0.5), (id(2), 0.9), (id(1), 0.5), (id(4), 0.1)],
             3,
         );
-        assert_eq!(ranked, vec![id(2), id(1), id(3)]);
+        let ids: Vec<uuid::Uuid> = ranked.into_iter().map(|(id, _)| id).collect();
+        assert_eq!(ids, vec![id(2), id(1), id(3)]);
     }
 
     #[test]
     fn fusion_drops_hits_whose_payload_vanished() {
         let id = uuid::Uuid::from_u128;
-        let fused = fuse(&[vec![id(1), id(2)]], 60.0, 10);
+        let fused = fuse(&[(id(1), 0.9), (id(2), 0.8)], None, RRF, 10);
         let payloads = HashMap::from([(id(2), hit(2).payload)]);
         let hits = attach_payloads(fused, payloads);
         assert_eq!(ids(&hits), vec![2]);

@@ -23,9 +23,9 @@ use secrecy::{ExposeSecret, SecretString};
 
 use super::{
     attach_payloads, candidate_pool, fetch_limit, fuse, rank_candidates, sort_hits, validate_owner,
-    validate_points, validate_request, ChunkPayload, ChunkPoint, Hit, IndexError, SearchMode,
-    SearchRequest, SparseVector, VectorIndex, DENSE_VECTOR, DOCUMENT_ID_FIELD, OWNER_FIELD, RRF_K,
-    SPARSE_VECTOR,
+    validate_points, validate_request, ChunkPayload, ChunkPoint, Fusion, Hit, IndexError,
+    SearchMode, SearchRequest, SparseVector, VectorIndex, DENSE_VECTOR, DOCUMENT_ID_FIELD,
+    OWNER_FIELD, SPARSE_VECTOR,
 };
 
 const BACKEND: &str = "qdrant";
@@ -185,6 +185,7 @@ impl QdrantServerIndex {
         queries: Vec<QueryPoints>,
         pool: usize,
         limit: usize,
+        fusion: Fusion,
     ) -> Result<Vec<Hit>, IndexError> {
         let response = self
             .client
@@ -203,7 +204,8 @@ impl QdrantServerIndex {
                 Ok(rank_candidates(candidates, pool))
             })
             .collect::<Result<Vec<_>, IndexError>>()?;
-        let fused = fuse(&lists, RRF_K, limit);
+        let dense = lists.first().map(Vec::as_slice).unwrap_or_default();
+        let fused = fuse(dense, lists.get(1).map(Vec::as_slice), fusion, limit);
         if fused.is_empty() {
             return Ok(Vec::new());
         }
@@ -357,7 +359,9 @@ impl VectorIndex for QdrantServerIndex {
                             .build(),
                     );
                 }
-                return self.hybrid(queries, pool, request.limit).await;
+                return self
+                    .hybrid(queries, pool, request.limit, request.fusion)
+                    .await;
             }
         };
         let response = self.client.query(query).await.map_err(server)?;

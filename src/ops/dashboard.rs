@@ -12,7 +12,7 @@ use app::error::AppError;
 use app::ports::DashboardService;
 use app::wire::{
     Dashboard, DownvotedAnswer, ExperimentView, GroupStats, Percentiles, RateCi, SeriesPoint,
-    UsageRow, VariantComparison,
+    StageLatency, UsageRow, VariantComparison,
 };
 use std::collections::{BTreeMap, HashMap};
 
@@ -169,6 +169,32 @@ fn group_stats(
         .collect()
 }
 
+/// Percentiles of each stage over the turns that ran it, in the order a
+/// turn runs them.
+fn stage_latencies(turns: &[TurnRow]) -> Vec<StageLatency> {
+    type Stage = (&'static str, fn(&TurnRow) -> Option<f64>);
+    let stages: [Stage; 7] = [
+        ("rewrite", |t| t.rewrite_ms),
+        ("embed", |t| t.embed_ms),
+        ("retrieve", |t| t.retrieve_ms),
+        ("prompt_build", |t| t.prompt_build_ms),
+        ("queue", |t| t.queue_ms),
+        ("upstream_ttft", |t| t.upstream_ttft_ms),
+        ("ttft", |t| t.ttft_ms),
+    ];
+    stages
+        .into_iter()
+        .map(|(stage, of)| {
+            let values: Vec<f64> = turns.iter().filter_map(of).collect();
+            StageLatency {
+                stage: stage.to_owned(),
+                turns: values.len() as u64,
+                latency: percentiles(values),
+            }
+        })
+        .collect()
+}
+
 /// A bucket width that is a round number of minutes or hours.
 fn bucket_ms(since: i64, until: i64) -> i64 {
     const NICE: [i64; 10] = [1, 2, 5, 10, 15, 30, 60, 120, 360, 720];
@@ -267,6 +293,7 @@ impl DashboardService for DashboardServiceImpl {
                 votes.iter().filter(|v| v.up).count() as u64,
                 votes.len() as u64,
             )),
+            stages: stage_latencies(&turns),
             series: series(&turns, since, width),
             by_model,
             by_variant,
@@ -299,6 +326,12 @@ mod tests {
             user: "ada".into(),
             model: model.into(),
             variant: None,
+            rewrite_ms: None,
+            embed_ms: Some(ttft / 100.0),
+            retrieve_ms: Some(ttft / 50.0),
+            prompt_build_ms: None,
+            queue_ms: None,
+            upstream_ttft_ms: None,
             ttft_ms: Some(ttft),
             total_ms: ttft * 10.0,
             prompt_tokens: 100,
@@ -306,6 +339,22 @@ mod tests {
             cache_hit: false,
             failed,
         }
+    }
+
+    #[test]
+    fn stages_count_only_the_turns_that_ran_them() {
+        let mut turns: Vec<TurnRow> = (1..=4).map(|i| turn(i, "a", 100.0, false)).collect();
+        turns[0].rewrite_ms = Some(800.0);
+        turns[1].rewrite_ms = Some(400.0);
+        let stages = stage_latencies(&turns);
+        let stage = |name: &str| stages.iter().find(|s| s.stage == name).expect(name);
+        assert_eq!(stages[0].stage, "rewrite", "in the order a turn runs them");
+        assert_eq!(stage("rewrite").turns, 2);
+        assert_eq!(stage("embed").turns, 4);
+        assert_eq!(stage("queue").turns, 0);
+        assert_eq!(stage("queue").latency.p50, None);
+        let rewrite = stage("rewrite").latency.p50.expect("a median");
+        assert!((400.0..=800.0).contains(&rewrite), "{rewrite}");
     }
 
     #[test]

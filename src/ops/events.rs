@@ -35,6 +35,8 @@ impl EventRecorder {
             user_id = %event.user_id,
             conversation_id = %event.conversation_id,
             message_id = %event.message_id,
+            rewrite_ms = event.rewrite_ms,
+            rewrite_source = event.rewrite_source.as_deref(),
             embed_ms = event.embed_ms,
             retrieve_ms = event.retrieve_ms,
             prompt_build_ms = event.prompt_build_ms,

@@ -80,6 +80,7 @@ impl Metrics {
 
     pub fn observe_turn(&self, e: &ChatTurnEvent) {
         let stages = [
+            ("rewrite", e.rewrite_ms),
             ("embed", e.embed_ms),
             ("retrieve", e.retrieve_ms),
             ("prompt_build", e.prompt_build_ms),

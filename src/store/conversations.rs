@@ -27,6 +27,8 @@ pub struct AnswerRecord {
     pub sources: Vec<Source>,
     /// What the reader was told about the answer (see `ChatEvent::Notice`).
     pub notice: Option<String>,
+    /// The standalone query a follow-up was searched as.
+    pub searched_for: Option<String>,
 }
 
 /// The rows created for one chat turn.
@@ -97,7 +99,7 @@ impl Store {
     pub async fn messages(&self, conversation_id: &str) -> Result<Vec<MessageView>, StoreError> {
         on_db!(self, db => sqlx::query(
             "SELECT m.id, m.role, m.content, m.status, m.error, m.model, m.completion_tokens, \
-               m.ttft_ms, m.total_ms, m.sources, m.notice, f.rating \
+               m.ttft_ms, m.total_ms, m.sources, m.notice, m.search_query, f.rating \
              FROM messages m \
              LEFT JOIN feedback f ON f.message_id = m.id \
                AND f.user_id = (SELECT user_id FROM conversations c WHERE c.id = m.conversation_id) \
@@ -240,7 +242,7 @@ impl Store {
         on_db!(self, db => sqlx::query(
             "UPDATE messages SET model = $1, content = $2, status = $3, error = $4, \
              prompt_tokens = $5, completion_tokens = $6, ttft_ms = $7, total_ms = $8, \
-             sources = $9, notice = $10 WHERE id = $11",
+             sources = $9, notice = $10, search_query = $11 WHERE id = $12",
         )
         .bind(&record.model)
         .bind(&record.content)
@@ -252,6 +254,7 @@ impl Store {
         .bind(db_int(record.total_ms))
         .bind(sources_json(&record.sources))
         .bind(&record.notice)
+        .bind(&record.searched_for)
         .bind(message_id)
         .execute(db)
         .await?
@@ -286,6 +289,7 @@ fn message_from_row(r: &impl DbRow) -> Result<MessageView, StoreError> {
         total_ms: to_u64(r.opt_int("total_ms")?),
         sources: json_list(r, "sources")?,
         notice: r.opt_text("notice")?,
+        searched_for: r.opt_text("search_query")?,
         rating: r.opt_int("rating")?.and_then(Rating::from_score),
     })
 }

@@ -17,6 +17,11 @@ pub struct ChatTurnEvent {
     pub model: String,
     pub provider: String,
     pub variant: Option<String>,
+    /// Rewriting a follow-up into a standalone search query.
+    pub rewrite_ms: Option<f64>,
+    /// How the query was written: `model` or `fallback` (none for first
+    /// questions).
+    pub rewrite_source: Option<String>,
     /// Query embedding (retrieval's first half).
     pub embed_ms: Option<f64>,
     /// Vector search and fusion.
@@ -51,6 +56,12 @@ pub struct TurnRow {
     pub user: String,
     pub model: String,
     pub variant: Option<String>,
+    pub rewrite_ms: Option<f64>,
+    pub embed_ms: Option<f64>,
+    pub retrieve_ms: Option<f64>,
+    pub prompt_build_ms: Option<f64>,
+    pub queue_ms: Option<f64>,
+    pub upstream_ttft_ms: Option<f64>,
     pub ttft_ms: Option<f64>,
     pub total_ms: f64,
     pub prompt_tokens: u64,
@@ -68,9 +79,9 @@ impl Store {
             "INSERT INTO chat_events (id, at, user_id, conversation_id, message_id, model, provider, variant, \
                embed_ms, retrieve_ms, prompt_build_ms, queue_ms, ttft_ms, upstream_ttft_ms, total_ms, \
                prompt_tokens, completion_tokens, tokens_estimated, tokens_per_s, cache_hit, retries, \
-               fallback_used, sources, outcome, error_class) \
+               fallback_used, sources, outcome, error_class, rewrite_ms, rewrite_source) \
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, \
-               $19, $20, $21, $22, $23, $24, $25)",
+               $19, $20, $21, $22, $23, $24, $25, $26, $27)",
         )
         .bind(&e.id)
         .bind(e.at)
@@ -97,6 +108,8 @@ impl Store {
         .bind(i64::from(e.sources))
         .bind(&e.outcome)
         .bind(&e.error_class)
+        .bind(e.rewrite_ms)
+        .bind(&e.rewrite_source)
         .execute(db)
         .await?
         .rows_affected());
@@ -130,6 +143,8 @@ impl Store {
                 model: r.text("model")?,
                 provider: r.text("provider")?,
                 variant: r.opt_text("variant")?,
+                rewrite_ms: r.opt_real("rewrite_ms")?,
+                rewrite_source: r.opt_text("rewrite_source")?,
                 embed_ms: r.opt_real("embed_ms")?,
                 retrieve_ms: r.opt_real("retrieve_ms")?,
                 prompt_build_ms: r.opt_real("prompt_build_ms")?,
@@ -155,7 +170,8 @@ impl Store {
     pub async fn turns_between(&self, since: i64, until: i64) -> Result<Vec<TurnRow>, StoreError> {
         on_db!(self, db => sqlx::query(
             "SELECT e.at, COALESCE(u.username, 'guest ' || substr(e.user_id, 1, 8)) AS who, e.model, \
-               e.variant, e.ttft_ms, e.total_ms, e.prompt_tokens, e.completion_tokens, e.cache_hit, \
+               e.variant, e.rewrite_ms, e.embed_ms, e.retrieve_ms, e.prompt_build_ms, e.queue_ms, \
+               e.upstream_ttft_ms, e.ttft_ms, e.total_ms, e.prompt_tokens, e.completion_tokens, e.cache_hit, \
                e.error_class IS NOT NULL AS failed \
              FROM chat_events e LEFT JOIN users u ON u.id = e.user_id \
              WHERE e.at >= $1 AND e.at < $2 ORDER BY e.at LIMIT $3",
@@ -172,6 +188,12 @@ impl Store {
                 user: r.text("who")?,
                 model: r.text("model")?,
                 variant: r.opt_text("variant")?,
+                rewrite_ms: r.opt_real("rewrite_ms")?,
+                embed_ms: r.opt_real("embed_ms")?,
+                retrieve_ms: r.opt_real("retrieve_ms")?,
+                prompt_build_ms: r.opt_real("prompt_build_ms")?,
+                queue_ms: r.opt_real("queue_ms")?,
+                upstream_ttft_ms: r.opt_real("upstream_ttft_ms")?,
                 ttft_ms: r.opt_real("ttft_ms")?,
                 total_ms: r.real("total_ms")?,
                 prompt_tokens: r.int("prompt_tokens")?.max(0) as u64,

@@ -320,7 +320,7 @@ fn sources_of(events: &[ChatEvent]) -> Vec<app::wire::Source> {
     events
         .iter()
         .find_map(|e| match e {
-            ChatEvent::Sources { sources } => Some(sources.clone()),
+            ChatEvent::Sources { sources, .. } => Some(sources.clone()),
             _ => None,
         })
         .unwrap_or_default()

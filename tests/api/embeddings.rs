@@ -51,10 +51,11 @@ async fn local_embeddings_match_sentence_transformers() {
         return;
     }
     let fixture = fixture();
-    let embedder = tokio::task::spawn_blocking(move || LocalEmbedder::shared(&dir, 0))
-        .await
-        .expect("load task")
-        .expect("the local embedder loads");
+    let embedder =
+        tokio::task::spawn_blocking(move || LocalEmbedder::shared(&dir, 0, Default::default()))
+            .await
+            .expect("load task")
+            .expect("the local embedder loads");
     assert_eq!(embedder.model(), "all-MiniLM-L6-v2");
     assert_eq!(embedder.dimension(), 384);
     assert_eq!(fixture.max_seq_length, 256);
@@ -144,10 +145,11 @@ async fn local_query_is_not_queued_behind_a_whole_document_run() {
         );
         return;
     }
-    let embedder = tokio::task::spawn_blocking(move || LocalEmbedder::shared(&dir, 0))
-        .await
-        .expect("load task")
-        .expect("the local embedder loads");
+    let embedder =
+        tokio::task::spawn_blocking(move || LocalEmbedder::shared(&dir, 0, Default::default()))
+            .await
+            .expect("load task")
+            .expect("the local embedder loads");
     let long = fixture()
         .items
         .into_iter()

@@ -47,6 +47,10 @@ pub fn test_settings(data_dir: &std::path::Path) -> Settings {
     // Tests that repeat a question expect the model to answer it; the cache
     // tests turn the cache on.
     settings.cache.enabled = false;
+    // A follow-up's rewrite is one more model request; tests that count or
+    // sequence the upstream's requests would see it. The follow-up tests
+    // turn it on.
+    settings.rewrite.enabled = false;
     // Tests send many messages quickly; the limits tests set their own.
     settings.limits.lift_all();
     settings

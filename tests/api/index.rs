@@ -11,8 +11,8 @@ use ragchat::index::bm25::Bm25;
 use ragchat::index::edge::EdgeIndex;
 use ragchat::index::server::QdrantServerIndex;
 use ragchat::index::{
-    candidate_pool, rank_key, rrf, ChunkPayload, ChunkPoint, Hit, IndexError, SearchMode,
-    SearchRequest, SparseVector, VectorIndex, RRF_K,
+    candidate_pool, fuse_hits, rank_key, ChunkPayload, ChunkPoint, Fusion, FusionMethod, Hit,
+    IndexError, SearchMode, SearchRequest, SparseVector, VectorIndex,
 };
 use uuid::Uuid;
 
@@ -86,6 +86,7 @@ fn request(
         sparse: Bm25::new().query(text),
         limit,
         mode,
+        fusion: Fusion::default(),
     }
 }
 
@@ -511,7 +512,8 @@ async fn hybrid_beats_each_mode_when_they_disagree(index: Arc<dyn VectorIndex>) 
     );
     assert_eq!(hybrid.len(), limit);
 
-    // The engine's fusion equals textbook RRF over the two candidate lists.
+    // The engine's fusion equals the textbook one over the two candidate
+    // lists, for each fusion method and weights.
     let pool = candidate_pool(limit);
     let dense_pool = search(
         &index,
@@ -523,19 +525,37 @@ async fn hybrid_beats_each_mode_when_they_disagree(index: Arc<dyn VectorIndex>) 
         request("alice", query.clone(), text, pool, SearchMode::Sparse),
     )
     .await;
-    let expected = rrf(&[dense_pool, sparse_pool], RRF_K, limit);
-    assert_eq!(
-        hybrid.iter().map(|h| h.id).collect::<Vec<_>>(),
-        expected.iter().map(|h| h.id).collect::<Vec<_>>()
-    );
-    for (got, want) in hybrid.iter().zip(&expected) {
-        assert!(
-            (got.score - want.score).abs() < 1e-6,
-            "{} vs {}",
-            got.score,
-            want.score
+    for fusion in [
+        Fusion::default(),
+        Fusion {
+            method: FusionMethod::ZScore,
+            dense_weight: 0.5,
+            sparse_weight: 1.0,
+        },
+    ] {
+        let fused = search(
+            &index,
+            SearchRequest {
+                fusion,
+                ..request("alice", query.clone(), text, limit, SearchMode::Hybrid)
+            },
+        )
+        .await;
+        let expected = fuse_hits(&dense_pool, Some(&sparse_pool), fusion, limit);
+        assert_eq!(
+            fused.iter().map(|h| h.id).collect::<Vec<_>>(),
+            expected.iter().map(|h| h.id).collect::<Vec<_>>(),
+            "{fusion:?}"
         );
-        assert_eq!(got.payload, want.payload);
+        for (got, want) in fused.iter().zip(&expected) {
+            assert!(
+                (got.score - want.score).abs() < 1e-5,
+                "{} vs {}",
+                got.score,
+                want.score
+            );
+            assert_eq!(got.payload, want.payload);
+        }
     }
 
     // Ranking is deterministic: X (dense #1 only) and Y (sparse #1 only) tie

@@ -11,6 +11,7 @@ mod documents;
 mod embeddings;
 mod experiments;
 mod faults;
+mod followups;
 mod helpers;
 mod index;
 mod isolation;

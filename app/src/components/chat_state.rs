@@ -211,11 +211,15 @@ impl ChatState {
                 answer.status.set(UiStatus::Waiting { position });
                 false
             }
-            ChatEvent::Sources { sources } => {
+            ChatEvent::Sources {
+                sources,
+                searched_for,
+            } => {
                 answer.status.set(UiStatus::Reading {
                     passages: sources.len(),
                 });
                 answer.sources.set(sources);
+                answer.searched_for.set(searched_for);
                 false
             }
             ChatEvent::Citations { sources } => {

@@ -5,7 +5,7 @@ use crate::api::get_dashboard;
 use crate::markdown::render_markdown;
 use crate::wire::{
     Dashboard, DownvotedAnswer, ExperimentView, GroupStats, Percentiles, RateCi, SeriesPoint,
-    UsageRow,
+    StageLatency, UsageRow,
 };
 use leptos::prelude::*;
 use leptos_meta::Title;
@@ -150,6 +150,8 @@ fn body(d: Dashboard) -> impl IntoView {
         {latency_chart(&d.series, &models, d.since, d.until)}
         <h2>"By model"</h2>
         {group_table("Model", d.by_model)}
+        <h2>"Where a turn's time goes"</h2>
+        {stage_table(d.stages)}
         <h2>"By experiment variant"</h2>
         {if d.by_variant.is_empty() {
             view! { <p class="muted">"No experiment variants in this range."</p> }.into_any()
@@ -171,6 +173,49 @@ fn body(d: Dashboard) -> impl IntoView {
         } else {
             downvoted_list(d.downvoted).into_any()
         }}
+    }
+}
+
+/// Each stage of a turn: how many turns ran it and how long it took.
+fn stage_table(stages: Vec<StageLatency>) -> impl IntoView {
+    let label = |stage: &str| match stage {
+        "rewrite" => "Follow-up rewritten into a search query",
+        "embed" => "Question embedded",
+        "retrieve" => "Passages searched and fused",
+        "prompt_build" => "Prompt built",
+        "queue" => "Waiting for the embedded model",
+        "upstream_ttft" => "Model's own time to first token",
+        "ttft" => "Time to first token, whole",
+        _ => "Other",
+    };
+    view! {
+        <div class="table-scroll">
+            <table class="users stats stages">
+                <thead>
+                    <tr>
+                        <th scope="col">"Stage"</th>
+                        <th scope="col" class="num">"Turns"</th>
+                        <th scope="col" class="num">"p50"</th>
+                        <th scope="col" class="num">"p90"</th>
+                        <th scope="col" class="num">"p99"</th>
+                    </tr>
+                </thead>
+                <tbody>
+                    {stages
+                        .into_iter()
+                        .map(|s| {
+                            view! {
+                                <tr data-stage=s.stage.clone()>
+                                    <td>{label(&s.stage)}</td>
+                                    <td class="num">{s.turns}</td>
+                                    {percentile_cells(s.latency)}
+                                </tr>
+                            }
+                        })
+                        .collect_view()}
+                </tbody>
+            </table>
+        </div>
     }
 }
 

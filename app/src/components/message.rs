@@ -42,6 +42,8 @@ pub struct UiMessage {
     pub retry: RwSignal<Option<String>>,
     /// The passages the answer is grounded in.
     pub sources: RwSignal<Vec<Source>>,
+    /// What a follow-up was searched as (its standalone rewrite).
+    pub searched_for: RwSignal<Option<String>>,
     /// The server's id of the message, once known (votes need it).
     pub server_id: RwSignal<Option<String>>,
     /// The reader's vote on this answer.
@@ -60,6 +62,7 @@ impl UiMessage {
             notice: RwSignal::new(None),
             retry: RwSignal::new(None),
             sources: RwSignal::new(Vec::new()),
+            searched_for: RwSignal::new(None),
             server_id: RwSignal::new(None),
             rating: RwSignal::new(None),
         }
@@ -82,6 +85,7 @@ impl UiMessage {
         ui.rating.set(message.rating);
         ui.notice.set(message.notice);
         ui.sources.set(message.sources);
+        ui.searched_for.set(message.searched_for);
         let error = match message.status {
             MessageStatus::Streaming => Some("This answer was interrupted.".to_string()),
             _ => message.error,
@@ -163,6 +167,7 @@ pub fn MessageBubble(
         notice,
         retry,
         sources,
+        searched_for,
         server_id,
         rating,
         ..
@@ -223,7 +228,7 @@ pub fn MessageBubble(
                         })
                 }}
             </div>
-            <SourceChips sources />
+            <SourceChips sources searched_for />
             <Show when=move || !is_user && !matches!(status.get(), UiStatus::Thinking | UiStatus::Waiting { .. } | UiStatus::Reading { .. })>
                 <div class="message-footer">
                     <button
@@ -334,9 +339,13 @@ fn Votes(server_id: RwSignal<Option<String>>, rating: RwSignal<Option<Rating>>) 
 pub struct OpenSource(pub RwSignal<Option<Source>>);
 
 /// Compact chips under an answer: the sources it cites (or, when it cites
-/// none, the passages it was given). A chip opens the passage.
+/// none, the passages it was given), and what a follow-up was searched as.
+/// A chip opens the passage.
 #[component]
-fn SourceChips(sources: RwSignal<Vec<Source>>) -> impl IntoView {
+fn SourceChips(
+    sources: RwSignal<Vec<Source>>,
+    searched_for: RwSignal<Option<String>>,
+) -> impl IntoView {
     let open = expect_context::<OpenSource>();
     let shown = move || {
         sources.with(|all| {
@@ -374,6 +383,17 @@ fn SourceChips(sources: RwSignal<Vec<Source>>) -> impl IntoView {
                             }
                         })
                         .collect_view()
+                }}
+                {move || {
+                    searched_for
+                        .get()
+                        .map(|query| {
+                            view! {
+                                <span class="searched-for muted" title="This follow-up was searched as a question of its own">
+                                    "Searched for: " <q>{query}</q>
+                                </span>
+                            }
+                        })
                 }}
             </div>
         </Show>
