@@ -15,7 +15,7 @@
 //! as in the app. Without the model (or with `BENCH_EMBEDDER=synthetic`)
 //! everything is synthetic and the line says so.
 //!
-//! Environment: `BENCH_POINTS`, `BENCH_QUERIES`, `BENCH_LIMIT` (default 8),
+//! Environment: `BENCH_POINTS`, `BENCH_QUERIES`, `BENCH_LIMIT` (default 12),
 //! `BENCH_DIR` (keep/reuse the index there instead of a temp dir),
 //! `BENCH_PUBMEDQA` (path of `ori_pqal.json`), `BENCH_EMBEDDER`
 //! (`model`, the default, or `synthetic`).
@@ -83,7 +83,9 @@ impl SyntheticEmbedder {
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let points = env_usize("BENCH_POINTS", 100_000);
     let queries = env_usize("BENCH_QUERIES", 1_000);
-    let limit = env_usize("BENCH_LIMIT", 8);
+    // What the chat asks the index for by default: twice `top_k` hits, so
+    // that merging neighbours still leaves `top_k` passages.
+    let limit = env_usize("BENCH_LIMIT", 12);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;

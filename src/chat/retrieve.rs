@@ -159,11 +159,14 @@ pub fn merge_neighbours(hits: Vec<Hit>, max_chars: usize, passages: usize) -> Ve
     kept.into_iter().map(|(_, passage)| passage).collect()
 }
 
-/// Two passages of one document that share text, meet, or are consecutive
-/// chunks (across a section boundary).
+/// Two passages of one section (same page and heading, so the joined
+/// passage is still cited correctly) that share text, meet, or are
+/// consecutive chunks (separated only by the blank lines between them).
 fn touches(a: &Hit, b: &Hit) -> bool {
     let (a, b) = (&a.payload, &b.payload);
     a.document_id == b.document_id
+        && a.page == b.page
+        && a.heading_path == b.heading_path
         && ((a.char_start <= b.char_end && b.char_start <= a.char_end)
             || a.chunk_index.abs_diff(b.chunk_index) == 1)
 }
@@ -172,7 +175,7 @@ fn touches(a: &Hit, b: &Hit) -> bool {
 fn joined_chars(a: &Hit, b: &Hit) -> u64 {
     let (a, b) = (&a.payload, &b.payload);
     let span = a.char_end.max(b.char_end) - a.char_start.min(b.char_start);
-    // Consecutive chunks of two sections: both whole, not the gap.
+    // Consecutive chunks: both whole, not the blank lines between them.
     span.min((a.char_end - a.char_start) + (b.char_end - b.char_start))
 }
 
@@ -196,7 +199,7 @@ fn join(a: Hit, b: Hit) -> Hit {
                 usize::try_from(payload.char_end - second.char_start).unwrap_or(usize::MAX);
             payload.text.extend(second.text.chars().skip(shared));
         } else {
-            // Consecutive chunks of two sections: the break between them.
+            // Consecutive chunks: the paragraph break between them.
             payload.text.push_str("\n\n");
             payload.text.push_str(&second.text);
         }
@@ -335,6 +338,27 @@ mod tests {
             spans(&merged),
             vec![("a".into(), 90, 280), ("a".into(), 720, 820)]
         );
+    }
+
+    #[test]
+    fn passages_never_join_across_pages_or_sections() {
+        let mut page_two = hit("a", 2, 1);
+        page_two.payload.page = Some(2);
+        let mut other_heading = hit("a", 3, 2);
+        other_heading.payload.heading_path = vec!["Costs".into()];
+        let merged = merge_neighbours(vec![hit("a", 1, 0), page_two, other_heading], 2_000, 10);
+        assert_eq!(merged.len(), 3, "each keeps its own citation");
+    }
+
+    #[test]
+    fn consecutive_chunks_with_a_paragraph_break_between_join() {
+        let mut next = hit("a", 2, 1);
+        next.payload.char_start += 20;
+        next.payload.char_end += 20;
+        let merged = merge_neighbours(vec![hit("a", 1, 0), next], 2_000, 10);
+        assert_eq!(merged.len(), 1);
+        assert!(merged[0].payload.text.contains("\n\n"));
+        assert_eq!(merged[0].payload.char_end, 300);
     }
 
     #[test]
