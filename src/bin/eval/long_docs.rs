@@ -294,8 +294,13 @@ fn verdict(rows: &[(String, SpanRecall)]) -> bool {
     let peers = &rows[rows.len() - 3..];
     let mut ahead = true;
     for (label, get) in [
-        ("recall@5", &(|r: &SpanRecall| r.recall_at(1)) as &dyn Fn(&SpanRecall) -> f64),
-        ("recall within the budget", &|r: &SpanRecall| r.budget_recall()),
+        (
+            "recall@5",
+            &(|r: &SpanRecall| r.recall_at(1)) as &dyn Fn(&SpanRecall) -> f64,
+        ),
+        ("recall within the budget", &|r: &SpanRecall| {
+            r.budget_recall()
+        }),
     ] {
         let best = peers.iter().map(|(_, r)| get(r)).fold(0.0, f64::max);
         let bar = (best + 0.05).min(best + (1.0 - best) / 2.0);
