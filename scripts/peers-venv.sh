@@ -53,7 +53,8 @@ PY
 
 if ! peers_problems=$(peers_venv_ok); then
   say "installing the peers into $PEERS_VENV (${peers_problems:-its Python fails to start}; ~5 min and 4.8 GB when cold)"
-  [[ -x "$PEERS_VENV/bin/python" ]] || python3 -m venv "$PEERS_VENV"
+  # A venv whose Python no longer starts (its base Python was replaced) is made anew.
+  "$PEERS_VENV/bin/python" -c '' 2>/dev/null || python3 -m venv --clear "$PEERS_VENV"
   # --no-cache-dir: the wheels are 4.8 GB; a pip cache would keep a second copy.
   "$PEERS_VENV/bin/python" -m pip install --quiet --no-cache-dir --disable-pip-version-check "${PEERS_PINS[@]}"
   # PyPI's Linux torch wheel needs its CUDA libraries just to import, even on

@@ -53,9 +53,19 @@ fn build_grounding(
     retriever: Retriever,
     tokens: Arc<dyn TokenSpans>,
     models: &ModelRoster,
-) -> Grounding {
+) -> anyhow::Result<Grounding> {
+    let retrieval = &settings.retrieval;
+    for (name, weight) in [
+        ("DENSE_WEIGHT", retrieval.dense_weight),
+        ("SPARSE_WEIGHT", retrieval.sparse_weight),
+    ] {
+        anyhow::ensure!(
+            weight.is_finite() && weight >= 0.0,
+            "APP__RETRIEVAL__{name} must be a number ≥ 0, not {weight}"
+        );
+    }
     let rewrite = &settings.rewrite;
-    Grounding {
+    Ok(Grounding {
         retriever,
         rewriter: QueryRewriter::new(
             rewrite
@@ -69,7 +79,7 @@ fn build_grounding(
         tokens,
         context_tokens: settings.retrieval.context_tokens,
         max_upload_bytes: settings.documents.max_file_bytes,
-    }
+    })
 }
 
 /// Picks the configured model provider.
@@ -429,7 +439,7 @@ impl Application {
             Retriever::new(embedder, index.clone(), settings.retrieval.clone()),
             tokens,
             &models,
-        ));
+        )?);
         let chat = build_chat(&settings, &store, models, grounding, &metrics);
         let accounts = AccountServiceImpl::new(
             store.clone(),

@@ -92,6 +92,8 @@ struct RetrievalTimings {
     searched_for: Option<String>,
     /// `model` or `fallback`.
     rewrite_source: Option<&'static str>,
+    /// What the rewrite cost in model tokens.
+    rewrite_usage: Usage,
 }
 
 /// What was settled before the model is called.
@@ -325,7 +327,9 @@ impl Generation {
         tx: &mpsc::Sender<ChatEvent>,
     ) {
         let total_ms = elapsed_ms(self.started);
-        let (usage, usage_estimated) = tally.usage(prepared.prompt_chars);
+        let (answer_usage, usage_estimated) = tally.usage(prepared.prompt_chars);
+        // The turn's cost includes its follow-up rewrite.
+        let usage = plus(answer_usage, prepared.timings.rewrite_usage);
         let (status, error, last_event) = match &outcome {
             Outcome::Finished(reason) => {
                 let status = if *reason == FinishReason::Cancelled {
@@ -367,8 +371,8 @@ impl Generation {
                 model: tally.model.clone(),
                 answer: tally.content.clone(),
                 sources: sources.clone(),
-                prompt_tokens: usage.prompt_tokens,
-                completion_tokens: usage.completion_tokens,
+                prompt_tokens: answer_usage.prompt_tokens,
+                completion_tokens: answer_usage.completion_tokens,
             };
             if let Err(e) = cache.put(key, &entry).await {
                 tracing::warn!(error = %e, "writing the response cache");
@@ -388,7 +392,7 @@ impl Generation {
             prompt_tokens: usage.prompt_tokens,
             completion_tokens: usage.completion_tokens,
             tokens_estimated: usage_estimated,
-            tokens_per_s: tally.tokens_per_s(usage.completion_tokens),
+            tokens_per_s: tally.tokens_per_s(answer_usage.completion_tokens),
             retries: tally.retries,
             fallback_used: tally.fallback_used,
             sources: u32::try_from(sources.len()).unwrap_or(u32::MAX),
@@ -431,12 +435,13 @@ impl Generation {
         let rewrite = self
             .grounding
             .rewriter
-            .rewrite(&self.model, &self.history, &self.question)
+            .rewrite(&self.model, &self.history, &self.question, &self.cancel)
             .await;
         let query = match &rewrite {
             Some(rewrite) => {
                 timings.rewrite_ms = Some(rewrite.ms);
                 timings.rewrite_source = Some(rewrite.source.as_str());
+                timings.rewrite_usage = rewrite.usage;
                 timings.searched_for = Some(rewrite.query.clone());
                 rewrite.query.as_str()
             }
@@ -557,8 +562,9 @@ impl Generation {
         self.recorder.record_turn(turn).await;
     }
 
-    /// Answers from the cache at once: the whole text in one piece. Costs no
-    /// model tokens, so none are counted against budgets.
+    /// Answers from the cache at once: the whole text in one piece. The
+    /// answer costs no model tokens; only a follow-up's rewrite is counted
+    /// against budgets.
     async fn serve_cached(
         self,
         hit: CachedAnswer,
@@ -587,14 +593,15 @@ impl Generation {
                 .await;
         }
         let total_ms = elapsed_ms(self.started);
+        let usage = prepared.timings.rewrite_usage;
         let record = AnswerRecord {
             model: hit.model.clone(),
             sources: hit.sources.clone(),
             content: hit.answer,
             status: MessageStatus::Complete,
             error: None,
-            prompt_tokens: 0,
-            completion_tokens: 0,
+            prompt_tokens: usage.prompt_tokens,
+            completion_tokens: usage.completion_tokens,
             ttft_ms: Some(ttft_ms),
             total_ms,
             notice: self.notice.clone(),
@@ -605,6 +612,8 @@ impl Generation {
             ttft_ms: Some(ttft_ms as f64),
             total_ms: total_ms as f64,
             cache_hit: true,
+            prompt_tokens: usage.prompt_tokens,
+            completion_tokens: usage.completion_tokens,
             sources: u32::try_from(record.sources.len()).unwrap_or(u32::MAX),
             outcome: "stop".to_owned(),
             ..self.prepared_turn_event(hit.model, &prepared)
@@ -612,15 +621,19 @@ impl Generation {
         self.finish(&record, &turn).await;
         let _ = tx
             .send(ChatEvent::Done {
-                usage: Usage {
-                    prompt_tokens: 0,
-                    completion_tokens: 0,
-                },
+                usage,
                 ttft_ms,
                 total_ms,
                 finish_reason: FinishReason::Stop,
             })
             .await;
+    }
+}
+
+fn plus(a: Usage, b: Usage) -> Usage {
+    Usage {
+        prompt_tokens: a.prompt_tokens.saturating_add(b.prompt_tokens),
+        completion_tokens: a.completion_tokens.saturating_add(b.completion_tokens),
     }
 }
 

@@ -133,80 +133,111 @@ impl Retriever {
 /// places merging freed, with new ground only: one that touches a passage
 /// already kept would spend the budget on more of the same region.
 pub fn merge_neighbours(hits: Vec<Hit>, max_chars: usize, passages: usize) -> Vec<Hit> {
-    // (rank of the best hit in it, passage)
-    let mut kept: Vec<(usize, Hit)> = Vec::with_capacity(passages);
+    let mut kept: Vec<Passage> = Vec::with_capacity(passages);
     for (rank, hit) in hits.into_iter().enumerate() {
+        let mut merged = Passage::new(rank, hit);
         if rank >= passages {
             if kept.len() >= passages {
                 break;
             }
-            if !kept.iter().any(|(_, p)| touches(p, &hit)) {
-                kept.push((rank, hit));
+            if !kept.iter().any(|p| p.touches(&merged)) {
+                kept.push(merged);
             }
             continue;
         }
-        let mut merged = (rank, hit);
         // A hit may bridge two passages already kept: absorb them all.
-        while let Some(i) = kept.iter().position(|(_, p)| {
-            touches(p, &merged.1) && joined_chars(p, &merged.1) <= max_chars as u64
-        }) {
-            let (kept_rank, passage) = kept.swap_remove(i);
-            merged = (kept_rank.min(merged.0), join(passage, merged.1));
+        while let Some(i) = kept
+            .iter()
+            .position(|p| p.touches(&merged) && p.joined_chars(&merged) <= max_chars as u64)
+        {
+            merged = kept.swap_remove(i).join(merged);
         }
         kept.push(merged);
     }
-    kept.sort_by_key(|(rank, _)| *rank);
-    kept.into_iter().map(|(_, passage)| passage).collect()
+    kept.sort_by_key(|p| p.rank);
+    kept.into_iter().map(|p| p.hit).collect()
 }
 
-/// Two passages of one section (same page and heading, so the joined
-/// passage is still cited correctly) that share text, meet, or are
-/// consecutive chunks (separated only by the blank lines between them).
-fn touches(a: &Hit, b: &Hit) -> bool {
-    let (a, b) = (&a.payload, &b.payload);
-    a.document_id == b.document_id
-        && a.page == b.page
-        && a.heading_path == b.heading_path
-        && ((a.char_start <= b.char_end && b.char_start <= a.char_end)
-            || a.chunk_index.abs_diff(b.chunk_index) == 1)
+/// Consecutive chunks of one section, joined.
+struct Passage {
+    /// The rank of the best hit in it.
+    rank: usize,
+    hit: Hit,
+    /// Its first and last chunk.
+    chunks: (u32, u32),
 }
 
-/// About how long the union of two touching passages is.
-fn joined_chars(a: &Hit, b: &Hit) -> u64 {
-    let (a, b) = (&a.payload, &b.payload);
-    let span = a.char_end.max(b.char_end) - a.char_start.min(b.char_start);
-    // Consecutive chunks: both whole, not the blank lines between them.
-    span.min((a.char_end - a.char_start) + (b.char_end - b.char_start))
-}
-
-/// The union of two touching passages: the text in document order, the
-/// better score and id, the first one's place (heading, page, index).
-fn join(a: Hit, b: Hit) -> Hit {
-    let (id, score) = if b.score > a.score {
-        (b.id, b.score)
-    } else {
-        (a.id, a.score)
-    };
-    let (first, second) = if b.payload.char_start < a.payload.char_start {
-        (b.payload, a.payload)
-    } else {
-        (a.payload, b.payload)
-    };
-    let mut payload = first;
-    if second.char_end > payload.char_end {
-        if second.char_start <= payload.char_end {
-            let shared =
-                usize::try_from(payload.char_end - second.char_start).unwrap_or(usize::MAX);
-            payload.text.extend(second.text.chars().skip(shared));
-        } else {
-            // Consecutive chunks: the paragraph break between them.
-            payload.text.push_str("\n\n");
-            payload.text.push_str(&second.text);
+impl Passage {
+    fn new(rank: usize, hit: Hit) -> Self {
+        let index = hit.payload.chunk_index;
+        Self {
+            rank,
+            hit,
+            chunks: (index, index),
         }
-        payload.char_end = second.char_end;
     }
-    payload.chunk_index = payload.chunk_index.min(second.chunk_index);
-    Hit { id, score, payload }
+
+    /// Of one section (same page and heading, so the joined passage is still
+    /// cited correctly), and sharing text, meeting, or made of consecutive
+    /// chunks.
+    fn touches(&self, other: &Passage) -> bool {
+        let (a, b) = (&self.hit.payload, &other.hit.payload);
+        a.document_id == b.document_id
+            && a.page == b.page
+            && a.heading_path == b.heading_path
+            && ((a.char_start <= b.char_end && b.char_start <= a.char_end)
+                || (self.chunks.0 <= other.chunks.1.saturating_add(1)
+                    && other.chunks.0 <= self.chunks.1.saturating_add(1)))
+    }
+
+    /// About how long the union is: both whole, and what lies between.
+    fn joined_chars(&self, other: &Passage) -> u64 {
+        let (a, b) = (&self.hit.payload, &other.hit.payload);
+        let span = a.char_end.max(b.char_end) - a.char_start.min(b.char_start);
+        span.min((a.char_end - a.char_start) + (b.char_end - b.char_start) + 2)
+    }
+
+    /// The union: the text in document order, the better rank, score and
+    /// id, the first one's place (heading, page, chunk).
+    fn join(self, other: Passage) -> Passage {
+        let rank = self.rank.min(other.rank);
+        let chunks = (
+            self.chunks.0.min(other.chunks.0),
+            self.chunks.1.max(other.chunks.1),
+        );
+        let (a, b) = (self.hit, other.hit);
+        let (id, score) = if b.score > a.score {
+            (b.id, b.score)
+        } else {
+            (a.id, a.score)
+        };
+        let (first, second) = if b.payload.char_start < a.payload.char_start {
+            (b.payload, a.payload)
+        } else {
+            (a.payload, b.payload)
+        };
+        let mut payload = first;
+        if second.char_end > payload.char_end {
+            if second.char_start <= payload.char_end {
+                let shared =
+                    usize::try_from(payload.char_end - second.char_start).unwrap_or(usize::MAX);
+                payload.text.extend(second.text.chars().skip(shared));
+            } else {
+                // Chunks end and start trimmed: what lay between was a
+                // space (a sentence or word split) or a paragraph break.
+                let gap = second.char_start - payload.char_end;
+                payload.text.push_str(if gap > 1 { "\n\n" } else { " " });
+                payload.text.push_str(&second.text);
+            }
+            payload.char_end = second.char_end;
+        }
+        payload.chunk_index = chunks.0;
+        Passage {
+            rank,
+            hit: Hit { id, score, payload },
+            chunks,
+        }
+    }
 }
 
 /// Numbers hits 1, 2, … as the model will cite them.
@@ -359,6 +390,34 @@ mod tests {
         assert_eq!(merged.len(), 1);
         assert!(merged[0].payload.text.contains("\n\n"));
         assert_eq!(merged[0].payload.char_end, 300);
+    }
+
+    /// Chunk `index` of one section without overlap: 100 characters every
+    /// 101 (a space between).
+    fn tiled(index: u32, rank: u32) -> Hit {
+        let mut hit = hit("a", index, rank);
+        hit.payload.char_start = u64::from(index) * 101;
+        hit.payload.char_end = hit.payload.char_start + 100;
+        hit
+    }
+
+    #[test]
+    fn a_passage_grows_at_both_ends_without_overlap() {
+        for order in [[3, 4, 5, 2], [4, 3, 2, 5], [5, 3, 4, 2]] {
+            let hits = order.iter().zip(0..).map(|(&i, r)| tiled(i, r)).collect();
+            let merged = merge_neighbours(hits, 2_000, 10);
+            assert_eq!(merged.len(), 1, "{order:?}: {:?}", spans(&merged));
+            assert_eq!(
+                (merged[0].payload.char_start, merged[0].payload.char_end),
+                (202, 605)
+            );
+            assert_eq!(merged[0].payload.chunk_index, 2);
+            assert_eq!(
+                merged[0].payload.text.chars().count(),
+                403,
+                "a space between each"
+            );
+        }
     }
 
     #[test]

@@ -11,7 +11,7 @@
 use crate::index::bm25;
 use crate::llm::{ChatModel, CompletionRequest, LlmEvent, PromptMessage, PromptRole};
 use crate::store::HistoryMessage;
-use app::wire::Role;
+use app::wire::{Role, Usage};
 use futures::StreamExt;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -24,6 +24,8 @@ const MAX_QUERY_TOKENS: u32 = 60;
 /// Characters of an earlier answer the rewriter reads: its opening says
 /// what it was about.
 const ANSWER_CHARS: usize = 400;
+/// Characters of an earlier question the rewriter reads.
+const QUESTION_CHARS: usize = 600;
 
 const INSTRUCTIONS: &str = "You rewrite the last question of a conversation into one standalone search query for a document search. \
 Replace pronouns and references (it, they, its, this, that, those, the same, the former) with what they refer to in the conversation, and keep every name, term and number. \
@@ -56,6 +58,9 @@ pub struct Rewrite {
     pub query: String,
     pub source: RewriteSource,
     pub ms: f64,
+    /// The model's tokens (as reported, else estimated): part of the
+    /// turn's cost, whether or not its query was used.
+    pub usage: Usage,
 }
 
 pub struct QueryRewriter {
@@ -84,11 +89,13 @@ impl QueryRewriter {
 
     /// The query to search with for `question`, asked after `history`;
     /// `None` for a first question (or with rewriting off).
+    /// `stop` is the turn's: pressing Stop also ends the rewrite.
     pub async fn rewrite(
         &self,
         answering: &Arc<dyn ChatModel>,
         history: &[HistoryMessage],
         question: &str,
+        stop: &CancellationToken,
     ) -> Option<Rewrite> {
         let earlier = history.iter().rev().find(|m| m.role == Role::User)?;
         if !self.enabled {
@@ -101,10 +108,23 @@ impl QueryRewriter {
             max_tokens: MAX_QUERY_TOKENS,
             temperature: 0.0,
         };
-        let cancel = CancellationToken::new();
+        // Unreported usage is estimated at about four characters a token;
+        // a request cut short by the timeout still cost its prompt.
+        let prompt_chars: usize = request.messages.iter().map(|m| m.content.len()).sum();
+        let mut usage = Usage {
+            prompt_tokens: u32::try_from(prompt_chars / 4).unwrap_or(u32::MAX),
+            completion_tokens: 0,
+        };
+        let cancel = stop.child_token();
         let written = tokio::time::timeout(self.timeout, complete(model, request, cancel.clone()));
         let written = match written.await {
-            Ok(Some(text)) => usable_query(&text),
+            Ok(Some(completion)) => {
+                usage = completion.usage.unwrap_or(Usage {
+                    completion_tokens: completion.pieces,
+                    ..usage
+                });
+                usable_query(&completion.text)
+            }
             Ok(None) => None,
             Err(_) => {
                 cancel.cancel();
@@ -126,6 +146,7 @@ impl QueryRewriter {
             query,
             source,
             ms: started.elapsed().as_secs_f64() * 1000.0,
+            usage,
         })
     }
 }
@@ -137,7 +158,7 @@ fn prompt(history: &[HistoryMessage], history_chars: usize, question: &str) -> V
     let mut lines = Vec::new();
     for message in history.iter().rev() {
         let (who, limit) = match message.role {
-            Role::User => ("User", MAX_QUERY_CHARS * 2),
+            Role::User => ("User", QUESTION_CHARS),
             Role::Assistant => ("Assistant", ANSWER_CHARS),
         };
         let text: String = one_line(&message.content).chars().take(limit).collect();
@@ -169,12 +190,21 @@ fn one_line(text: &str) -> String {
     text.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
+/// What the model wrote.
+struct Completion {
+    text: String,
+    /// Token events received.
+    pieces: u32,
+    /// As the provider reported it.
+    usage: Option<Usage>,
+}
+
 /// Collects the model's text; `None` if it fails or ends abnormally.
 async fn complete(
     model: &Arc<dyn ChatModel>,
     request: CompletionRequest,
     cancel: CancellationToken,
-) -> Option<String> {
+) -> Option<Completion> {
     let mut stream = match model.stream(request, cancel).await {
         Ok(stream) => stream,
         Err(e) => {
@@ -182,17 +212,31 @@ async fn complete(
             return None;
         }
     };
-    let mut text = String::new();
+    let mut completion = Completion {
+        text: String::new(),
+        pieces: 0,
+        usage: None,
+    };
     while let Some(event) = stream.next().await {
         match event {
             Ok(LlmEvent::Token(piece)) => {
-                text.push_str(&piece);
+                completion.text.push_str(&piece);
+                completion.pieces += 1;
                 // One line is all that is wanted.
-                if text.trim_start().contains('\n') {
-                    return Some(text);
+                if completion.text.trim_start().contains('\n') {
+                    return Some(completion);
                 }
             }
-            Ok(LlmEvent::Finished(_)) => return Some(text),
+            Ok(LlmEvent::Usage {
+                prompt_tokens,
+                completion_tokens,
+            }) => {
+                completion.usage = Some(Usage {
+                    prompt_tokens,
+                    completion_tokens,
+                });
+            }
+            Ok(LlmEvent::Finished(_)) => return Some(completion),
             Ok(_) => {}
             Err(e) => {
                 tracing::info!(error = %e, "query rewrite failed");
@@ -209,8 +253,13 @@ fn usable_query(text: &str) -> Option<String> {
     let line = text.trim().lines().next()?.trim();
     let mut line = line;
     for label in ["standalone search query:", "search query:", "query:"] {
-        if line.len() >= label.len() && line[..label.len()].eq_ignore_ascii_case(label) {
-            line = line[label.len()..].trim();
+        // `get`: the model's line may hold multi-byte characters anywhere.
+        if let Some(rest) = line
+            .get(..label.len())
+            .filter(|head| head.eq_ignore_ascii_case(label))
+            .and_then(|_| line.get(label.len()..))
+        {
+            line = rest.trim();
         }
     }
     let line = line.trim_matches(|c: char| matches!(c, '"' | '\'' | '`' | '“' | '”'));
@@ -220,21 +269,29 @@ fn usable_query(text: &str) -> Option<String> {
 }
 
 /// The follow-up with the earlier question's key terms (its words that are
-/// not stopwords and not already in the follow-up) added.
+/// not stopwords and not already in the follow-up) added, within
+/// [`MAX_QUERY_CHARS`] (the follow-up itself is cut there too).
 pub fn fallback(earlier: &str, question: &str) -> String {
     let encoder = bm25::Bm25::default();
     let present = encoder.tokens(question);
-    let mut query = question.trim().to_owned();
-    let mut added: Vec<String> = Vec::new();
+    let mut query: String = question.trim().chars().take(MAX_QUERY_CHARS).collect();
+    let mut added: Vec<&str> = Vec::new();
+    let mut room = MAX_QUERY_CHARS.saturating_sub(query.chars().count() + 3);
     for word in earlier.split(|c: char| !(c.is_alphanumeric() || c == '-' || c == '\'')) {
         let word = word.trim_matches(|c: char| c == '-' || c == '\'');
         let stems = encoder.tokens(word);
         if stems.is_empty() || stems.iter().all(|s| present.contains(s)) {
             continue;
         }
-        if !added.iter().any(|w| w.eq_ignore_ascii_case(word)) {
-            added.push(word.to_owned());
+        if added.iter().any(|w| w.eq_ignore_ascii_case(word)) {
+            continue;
         }
+        let cost = word.chars().count() + usize::from(!added.is_empty());
+        if cost > room {
+            break;
+        }
+        room -= cost;
+        added.push(word);
     }
     if !added.is_empty() {
         query.push_str(" (");
@@ -273,6 +330,12 @@ mod tests {
             "What about metformin dosing? (safe pregnancy)"
         );
         assert_eq!(fallback("Why?", "And then?"), "And then?");
+        // Bounded, however long the earlier question.
+        let long: String = (0..3000).map(|i| format!("term{i} ")).collect();
+        let query = fallback(&long, "And its side effects?");
+        assert!(query.chars().count() <= MAX_QUERY_CHARS, "{}", query.len());
+        assert!(query.starts_with("And its side effects? (term0 term1"));
+        assert!(fallback("metformin", &"x".repeat(5000)).chars().count() <= MAX_QUERY_CHARS);
     }
 
     #[test]
@@ -282,6 +345,11 @@ mod tests {
             Some("side effects of metformin")
         );
         assert_eq!(usable_query("  \n"), None);
+        // Multi-byte text where a label would end is no label (and no panic).
+        assert_eq!(
+            usable_query("副作用は何ですか二甲双胍的副作用").as_deref(),
+            Some("副作用は何ですか二甲双胍的副作用")
+        );
         assert_eq!(usable_query("the of and"), None, "nothing to search for");
         assert_eq!(usable_query(&"word ".repeat(100)), None, "not a query");
     }
@@ -331,7 +399,9 @@ mod tests {
         let model: Arc<dyn ChatModel> = Arc::new(Silent);
         let rewriter = QueryRewriter::new(None, Duration::from_millis(50), 2_000, true);
         assert_eq!(
-            rewriter.rewrite(&model, &[], "What is metformin?").await,
+            rewriter
+                .rewrite(&model, &[], "What is metformin?", &CancellationToken::new())
+                .await,
             None
         );
         let history = vec![
@@ -339,11 +409,20 @@ mod tests {
             message(Role::Assistant, "Type 2 diabetes."),
         ];
         let rewrite = rewriter
-            .rewrite(&model, &history, "And its side effects?")
+            .rewrite(
+                &model,
+                &history,
+                "And its side effects?",
+                &CancellationToken::new(),
+            )
             .await
             .expect("a follow-up is rewritten");
         assert_eq!(rewrite.source, RewriteSource::Fallback);
         assert_eq!(rewrite.query, "And its side effects? (metformin used)");
-        assert!(rewrite.ms >= 50.0 && rewrite.ms < 1_000.0, "{}", rewrite.ms);
+        assert!(
+            rewrite.ms >= 50.0,
+            "it waited for the model: {}",
+            rewrite.ms
+        );
     }
 }

@@ -174,7 +174,7 @@ pub struct SearchRequest {
 }
 
 /// One search result. `score` is cosine similarity (dense), BM25 (sparse) or
-/// the RRF score (hybrid); only its order is comparable across modes.
+/// the fused score (hybrid, ≥ 0); only its order is comparable across modes.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Hit {
     pub id: uuid::Uuid,

@@ -12,6 +12,16 @@ use sqlx::Row;
 const FIRST: &str = "Who completed the Velloran bridge?";
 const FOLLOW_UP: &str = "And in which year was it finished?";
 
+fn usage(events: &[ChatEvent]) -> app::wire::Usage {
+    events
+        .iter()
+        .find_map(|e| match e {
+            ChatEvent::Done { usage, .. } => Some(*usage),
+            _ => None,
+        })
+        .expect("a done event")
+}
+
 fn searched_for(events: &[ChatEvent]) -> Option<Option<String>> {
     events.iter().find_map(|e| match e {
         ChatEvent::Sources { searched_for, .. } => Some(searched_for.clone()),
@@ -69,8 +79,13 @@ async fn a_follow_up_is_searched_as_the_models_standalone_query() {
     ]))
     .await;
     let app = spawn_app_http(&up.base_url, |s| s.rewrite.enabled = true).await;
-    let (_, second) = two_turns(&app).await;
+    let (first, second) = two_turns(&app).await;
     assert_eq!(searched_for(&second), Some(Some(rewritten.to_owned())));
+    // The rewrite's tokens are part of the turn's cost (the upstream reports
+    // 21 + 3 per request).
+    assert_eq!(usage(&first).prompt_tokens, 21);
+    assert_eq!(usage(&second).prompt_tokens, 42);
+    assert_eq!(usage(&second).completion_tokens, 6);
 
     // The rewrite request quoted the conversation and asked for a query.
     let requests = up.seen.lock().unwrap().requests.clone();
@@ -118,6 +133,9 @@ async fn a_slow_model_leaves_the_rewrite_to_the_fallback() {
     .await;
     let (_, second) = two_turns(&app).await;
     let query = searched_for(&second).flatten().expect("a rewritten query");
+    // The timed-out rewrite still cost its prompt (estimated).
+    assert!(usage(&second).prompt_tokens > 21, "{:?}", usage(&second));
+    assert_eq!(usage(&second).completion_tokens, 3);
     // The follow-up, with the first question's key terms added.
     assert!(query.starts_with(FOLLOW_UP), "{query}");
     assert!(
@@ -142,8 +160,8 @@ async fn a_slow_model_leaves_the_rewrite_to_the_fallback() {
     let (_, message) = started(&second);
     let (ms, source) = rewrite_columns(&app, &message).await;
     assert!(
-        ms.is_some_and(|ms| (300.0..5_000.0).contains(&ms)),
-        "{ms:?}"
+        ms.is_some_and(|ms| ms >= 300.0),
+        "it waited for the model: {ms:?}"
     );
     assert_eq!(source.as_deref(), Some("fallback"));
 }

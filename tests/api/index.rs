@@ -1052,15 +1052,26 @@ async fn edge_and_server_rank_identically() {
             words[(q as usize * 5) % 16],
             words[(q as usize * 11 + 3) % 16]
         );
-        for mode in MODES {
+        let fusions = [
+            Fusion::default(),
+            Fusion {
+                method: FusionMethod::ZScore,
+                dense_weight: 1.0,
+                sparse_weight: 1.0,
+            },
+        ];
+        for (mode, fusion) in MODES.into_iter().flat_map(|m| fusions.map(|f| (m, f))) {
             for owner in ["alice", "bob"] {
-                let req = request(owner, topic(q % 25), &text, 10, mode);
+                let req = SearchRequest {
+                    fusion,
+                    ..request(owner, topic(q % 25), &text, 10, mode)
+                };
                 let a = search(&edge, req.clone()).await;
                 let b = search(&(server.clone() as Arc<dyn VectorIndex>), req).await;
                 assert_eq!(
                     a.iter().map(|h| h.id).collect::<Vec<_>>(),
                     b.iter().map(|h| h.id).collect::<Vec<_>>(),
-                    "query {q} {mode:?} {owner}"
+                    "query {q} {mode:?} {fusion:?} {owner}"
                 );
                 for (x, y) in a.iter().zip(&b) {
                     assert!(

@@ -75,7 +75,9 @@ async fn a_vote_is_one_per_user_changeable_and_records_the_chunks_the_answer_use
     for chunk in &used {
         assert_eq!(chunk["document_id"], doc.id.as_str());
         assert_eq!(chunk["document_version"], hash.as_str());
-        assert!(chunk["score"].as_f64().unwrap() > 0.0);
+        // Fused scores are z-scores above each list's floor: the weakest
+        // candidate may score exactly 0.
+        assert!(chunk["score"].as_f64().unwrap() >= 0.0);
         let chunk_id = chunk["chunk_id"].as_str().unwrap();
         let index = chunk["chunk_index"].as_u64().unwrap() as u32;
         assert_eq!(

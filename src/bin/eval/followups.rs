@@ -9,12 +9,16 @@
 use super::corpus::Corpus;
 use super::long_docs::{normalize, SpanRecall};
 use super::squad;
+use anyhow::Context;
 use app::wire::Role;
+use ragchat::chat::retrieve::Retriever;
 use ragchat::chat::rewrite::{fallback, QueryRewriter, RewriteSource};
 use ragchat::config::Settings;
+use ragchat::llm::ChatModel;
 use ragchat::startup::build_model;
 use ragchat::store::HistoryMessage;
 use serde::Deserialize;
+use std::sync::Arc;
 use std::time::Duration;
 
 #[derive(Deserialize)]
@@ -58,45 +62,16 @@ pub async fn run(paths: &str, fixture: &str, settings: &Settings) -> anyhow::Res
         true,
     );
 
-    let [mut standalone, mut as_is, mut rewritten, mut fallback_only] =
-        std::array::from_fn(|_| SpanRecall::default());
-    let (mut by_model, mut times) = (0usize, Vec::new());
-    for pair in &fixture.pairs {
-        let reader = &corpus.reader_of[&pair.document].0;
-        let answers: Vec<String> = pair.answers.iter().map(|a| normalize(a)).collect();
-        let history = [
-            HistoryMessage {
-                role: Role::User,
-                content: pair.first.clone(),
-            },
-            HistoryMessage {
-                role: Role::Assistant,
-                content: pair.first_answer.clone(),
-            },
-        ];
-        let rewrite = rewriter
-            .rewrite(&model, &history, &pair.follow_up)
-            .await
-            .ok_or_else(|| anyhow::anyhow!("a follow-up was not rewritten"))?;
-        by_model += usize::from(rewrite.source == RewriteSource::Model);
-        times.push(rewrite.ms);
-        for (query, recall) in [
-            (pair.standalone.clone(), &mut standalone),
-            (pair.follow_up.clone(), &mut as_is),
-            (rewrite.query, &mut rewritten),
-            (fallback(&pair.first, &pair.follow_up), &mut fallback_only),
-        ] {
-            let hits = retriever.retrieve_top(reader, &query, 10).await?.hits;
-            let passages: Vec<(&str, bool)> = hits
-                .iter()
-                .map(|h| {
-                    let own = corpus.key_of.get(&h.payload.document_id) == Some(&pair.document);
-                    (h.payload.text.as_str(), own)
-                })
-                .collect();
-            recall.add(&passages, &answers);
-        }
-    }
+    let asked = ask_all(&fixture.pairs, &corpus, &retriever, &rewriter, &model).await?;
+    let Asked {
+        standalone,
+        as_is,
+        rewritten,
+        fallback_only,
+        by_model,
+        mut times,
+    } = asked;
+    anyhow::ensure!(!times.is_empty(), "the fixture has no follow-ups");
     times.sort_by(f64::total_cmp);
     let percentile = |p: f64| times[((times.len() - 1) as f64 * p) as usize];
     println!(
@@ -132,4 +107,76 @@ pub async fn run(paths: &str, fixture: &str, settings: &Settings) -> anyhow::Res
         if passed { "within 5" } else { "MORE than 5" }
     );
     Ok(passed)
+}
+
+/// Each follow-up searched four ways, and how the rewrites went.
+struct Asked {
+    standalone: SpanRecall,
+    as_is: SpanRecall,
+    rewritten: SpanRecall,
+    fallback_only: SpanRecall,
+    /// Queries the model wrote (the rest came from the fallback).
+    by_model: usize,
+    /// Each rewrite's time (ms).
+    times: Vec<f64>,
+}
+
+async fn ask_all(
+    pairs: &[Pair],
+    corpus: &Corpus,
+    retriever: &Retriever,
+    rewriter: &QueryRewriter,
+    model: &Arc<dyn ChatModel>,
+) -> anyhow::Result<Asked> {
+    let [mut standalone, mut as_is, mut rewritten, mut fallback_only] =
+        std::array::from_fn(|_| SpanRecall::default());
+    let (mut by_model, mut times) = (0usize, Vec::new());
+    for pair in pairs {
+        let reader = &corpus
+            .reader_of
+            .get(&pair.document)
+            .with_context(|| format!("the fixture names {}, not in the set", pair.document))?
+            .0;
+        let answers: Vec<String> = pair.answers.iter().map(|a| normalize(a)).collect();
+        let history = [
+            HistoryMessage {
+                role: Role::User,
+                content: pair.first.clone(),
+            },
+            HistoryMessage {
+                role: Role::Assistant,
+                content: pair.first_answer.clone(),
+            },
+        ];
+        let rewrite = rewriter
+            .rewrite(model, &history, &pair.follow_up, &Default::default())
+            .await
+            .ok_or_else(|| anyhow::anyhow!("a follow-up was not rewritten"))?;
+        by_model += usize::from(rewrite.source == RewriteSource::Model);
+        times.push(rewrite.ms);
+        for (query, recall) in [
+            (pair.standalone.clone(), &mut standalone),
+            (pair.follow_up.clone(), &mut as_is),
+            (rewrite.query, &mut rewritten),
+            (fallback(&pair.first, &pair.follow_up), &mut fallback_only),
+        ] {
+            let hits = retriever.retrieve_top(reader, &query, 10).await?.hits;
+            let passages: Vec<(&str, bool)> = hits
+                .iter()
+                .map(|h| {
+                    let own = corpus.key_of.get(&h.payload.document_id) == Some(&pair.document);
+                    (h.payload.text.as_str(), own)
+                })
+                .collect();
+            recall.add(&passages, &answers);
+        }
+    }
+    Ok(Asked {
+        standalone,
+        as_is,
+        rewritten,
+        fallback_only,
+        by_model,
+        times,
+    })
 }

@@ -156,7 +156,8 @@ pub async fn run(paths: &str, settings: &Settings) -> anyhow::Result<bool> {
     let peers = if std::env::var("EVAL_PEERS").as_deref() == Ok("0") {
         None
     } else {
-        let peers = peers::run(&set, &|key| key.to_owned())?;
+        let model_dir = settings.embedding.local_model_dir();
+        let peers = peers::run(&set, &model_dir, &|key| key.to_owned())?;
         println!(
             "The peers split them into {} chunks (LangChain 1000/200) and ran in {:.1} s ({}).\n",
             peers.chunks,

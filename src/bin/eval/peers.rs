@@ -58,8 +58,13 @@ fn python() -> PathBuf {
         })
 }
 
-/// Runs the peers on `set`; `scope_of` gives each document's scope.
-pub fn run(set: &LongDocSet, scope_of: &dyn Fn(&str) -> String) -> anyhow::Result<Output> {
+/// Runs the peers on `set` with the all-MiniLM-L6-v2 in `model_dir` (the
+/// app's own copy); `scope_of` gives each document's scope.
+pub fn run(
+    set: &LongDocSet,
+    model_dir: &std::path::Path,
+    scope_of: &dyn Fn(&str) -> String,
+) -> anyhow::Result<Output> {
     let scopes: HashMap<&str, String> = set
         .documents
         .iter()
@@ -89,12 +94,16 @@ pub fn run(set: &LongDocSet, scope_of: &dyn Fn(&str) -> String) -> anyhow::Resul
     };
     let dir = std::env::temp_dir().join(format!("ragchat-peers-{}", uuid::Uuid::new_v4()));
     std::fs::create_dir_all(&dir)?;
-    let result = run_script(&input, &dir);
+    let result = run_script(&input, model_dir, &dir);
     let _ = std::fs::remove_dir_all(&dir);
     result
 }
 
-fn run_script(input: &Input, dir: &std::path::Path) -> anyhow::Result<Output> {
+fn run_script(
+    input: &Input,
+    model_dir: &std::path::Path,
+    dir: &std::path::Path,
+) -> anyhow::Result<Output> {
     let (input_path, output_path) = (dir.join("in.json"), dir.join("out.json"));
     std::fs::write(&input_path, serde_json::to_vec(input)?)?;
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/benches/long_doc_peers.py");
@@ -103,6 +112,8 @@ fn run_script(input: &Input, dir: &std::path::Path) -> anyhow::Result<Output> {
         .arg(script)
         .arg(&input_path)
         .arg(&output_path)
+        .arg("--model-dir")
+        .arg(model_dir)
         .env("HF_HUB_OFFLINE", "1")
         .status()
         .with_context(|| {
