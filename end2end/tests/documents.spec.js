@@ -73,6 +73,21 @@ test.describe('embedded models', () => {
     await page.reload();
     await expect(answer(page).locator('.source-chip', { hasText: 'p. 2' })).toBeVisible();
 
+    // A follow-up is searched as a question of its own (written by the
+    // embedded model, or the fallback if it is slow); the sources say what
+    // was searched for, also after a reload.
+    await send(page, 'And what did it cost?');
+    const searched = answer(page).locator('.searched-for');
+    await expect(searched).toBeVisible({ timeout: 120_000 });
+    // The sources come before the first token: wait for the whole answer.
+    await expect(answer(page).locator('.meta')).toContainText('tokens', { timeout: 120_000 });
+    const query = await searched.innerText();
+    console.log(`follow-up ${query}`);
+    expect(query).toMatch(/^Searched for: \S/);
+    await page.screenshot({ path: 'test-results/follow-up.png' });
+    await page.reload();
+    await expect(answer(page).locator('.searched-for')).toHaveText(query);
+
     // The Documents page lists both with their stats.
     await page.getByRole('link', { name: 'Documents' }).click();
     await expect(page.getByRole('heading', { name: 'Documents' })).toBeVisible();

@@ -136,6 +136,11 @@ impl QueryRewriter {
             }
         };
         let (query, source) = match written {
+            // A small model sometimes hands the follow-up back with its "it"
+            // unresolved: then the earlier question's key terms are added.
+            Some(query) if !resolves(&query, &earlier.content, question) => {
+                (fallback(&earlier.content, &query), RewriteSource::Model)
+            }
             Some(query) => (query, RewriteSource::Model),
             None => (
                 fallback(&earlier.content, question),
@@ -268,6 +273,31 @@ fn usable_query(text: &str) -> Option<String> {
     (searchable && line.chars().count() <= MAX_QUERY_CHARS).then(|| line.to_owned())
 }
 
+/// Words that point back into the conversation.
+const REFERRING: &[&str] = &[
+    "it", "its", "itself", "they", "them", "their", "theirs", "this", "that", "these", "those",
+    "he", "him", "his", "she", "her", "there", "same", "former", "latter",
+];
+
+/// Whether `query` stands on its own: the follow-up refers to nothing, or
+/// the query took at least one term from the earlier question that the
+/// follow-up did not have.
+fn resolves(query: &str, earlier: &str, question: &str) -> bool {
+    let refers = question
+        .split(|c: char| !c.is_alphanumeric())
+        .any(|w| REFERRING.iter().any(|r| r.eq_ignore_ascii_case(w)));
+    if !refers {
+        return true;
+    }
+    let encoder = bm25::Bm25::default();
+    let asked = encoder.tokens(question);
+    let before = encoder.tokens(earlier);
+    encoder
+        .tokens(query)
+        .iter()
+        .any(|t| before.contains(t) && !asked.contains(t))
+}
+
 /// The follow-up with the earlier question's key terms (its words that are
 /// not stopwords and not already in the follow-up) added, within
 /// [`MAX_QUERY_CHARS`] (the follow-up itself is cut there too).
@@ -336,6 +366,31 @@ mod tests {
         assert!(query.chars().count() <= MAX_QUERY_CHARS, "{}", query.len());
         assert!(query.starts_with("And its side effects? (term0 term1"));
         assert!(fallback("metformin", &"x".repeat(5000)).chars().count() <= MAX_QUERY_CHARS);
+    }
+
+    #[test]
+    fn an_unresolved_rewrite_gets_the_earlier_key_terms() {
+        let earlier = "Who built the Velloran bridge?";
+        assert!(!resolves(
+            "What did it cost?",
+            earlier,
+            "And what did it cost?"
+        ));
+        assert!(resolves(
+            "What did the Velloran bridge cost?",
+            earlier,
+            "And what did it cost?"
+        ));
+        // Nothing to resolve: the model's query stands.
+        assert!(resolves(
+            "Opening hours of the museum",
+            earlier,
+            "When does the museum open?"
+        ));
+        assert_eq!(
+            fallback(earlier, "What did it cost?"),
+            "What did it cost? (built Velloran bridge)"
+        );
     }
 
     #[test]
