@@ -6,7 +6,7 @@ use super::cache::{cache_key, CacheKeyParts, ResponseCache};
 use super::citations;
 use super::prompt::{build_prompt, fit_sources, TEMPLATE_VERSION};
 use super::retrieve::{sources_from, Retriever};
-use super::rewrite::QueryRewriter;
+use super::rewrite::{QueryRewriter, Rewrite};
 use crate::embed::TokenSpans;
 use crate::llm::{ChatModel, CompletionRequest, LlmError, LlmEvent};
 use crate::ops::events::{ChatTurnEvent, EventRecorder};
@@ -81,19 +81,25 @@ impl Outcome {
     }
 }
 
-/// Timings of the retrieval stages, for the turn's log line, and what a
-/// follow-up was searched as.
+/// Timings of the retrieval stages, for the turn's log line, and how a
+/// follow-up was rewritten (query, time, tokens).
 #[derive(Default)]
 struct RetrievalTimings {
-    rewrite_ms: Option<f64>,
+    rewrite: Option<Rewrite>,
     embed_ms: Option<f64>,
     search_ms: Option<f64>,
-    /// The standalone query a follow-up was rewritten into.
-    searched_for: Option<String>,
-    /// `model` or `fallback`.
-    rewrite_source: Option<&'static str>,
+}
+
+impl RetrievalTimings {
+    /// The standalone query a follow-up was searched as.
+    fn searched_for(&self) -> Option<String> {
+        self.rewrite.as_ref().map(|r| r.query.clone())
+    }
+
     /// What the rewrite cost in model tokens.
-    rewrite_usage: Usage,
+    fn rewrite_usage(&self) -> Usage {
+        self.rewrite.as_ref().map(|r| r.usage).unwrap_or_default()
+    }
 }
 
 /// What was settled before the model is called.
@@ -246,7 +252,7 @@ impl Generation {
             let _ = tx
                 .send(ChatEvent::Sources {
                     sources: sources.clone(),
-                    searched_for: timings.searched_for.clone(),
+                    searched_for: timings.searched_for(),
                 })
                 .await;
         }
@@ -329,7 +335,7 @@ impl Generation {
         let total_ms = elapsed_ms(self.started);
         let (answer_usage, usage_estimated) = tally.usage(prepared.prompt_chars);
         // The turn's cost includes its follow-up rewrite.
-        let usage = plus(answer_usage, prepared.timings.rewrite_usage);
+        let usage = plus(answer_usage, prepared.timings.rewrite_usage());
         let (status, error, last_event) = match &outcome {
             Outcome::Finished(reason) => {
                 let status = if *reason == FinishReason::Cancelled {
@@ -414,7 +420,7 @@ impl Generation {
             ttft_ms: tally.ttft_ms,
             total_ms,
             notice: self.notice.clone(),
-            searched_for: prepared.timings.searched_for,
+            searched_for: prepared.timings.searched_for(),
         };
         self.finish(&record, &turn).await;
         let _ = tx.send(last_event).await;
@@ -432,22 +438,16 @@ impl Generation {
                 return Vec::new();
             }
         }
-        let rewrite = self
+        timings.rewrite = self
             .grounding
             .rewriter
             .rewrite(&self.model, &self.history, &self.question, &self.cancel)
             .await;
-        let query = match &rewrite {
-            Some(rewrite) => {
-                timings.rewrite_ms = Some(rewrite.ms);
-                timings.rewrite_source = Some(rewrite.source.as_str());
-                timings.rewrite_usage = rewrite.usage;
-                timings.searched_for = Some(rewrite.query.clone());
-                rewrite.query.as_str()
-            }
-            None => self.question.as_str(),
-        };
-        match self
+        let query = timings
+            .rewrite
+            .as_ref()
+            .map_or(self.question.as_str(), |r| r.query.as_str());
+        let retrieved = self
             .grounding
             .retriever
             .retrieve_top(
@@ -455,8 +455,8 @@ impl Generation {
                 query,
                 self.top_k.unwrap_or(self.grounding.retriever.top_k()),
             )
-            .await
-        {
+            .await;
+        match retrieved {
             Ok(retrieved) => {
                 timings.embed_ms = Some(retrieved.embed_ms);
                 timings.search_ms = Some(retrieved.search_ms);
@@ -508,8 +508,11 @@ impl Generation {
     fn prepared_turn_event(&self, model: String, prepared: &Prepared) -> ChatTurnEvent {
         let timings = &prepared.timings;
         ChatTurnEvent {
-            rewrite_ms: timings.rewrite_ms,
-            rewrite_source: timings.rewrite_source.map(str::to_owned),
+            rewrite_ms: timings.rewrite.as_ref().map(|r| r.ms),
+            rewrite_source: timings
+                .rewrite
+                .as_ref()
+                .map(|r| r.source.as_str().to_owned()),
             embed_ms: timings.embed_ms,
             retrieve_ms: timings.search_ms,
             prompt_build_ms: Some(prepared.prompt_build_ms),
@@ -593,7 +596,7 @@ impl Generation {
                 .await;
         }
         let total_ms = elapsed_ms(self.started);
-        let usage = prepared.timings.rewrite_usage;
+        let usage = prepared.timings.rewrite_usage();
         let record = AnswerRecord {
             model: hit.model.clone(),
             sources: hit.sources.clone(),
@@ -605,7 +608,7 @@ impl Generation {
             ttft_ms: Some(ttft_ms),
             total_ms,
             notice: self.notice.clone(),
-            searched_for: prepared.timings.searched_for.clone(),
+            searched_for: prepared.timings.searched_for(),
         };
         let turn = ChatTurnEvent {
             provider: "cache".to_owned(),

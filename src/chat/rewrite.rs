@@ -289,11 +289,9 @@ fn resolves(query: &str, earlier: &str, question: &str) -> bool {
     if !refers {
         return true;
     }
-    let encoder = bm25::Bm25::default();
-    let asked = encoder.tokens(question);
-    let before = encoder.tokens(earlier);
-    encoder
-        .tokens(query)
+    let asked = bm25::tokens(question);
+    let before = bm25::tokens(earlier);
+    bm25::tokens(query)
         .iter()
         .any(|t| before.contains(t) && !asked.contains(t))
 }
@@ -302,14 +300,13 @@ fn resolves(query: &str, earlier: &str, question: &str) -> bool {
 /// not stopwords and not already in the follow-up) added, within
 /// [`MAX_QUERY_CHARS`] (the follow-up itself is cut there too).
 pub fn fallback(earlier: &str, question: &str) -> String {
-    let encoder = bm25::Bm25::default();
-    let present = encoder.tokens(question);
+    let present = bm25::tokens(question);
     let mut query: String = question.trim().chars().take(MAX_QUERY_CHARS).collect();
     let mut added: Vec<&str> = Vec::new();
     let mut room = MAX_QUERY_CHARS.saturating_sub(query.chars().count() + 3);
     for word in earlier.split(|c: char| !(c.is_alphanumeric() || c == '-' || c == '\'')) {
         let word = word.trim_matches(|c: char| c == '-' || c == '\'');
-        let stems = encoder.tokens(word);
+        let stems = bm25::tokens(word);
         if stems.is_empty() || stems.iter().all(|s| present.contains(s)) {
             continue;
         }

@@ -337,6 +337,11 @@ pub fn document_vector(text: &str) -> SparseVector {
     ENCODER.document(text)
 }
 
+/// [`Bm25::tokens`] with the shared encoder.
+pub fn tokens(text: &str) -> Vec<String> {
+    ENCODER.tokens(text)
+}
+
 /// [`Bm25::query`] with the shared encoder: the vector to search with.
 pub fn query_vector(text: &str) -> SparseVector {
     ENCODER.query(text)

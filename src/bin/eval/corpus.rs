@@ -9,7 +9,7 @@ use ragchat::chat::retrieve::Retriever;
 use ragchat::config::{RetrievalSettings, Settings};
 use ragchat::documents::{DocumentServiceImpl, StageTimes};
 use ragchat::embed::Embedder;
-use ragchat::index::VectorIndex;
+use ragchat::index::{Hit, VectorIndex};
 use ragchat::ops::limits::{Allowances, LimitSettings, LocalRateLimiter};
 use ragchat::ops::metrics::Metrics;
 use ragchat::startup::{build_embedder, build_index};
@@ -111,6 +111,17 @@ impl Corpus {
             chunks,
             data,
         })
+    }
+
+    /// Hits as the metrics read them: each passage's text, and whether it
+    /// comes from the dataset's document `key`.
+    pub fn passages<'a>(&self, hits: &'a [Hit], key: &str) -> Vec<(&'a str, bool)> {
+        hits.iter()
+            .map(|h| {
+                let own = self.key_of.get(&h.payload.document_id).map(String::as_str) == Some(key);
+                (h.payload.text.as_str(), own)
+            })
+            .collect()
     }
 
     /// A retriever over this corpus with `settings`.

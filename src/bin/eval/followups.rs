@@ -39,20 +39,14 @@ struct Pair {
 /// Runs the follow-up evaluation; `Ok(false)` when rewritten follow-ups
 /// fall more than 5 points of recall@5 below the standalone questions.
 pub async fn run(paths: &str, fixture: &str, settings: &Settings) -> anyhow::Result<bool> {
-    let paths: Vec<&str> = paths.split(',').collect();
-    let set = squad::load(&paths)?;
+    let set = squad::load(paths)?;
     let fixture: Fixture = serde_json::from_slice(&std::fs::read(fixture)?)?;
     println!(
         "## Follow-ups: {} two-turn questions on {} documents\n",
         fixture.pairs.len(),
         set.documents.len()
     );
-    let documents: Vec<(String, String, String)> = set
-        .documents
-        .iter()
-        .map(|d| (d.key.clone(), d.key.clone(), d.text.clone()))
-        .collect();
-    let corpus = Corpus::ingest(settings.clone(), &documents).await?;
+    let corpus = Corpus::ingest(settings.clone(), &set.uploads(None)).await?;
     let retriever = corpus.retriever(settings.retrieval.clone());
     let model = build_model(settings).await?;
     let rewriter = QueryRewriter::new(
@@ -161,14 +155,7 @@ async fn ask_all(
             (fallback(&pair.first, &pair.follow_up), &mut fallback_only),
         ] {
             let hits = retriever.retrieve_top(reader, &query, 10).await?.hits;
-            let passages: Vec<(&str, bool)> = hits
-                .iter()
-                .map(|h| {
-                    let own = corpus.key_of.get(&h.payload.document_id) == Some(&pair.document);
-                    (h.payload.text.as_str(), own)
-                })
-                .collect();
-            recall.add(&passages, &answers);
+            recall.add(&corpus.passages(&hits, &pair.document), &answers);
         }
     }
     Ok(Asked {

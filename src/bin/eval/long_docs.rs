@@ -130,8 +130,7 @@ fn variants(configured: &RetrievalSettings) -> Vec<Variant> {
 /// Runs the evaluation on the SQuAD-format files in `paths` (comma-separated);
 /// `Ok(false)` when the app falls behind the better peer.
 pub async fn run(paths: &str, settings: &Settings) -> anyhow::Result<bool> {
-    let paths: Vec<&str> = paths.split(',').collect();
-    let set = squad::load(&paths)?;
+    let set = squad::load(paths)?;
     let answers: HashMap<&str, Vec<String>> = set
         .questions
         .iter()
@@ -140,14 +139,9 @@ pub async fn run(paths: &str, settings: &Settings) -> anyhow::Result<bool> {
             (q.id.as_str(), normalized)
         })
         .collect();
-    print_set(&set, &paths);
+    print_set(&set, paths);
 
-    let documents: Vec<(String, String, String)> = set
-        .documents
-        .iter()
-        .map(|d| (d.key.clone(), d.key.clone(), d.text.clone()))
-        .collect();
-    let corpus = Corpus::ingest(settings.clone(), &documents).await?;
+    let corpus = Corpus::ingest(settings.clone(), &set.uploads(None)).await?;
     println!(
         "The app indexed them as {} passages in {:.1} s.",
         corpus.chunks, corpus.ingest_secs
@@ -179,15 +173,8 @@ pub async fn run(paths: &str, settings: &Settings) -> anyhow::Result<bool> {
             let retrieved = retriever
                 .retrieve_top(&reader.0, &question.question, TOP_K)
                 .await?;
-            let texts: Vec<(&str, bool)> = retrieved
-                .hits
-                .iter()
-                .map(|h| {
-                    let own = corpus.key_of.get(&h.payload.document_id) == Some(&question.document);
-                    (h.payload.text.as_str(), own)
-                })
-                .collect();
-            recall.add(&texts, &answers[question.id.as_str()]);
+            let passages = corpus.passages(&retrieved.hits, &question.document);
+            recall.add(&passages, &answers[question.id.as_str()]);
         }
         rows.push((variant.name, recall));
     }
@@ -222,14 +209,8 @@ pub async fn run(paths: &str, settings: &Settings) -> anyhow::Result<bool> {
 /// Uploads the set's documents as one reader (a batch upload) and prints
 /// the upload-to-indexed time and where it went, as one JSON line.
 pub async fn ingest_only(paths: &str, settings: &Settings) -> anyhow::Result<bool> {
-    let paths: Vec<&str> = paths.split(',').collect();
-    let set = squad::load(&paths)?;
-    let documents: Vec<(String, String, String)> = set
-        .documents
-        .iter()
-        .map(|d| ("reader".to_owned(), d.key.clone(), d.text.clone()))
-        .collect();
-    let corpus = Corpus::ingest(settings.clone(), &documents).await?;
+    let set = squad::load(paths)?;
+    let corpus = Corpus::ingest(settings.clone(), &set.uploads(Some("reader"))).await?;
     let stages = corpus.stages;
     let line = serde_json::json!({
         "documents": set.documents.len(),
@@ -246,7 +227,7 @@ pub async fn ingest_only(paths: &str, settings: &Settings) -> anyhow::Result<boo
     Ok(true)
 }
 
-fn print_set(set: &LongDocSet, paths: &[&str]) {
+fn print_set(set: &LongDocSet, paths: &str) {
     let mut lengths: Vec<usize> = set
         .documents
         .iter()
@@ -259,7 +240,7 @@ fn print_set(set: &LongDocSet, paths: &[&str]) {
         lengths.get(lengths.len() / 2).copied().unwrap_or(0),
         lengths.last().copied().unwrap_or(0),
         set.questions.len(),
-        paths.join(", ")
+        paths.replace(',', ", ")
     );
 }
 

@@ -56,12 +56,27 @@ pub struct LongDocSet {
     pub questions: Vec<Question>,
 }
 
-/// Reads SQuAD-format files (plain or gzipped JSON): one document per
-/// article, every answerable question.
-pub fn load(paths: &[&str]) -> anyhow::Result<LongDocSet> {
+impl LongDocSet {
+    /// The documents as uploads (reader, file name, text) for
+    /// [`Corpus::ingest`](super::corpus::Corpus::ingest): each by a reader
+    /// of its own (named by its key), or all by `one_reader`.
+    pub fn uploads(&self, one_reader: Option<&str>) -> Vec<(String, String, String)> {
+        self.documents
+            .iter()
+            .map(|d| {
+                let reader = one_reader.unwrap_or(&d.key).to_owned();
+                (reader, d.key.clone(), d.text.clone())
+            })
+            .collect()
+    }
+}
+
+/// Reads SQuAD-format files (plain or gzipped JSON, comma-separated):
+/// one document per article, every answerable question.
+pub fn load(paths: &str) -> anyhow::Result<LongDocSet> {
     let mut documents = Vec::new();
     let mut questions = Vec::new();
-    for path in paths {
+    for path in paths.split(',') {
         let file: File = serde_json::from_slice(&read(path)?)
             .with_context(|| format!("parsing {path} as SQuAD JSON"))?;
         add_articles(file, &mut documents, &mut questions);
