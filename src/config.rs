@@ -299,6 +299,13 @@ pub struct ChatSettings {
     /// How much earlier conversation (in characters) goes into the prompt.
     pub history_chars: usize,
     pub system_prompt: String,
+    /// Stop an answer when its reader goes away (the tab is closed or
+    /// reloaded). Off by default: answers keep generating, are stored as
+    /// they grow, and a reader who comes back follows them live.
+    pub cancel_on_disconnect: bool,
+    /// How many answers one user may have generating at once (across
+    /// conversations, tabs and replicas).
+    pub max_generating_per_user: usize,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -442,6 +449,8 @@ impl Default for ChatSettings {
                 "You are a helpful, accurate assistant. Answer concisely and use markdown \
                             (lists, tables, fenced code blocks with a language) when it helps."
                     .into(),
+            cancel_on_disconnect: false,
+            max_generating_per_user: 3,
         }
     }
 }

@@ -1,6 +1,7 @@
 //! Builds the app: storage, model provider, services, router and layers.
 
 use crate::chat::cache::ResponseCache;
+use crate::chat::history::HistoryServiceImpl;
 use crate::chat::retrieve::Retriever;
 use crate::chat::rewrite::QueryRewriter;
 use crate::chat::{ChatServiceImpl, Grounding, Sampling, TurnBookkeeping};
@@ -398,6 +399,29 @@ fn build_chat(
     )
 }
 
+/// Accounts, and the one-time setup code for the first admin when one is
+/// needed (printed on stderr, never logged).
+async fn build_accounts(
+    settings: &Settings,
+    store: &Store,
+    limiter: Arc<dyn RateLimiter>,
+) -> anyhow::Result<AccountServiceImpl> {
+    let accounts = AccountServiceImpl::new(
+        store.clone(),
+        limiter,
+        settings.auth.allow_guests,
+        first_admin(settings),
+        settings.limits.new_accounts_per_hour,
+    )?;
+    if let Some(code) = accounts.new_setup_code().await? {
+        tracing::warn!(
+            "no admin yet: the first admin signs up with the setup code printed on stderr"
+        );
+        eprintln!("\n  No admin yet. Sign up with this one-time setup code to become the admin:\n\n      {code}\n");
+    }
+    Ok(accounts)
+}
+
 impl Application {
     pub async fn build(settings: Settings) -> anyhow::Result<Self> {
         let model = build_model(&settings).await?;
@@ -441,23 +465,12 @@ impl Application {
             &models,
         )?);
         let chat = build_chat(&settings, &store, models, grounding, &metrics);
-        let accounts = AccountServiceImpl::new(
-            store.clone(),
-            limiter,
-            settings.auth.allow_guests,
-            first_admin(&settings),
-            settings.limits.new_accounts_per_hour,
-        )?;
-        if let Some(code) = accounts.new_setup_code().await? {
-            tracing::warn!(
-                "no admin yet: the first admin signs up with the setup code printed on stderr"
-            );
-            eprintln!("\n  No admin yet. Sign up with this one-time setup code to become the admin:\n\n      {code}\n");
-        }
+        let accounts = build_accounts(&settings, &store, limiter).await?;
         let services = Services {
             accounts: Arc::new(accounts),
             limits,
             chat: Arc::new(chat),
+            history: Arc::new(HistoryServiceImpl::new(store.clone())),
             feedback: Arc::new(FeedbackServiceImpl::new(store.clone(), metrics.clone())),
             dashboard: Arc::new(DashboardServiceImpl::new(
                 store.clone(),
@@ -484,16 +497,19 @@ impl Application {
             settings.documents.max_file_bytes,
             settings.documents.max_files_per_upload,
         )
+        .merge(crate::web::conversations::export_router(services.clone()))
         .merge(crate::web::operator::operator_router(
             services.clone(),
             store.clone(),
             metrics,
             settings.server.metrics_token.clone(),
         ));
+        let shared_pages = crate::web::conversations::shared_router(services.clone());
         let router = crate::web::router(
             options,
             services,
             documents,
+            shared_pages,
             session_layer,
             &settings.server,
         );

@@ -3,7 +3,7 @@
 use crate::error::AppError;
 use crate::wire::{
     AccountView, ApiKeyView, ClientLimits, ConversationSummary, ConversationView, Dashboard,
-    DocumentView, NewApiKey, Rating, SessionView, UserList, UserRole,
+    DocumentView, NewApiKey, Rating, SearchHit, SessionView, ShareView, UserList, UserRole,
 };
 use leptos::prelude::*;
 use server_fn::codec::{ByteStream, Json, Streaming};
@@ -160,44 +160,149 @@ pub async fn get_limits() -> Result<ClientLimits, AppError> {
     Ok(identity::services().chat.limits())
 }
 
-/// Sends a message and streams the answer as newline-delimited JSON
+/// Starts a turn and streams the answer as newline-delimited JSON
 /// [`ChatEvent`](crate::wire::ChatEvent)s.
-#[server(prefix = "/api", endpoint = "chat", input = Json, output = Streaming)]
-pub async fn send_message(
-    conversation_id: Option<String>,
-    text: String,
-) -> Result<ByteStream<AppError>, AppError> {
-    use crate::ndjson::encode_line;
+#[cfg(feature = "ssr")]
+async fn stream_turn(turn: crate::ports::TurnRequest) -> Result<ByteStream<AppError>, AppError> {
     use crate::ports::SendMessage;
-    use futures::StreamExt;
 
     // The session cookie must be written before the streamed response head
     // goes out; a message that would be refused anyway makes no guest.
     let services = identity::services();
-    services.chat.check_message(&text)?;
+    if let Some(text) = turn.text() {
+        services.chat.check_message(text)?;
+    }
+    if !matches!(turn, crate::ports::TurnRequest::Ask { .. }) {
+        // Regenerating or editing needs a message of one's own: a browser
+        // without a session has none, and gets no guest for asking.
+        let user = identity::current_user().await?.ok_or(AppError::NotFound)?;
+        services.chat.check_turn(&user, &turn).await?;
+    }
     let (caller, admission) =
         identity::storing_caller(async |caller| services.limits.admit_chat(caller).await).await?;
     let user = caller.user.ok_or(AppError::Internal)?;
     let events = services
         .chat
-        .send(
-            &user,
-            SendMessage {
-                conversation_id,
-                text,
-                admission,
-            },
-        )
+        .send(&user, SendMessage { turn, admission })
         .await?;
-    Ok(ByteStream::new(
-        events.map(|event| Ok::<_, AppError>(encode_line(&event))),
-    ))
+    Ok(ndjson_stream(events))
+}
+
+#[cfg(feature = "ssr")]
+fn ndjson_stream(
+    events: futures::stream::BoxStream<'static, crate::wire::ChatEvent>,
+) -> ByteStream<AppError> {
+    use crate::ndjson::encode_line;
+    use futures::StreamExt;
+    ByteStream::new(events.map(|event| Ok::<_, AppError>(encode_line(&event))))
+}
+
+/// Sends a message (a new conversation without `conversation_id`) and
+/// streams the answer. `after`: the last message the sending tab shows
+/// (the question follows it); without it, the branch the conversation shows.
+#[server(prefix = "/api", endpoint = "chat", input = Json, output = Streaming)]
+pub async fn send_message(
+    conversation_id: Option<String>,
+    text: String,
+    #[server(default)] after: Option<String>,
+) -> Result<ByteStream<AppError>, AppError> {
+    stream_turn(crate::ports::TurnRequest::Ask {
+        conversation_id,
+        after,
+        text,
+    })
+    .await
+}
+
+/// Streams another version of one of the user's answers.
+#[server(prefix = "/api", endpoint = "regenerate", input = Json, output = Streaming)]
+pub async fn regenerate(message_id: String) -> Result<ByteStream<AppError>, AppError> {
+    stream_turn(crate::ports::TurnRequest::Regenerate { message_id }).await
+}
+
+/// Sends a new version of one of the user's questions (a new branch from
+/// there) and streams its answer.
+#[server(prefix = "/api", endpoint = "edit", input = Json, output = Streaming)]
+pub async fn edit_message(
+    message_id: String,
+    text: String,
+) -> Result<ByteStream<AppError>, AppError> {
+    stream_turn(crate::ports::TurnRequest::Edit { message_id, text }).await
+}
+
+/// Streams one of the user's answers: what it has so far, then live until
+/// it ends (after a reload, or from another tab).
+#[server(prefix = "/api", endpoint = "follow", input = Json, output = Streaming)]
+pub async fn follow_answer(message_id: String) -> Result<ByteStream<AppError>, AppError> {
+    let user = identity::current_user().await?.ok_or(AppError::NotFound)?;
+    let events = identity::services().chat.follow(&user, &message_id).await?;
+    Ok(ndjson_stream(events))
 }
 
 #[server(prefix = "/api", endpoint = "stop")]
 pub async fn stop_generation(message_id: String) -> Result<(), AppError> {
     let user = identity::current_user().await?.ok_or(AppError::NotFound)?;
     identity::services().chat.stop(&user, &message_id).await
+}
+
+/// Shows the branch through one of the user's messages (another version of
+/// an answer or a question); returns the conversation as it now shows.
+#[server(prefix = "/api", endpoint = "switch_branch")]
+pub async fn switch_branch(message_id: String) -> Result<ConversationView, AppError> {
+    let user = identity::current_user().await?.ok_or(AppError::NotFound)?;
+    identity::services()
+        .chat
+        .switch_branch(&user, &message_id)
+        .await
+}
+
+/// The user's conversations whose title or messages hold every word of `query`.
+#[server(prefix = "/api", endpoint = "search")]
+pub async fn search_conversations(query: String) -> Result<Vec<SearchHit>, AppError> {
+    let user = identity::current_user().await?;
+    // Checked even for a browser without chats, so bad input is refused alike.
+    crate::wire::search_terms(&query)?;
+    match user {
+        Some(user) => identity::services().history.search(&user, &query).await,
+        None => Ok(Vec::new()),
+    }
+}
+
+#[server(prefix = "/api", endpoint = "rename_conversation")]
+pub async fn rename_conversation(id: String, title: String) -> Result<(), AppError> {
+    let user = identity::current_user().await?.ok_or(AppError::NotFound)?;
+    identity::services()
+        .history
+        .rename(&user, &id, &title)
+        .await
+}
+
+#[server(prefix = "/api", endpoint = "pin_conversation")]
+pub async fn pin_conversation(id: String, pinned: bool) -> Result<(), AppError> {
+    let user = identity::current_user().await?.ok_or(AppError::NotFound)?;
+    identity::services().history.pin(&user, &id, pinned).await
+}
+
+/// Makes a read-only link to the conversation as it is now.
+#[server(prefix = "/api", endpoint = "share")]
+pub async fn share_conversation(id: String) -> Result<ShareView, AppError> {
+    let user = identity::current_user().await?.ok_or(AppError::NotFound)?;
+    identity::services().history.share(&user, &id).await
+}
+
+/// The user's live shared links, newest first.
+#[server(prefix = "/api", endpoint = "shares")]
+pub async fn list_shares() -> Result<Vec<ShareView>, AppError> {
+    match identity::current_user().await? {
+        Some(user) => identity::services().history.list_shares(&user).await,
+        None => Ok(Vec::new()),
+    }
+}
+
+#[server(prefix = "/api", endpoint = "shares/revoke")]
+pub async fn revoke_share(id: String) -> Result<(), AppError> {
+    let user = identity::current_user().await?.ok_or(AppError::NotFound)?;
+    identity::services().history.revoke_share(&user, &id).await
 }
 
 /// The user's documents, newest first.

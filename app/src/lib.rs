@@ -21,6 +21,7 @@ use components::dashboard::DashboardPage;
 use components::documents::DocumentsPage;
 use components::keys::ApiKeysPage;
 use components::message::OpenSource;
+use components::shares::SharedLinksPage;
 use components::sidebar::Sidebar;
 use components::uploads::UploadState;
 use leptos::prelude::*;
@@ -113,6 +114,7 @@ pub fn App() -> impl IntoView {
                         <Route path=path!("/admin") view=DashboardPage />
                         <Route path=path!("/admin/users") view=UsersPage />
                         <Route path=path!("/keys") view=ApiKeysPage />
+                        <Route path=path!("/shared") view=SharedLinksPage />
                     </Routes>
                 </main>
             </div>

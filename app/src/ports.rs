@@ -4,7 +4,7 @@
 use crate::error::AppError;
 use crate::wire::{
     AccountView, ApiKeyView, ChatEvent, ClientLimits, ConversationSummary, ConversationView,
-    Dashboard, DocumentView, NewApiKey, Rating, UserList, UserRole,
+    Dashboard, DocumentView, NewApiKey, Rating, SearchHit, ShareView, UserList, UserRole,
 };
 use futures::stream::BoxStream;
 use std::sync::Arc;
@@ -123,12 +123,37 @@ pub trait DashboardService: Send + Sync + 'static {
     async fn dashboard(&self, since: i64, until: i64) -> Result<Dashboard, AppError>;
 }
 
-/// A request to add a user message to a conversation and stream the answer.
+/// What a turn does.
+#[derive(Debug, Clone)]
+pub enum TurnRequest {
+    /// A question after the branch shown (or after `after`, the last
+    /// message the asking tab shows); no `conversation_id` starts a new
+    /// conversation.
+    Ask {
+        conversation_id: Option<String>,
+        after: Option<String>,
+        text: String,
+    },
+    /// Another version of one of the user's answers.
+    Regenerate { message_id: String },
+    /// A new version of one of the user's questions, answered afresh.
+    Edit { message_id: String, text: String },
+}
+
+impl TurnRequest {
+    /// The text the user typed, if the turn has one.
+    pub fn text(&self) -> Option<&str> {
+        match self {
+            TurnRequest::Ask { text, .. } | TurnRequest::Edit { text, .. } => Some(text),
+            TurnRequest::Regenerate { .. } => None,
+        }
+    }
+}
+
+/// A request to start a turn and stream the answer.
 #[derive(Debug, Clone)]
 pub struct SendMessage {
-    /// `None` starts a new conversation.
-    pub conversation_id: Option<String>,
-    pub text: String,
+    pub turn: TurnRequest,
     pub admission: Admission,
 }
 
@@ -140,6 +165,9 @@ pub trait ChatService: Send + Sync + 'static {
     async fn delete_conversation(&self, user: &UserId, id: &str) -> Result<(), AppError>;
     /// Refuses a message that can't be sent (empty, too long).
     fn check_message(&self, text: &str) -> Result<(), AppError>;
+    /// Refuses a regenerate or an edit of a message that isn't the user's
+    /// answer or question (`NotFound`), before anything is counted.
+    async fn check_turn(&self, user: &UserId, turn: &TurnRequest) -> Result<(), AppError>;
     /// Validates and stores the user message, then streams the answer. Errors
     /// returned here happen before anything is stored; errors after that arrive
     /// as `ChatEvent::Error` in the stream.
@@ -148,9 +176,44 @@ pub trait ChatService: Send + Sync + 'static {
         user: &UserId,
         request: SendMessage,
     ) -> Result<BoxStream<'static, ChatEvent>, AppError>;
-    /// Stops generation of an answer the user owns. Unknown ids give `NotFound`.
+    /// Streams one of the user's answers: what it has so far, then live
+    /// until it ends (whichever replica generates it). A finished answer
+    /// streams whole at once.
+    async fn follow(
+        &self,
+        user: &UserId,
+        message_id: &str,
+    ) -> Result<BoxStream<'static, ChatEvent>, AppError>;
+    /// Stops generation of an answer the user owns, on whichever replica
+    /// generates it. Unknown ids give `NotFound`.
     async fn stop(&self, user: &UserId, message_id: &str) -> Result<(), AppError>;
+    /// Shows the branch through one of the user's messages (a version of
+    /// an answer or a question); returns the conversation as it now shows.
+    async fn switch_branch(
+        &self,
+        user: &UserId,
+        message_id: &str,
+    ) -> Result<ConversationView, AppError>;
     fn limits(&self) -> ClientLimits;
+}
+
+/// The conversation list's tools: search, rename, pin, export, and
+/// read-only links. Another user's conversation is `NotFound`.
+#[async_trait::async_trait]
+pub trait HistoryService: Send + Sync + 'static {
+    /// Conversations whose title or messages hold every word of `query`.
+    async fn search(&self, user: &UserId, query: &str) -> Result<Vec<SearchHit>, AppError>;
+    async fn rename(&self, user: &UserId, id: &str, title: &str) -> Result<(), AppError>;
+    async fn pin(&self, user: &UserId, id: &str, pinned: bool) -> Result<(), AppError>;
+    /// The branch shown, as Markdown with each cited passage a footnote:
+    /// (file name, text).
+    async fn export_markdown(&self, user: &UserId, id: &str) -> Result<(String, String), AppError>;
+    /// A read-only link to the conversation as it is now.
+    async fn share(&self, user: &UserId, id: &str) -> Result<ShareView, AppError>;
+    async fn list_shares(&self, user: &UserId) -> Result<Vec<ShareView>, AppError>;
+    async fn revoke_share(&self, user: &UserId, share_id: &str) -> Result<(), AppError>;
+    /// What a live link shows (no user: anyone with the link).
+    async fn shared(&self, share_id: &str) -> Result<ConversationView, AppError>;
 }
 
 /// The user's documents: upload, list, status, delete. Every call checks the
@@ -180,6 +243,7 @@ pub struct Services {
     pub accounts: Arc<dyn AccountService>,
     pub limits: Arc<dyn UsageLimits>,
     pub chat: Arc<dyn ChatService>,
+    pub history: Arc<dyn HistoryService>,
     pub feedback: Arc<dyn FeedbackService>,
     pub dashboard: Arc<dyn DashboardService>,
     pub documents: Arc<dyn DocumentService>,

@@ -113,6 +113,87 @@ pub struct ConversationSummary {
     pub id: String,
     pub title: String,
     pub updated_at_ms: i64,
+    /// Pinned conversations are listed first.
+    #[serde(default)]
+    pub pinned: bool,
+}
+
+/// Where a message stands among its versions: the answers to one question
+/// (regenerated), or the edits of one question. Only set when there are
+/// two or more.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Versions {
+    /// 1-based position of this version, oldest first.
+    pub position: usize,
+    pub count: usize,
+    /// The version before and after this one, to switch to.
+    pub previous: Option<String>,
+    pub next: Option<String>,
+}
+
+/// A conversation that matches a search: its title, or one of its messages
+/// with the matching words marked by [`MATCH_START`] and [`MATCH_END`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SearchHit {
+    pub conversation_id: String,
+    pub title: String,
+    pub snippet: String,
+    pub updated_at_ms: i64,
+}
+
+/// Marks in a [`SearchHit`] snippet around a matched word (private-use
+/// characters, so they can't come from the text, and the client renders
+/// the pieces as text, never as HTML).
+pub const MATCH_START: char = '\u{E000}';
+pub const MATCH_END: char = '\u{E001}';
+
+/// Longest search, in characters.
+pub const MAX_SEARCH_CHARS: usize = 200;
+/// Words of a search beyond this many are ignored.
+pub const MAX_SEARCH_TERMS: usize = 8;
+
+/// The words of a search: letters and digits, lower-cased, each once.
+pub fn search_terms(query: &str) -> Result<Vec<String>, crate::error::AppError> {
+    let query = query.trim();
+    if query.is_empty() {
+        return Err(crate::error::AppError::BadRequest(
+            "Type something to search for.".into(),
+        ));
+    }
+    if query.chars().count() > MAX_SEARCH_CHARS {
+        return Err(crate::error::AppError::BadRequest(format!(
+            "A search can be at most {MAX_SEARCH_CHARS} characters."
+        )));
+    }
+    let mut terms: Vec<String> = Vec::new();
+    for word in query.split(|c: char| !c.is_alphanumeric()) {
+        let word = word.to_lowercase();
+        if !word.is_empty() && !terms.contains(&word) && terms.len() < MAX_SEARCH_TERMS {
+            terms.push(word);
+        }
+    }
+    if terms.is_empty() {
+        return Err(crate::error::AppError::BadRequest(
+            "Search for words or numbers; punctuation alone matches nothing.".into(),
+        ));
+    }
+    Ok(terms)
+}
+
+/// A read-only link to a conversation as it was when shared.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ShareView {
+    pub id: String,
+    pub conversation_id: String,
+    pub title: String,
+    pub created_at_ms: i64,
+}
+
+impl ShareView {
+    /// Where the shared page is, on this server.
+    pub fn path(&self) -> String {
+        format!("/s/{}", self.id)
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -138,6 +219,9 @@ pub struct MessageView {
     /// What a follow-up question was searched as (its standalone rewrite).
     #[serde(default)]
     pub searched_for: Option<String>,
+    /// The other versions of this answer (regenerated) or question (edited).
+    #[serde(default)]
+    pub versions: Option<Versions>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -537,6 +621,9 @@ pub struct Dashboard {
     pub turns: u64,
     pub error_rate: Option<RateCi>,
     pub cache_hit_rate: Option<RateCi>,
+    /// Turns that regenerated an answer (the one before fell short).
+    #[serde(default)]
+    pub regenerate_rate: Option<RateCi>,
     pub up_rate: Option<RateCi>,
     pub by_model: Vec<GroupStats>,
     pub by_variant: Vec<GroupStats>,
@@ -547,4 +634,24 @@ pub struct Dashboard {
     pub by_user: Vec<UsageRow>,
     pub downvoted: Vec<DownvotedAnswer>,
     pub experiments: Vec<ExperimentView>,
+}
+
+#[cfg(test)]
+mod search_tests {
+    use super::*;
+
+    #[test]
+    fn searches_are_words() {
+        assert_eq!(
+            search_terms("  Sourdough, STARTER! sourdough ").unwrap(),
+            ["sourdough", "starter"]
+        );
+        assert!(search_terms("   ").is_err());
+        assert!(search_terms("\"*)(").is_err());
+        assert!(search_terms(&"x".repeat(201)).is_err());
+        assert_eq!(
+            search_terms("a b c d e f g h i j").unwrap().len(),
+            MAX_SEARCH_TERMS
+        );
+    }
 }

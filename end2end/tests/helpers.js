@@ -66,15 +66,21 @@ async function startApp(env = {}) {
   };
 }
 
-// An OpenAI-compatible upstream that streams `pieces` as the answer.
-async function startScriptedUpstream(pieces) {
+// An OpenAI-compatible upstream that streams `pieces` as the answer, one
+// piece every `delayMs`. Given a list of lists, the n-th request gets the
+// n-th list (the last one repeats).
+async function startScriptedUpstream(pieces, { delayMs = 30 } = {}) {
+  const answers = Array.isArray(pieces[0]) ? pieces : [pieces];
+  let served = 0;
   const server = http.createServer((req, res) => {
     req.resume();
+    const answer = answers[Math.min(served, answers.length - 1)];
+    served += 1;
     req.on('end', async () => {
       res.writeHead(200, { 'Content-Type': 'text/event-stream' });
-      for (const piece of pieces) {
+      for (const piece of answer) {
         res.write(`data: ${JSON.stringify({ choices: [{ index: 0, delta: { content: piece } }] })}\n\n`);
-        await new Promise((r) => setTimeout(r, 30));
+        await new Promise((r) => setTimeout(r, delayMs));
       }
       res.write('data: {"choices":[],"usage":{"prompt_tokens":10,"completion_tokens":5}}\n\n');
       res.end('data: [DONE]\n\n');

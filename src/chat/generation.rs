@@ -4,6 +4,7 @@
 
 use super::cache::{cache_key, CacheKeyParts, ResponseCache};
 use super::citations;
+use super::live::LiveAnswer;
 use super::prompt::{build_prompt, fit_sources, TEMPLATE_VERSION};
 use super::retrieve::{sources_from, Retriever};
 use super::rewrite::{QueryRewriter, Rewrite};
@@ -17,7 +18,6 @@ use futures::StreamExt;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
-use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 /// What grounding answers in the user's documents needs.
@@ -31,8 +31,22 @@ pub struct Grounding {
     pub max_upload_bytes: u64,
 }
 
-/// Answers being generated: message id → (owner, cancel).
-pub(super) type InFlight = Arc<Mutex<HashMap<String, (UserId, CancellationToken)>>>;
+/// An answer being generated on this replica.
+#[derive(Clone)]
+pub(super) struct Running {
+    pub(super) owner: UserId,
+    pub(super) conversation_id: String,
+    pub(super) cancel: CancellationToken,
+    /// Where its readers read it.
+    pub(super) live: Arc<LiveAnswer>,
+}
+
+/// Answers being generated on this replica, by message id.
+pub(super) type InFlight = Arc<Mutex<HashMap<String, Running>>>;
+
+/// How often a growing answer is stored, for readers who come back or
+/// read from another replica.
+const SAVE_EVERY: std::time::Duration = std::time::Duration::from_millis(250);
 
 /// Everything one turn's answer needs, taken from the service when the
 /// turn begins.
@@ -63,6 +77,9 @@ pub(super) struct Generation {
     pub(super) cancel: CancellationToken,
     pub(super) in_flight: InFlight,
     pub(super) started: Instant,
+    /// Another version of an existing answer: never from the response cache
+    /// (its entry is replaced), and counted as a regeneration.
+    pub(super) regenerated: bool,
 }
 
 /// How a generation ended.
@@ -99,6 +116,41 @@ impl RetrievalTimings {
     /// What the rewrite cost in model tokens.
     fn rewrite_usage(&self) -> Usage {
         self.rewrite.as_ref().map(|r| r.usage).unwrap_or_default()
+    }
+}
+
+/// Ends an answer whose task ended without finishing it (a panic): its
+/// row stops "streaming" (so the conversation takes new turns), its Stop
+/// handle goes, and its readers are told.
+struct Unfinished {
+    store: Store,
+    message_id: String,
+    in_flight: InFlight,
+    live: Arc<LiveAnswer>,
+    finished: bool,
+}
+
+impl Drop for Unfinished {
+    fn drop(&mut self) {
+        if self.finished {
+            return;
+        }
+        tracing::error!(message_id = %self.message_id, "an answer's task ended without finishing it");
+        if let Ok(mut in_flight) = self.in_flight.lock() {
+            in_flight.remove(&self.message_id);
+        }
+        let message = "Something went wrong while writing this answer.".to_owned();
+        self.live.publish(ChatEvent::Error {
+            message: message.clone(),
+        });
+        let (store, id) = (self.store.clone(), self.message_id.clone());
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            runtime.spawn(async move {
+                if let Err(e) = store.abandon_answer(&id, &message).await {
+                    tracing::error!(error = %e, "marking an abandoned answer");
+                }
+            });
+        }
     }
 }
 
@@ -226,12 +278,25 @@ impl Tally {
 }
 
 impl Generation {
-    pub(super) async fn run(self, tx: mpsc::Sender<ChatEvent>) {
-        let (prepared, request) = self.prepare(&tx).await;
-        if let (Some(cache), Some(key)) = (&self.cache, &prepared.cache_key) {
+    pub(super) async fn run(self, live: Arc<LiveAnswer>) {
+        let mut guard = Unfinished {
+            store: self.store.clone(),
+            message_id: self.message_id.clone(),
+            in_flight: self.in_flight.clone(),
+            live: live.clone(),
+            finished: false,
+        };
+        self.answer(&live).await;
+        guard.finished = true;
+    }
+
+    async fn answer(self, live: &LiveAnswer) {
+        let (prepared, request) = self.prepare(live).await;
+        let cached = (!self.regenerated).then_some(self.cache.as_ref()).flatten();
+        if let (Some(cache), Some(key)) = (cached, &prepared.cache_key) {
             match cache.get(key).await {
                 Ok(Some(hit)) => {
-                    self.serve_cached(hit, &tx, prepared).await;
+                    self.serve_cached(hit, live, prepared).await;
                     return;
                 }
                 Ok(None) => {}
@@ -239,22 +304,28 @@ impl Generation {
             }
         }
         let mut tally = Tally::new(self.model_name.clone(), self.model.provider());
-        let outcome = self.stream_answer(request, &tx, &mut tally).await;
-        self.conclude(outcome, tally, prepared, &tx).await;
+        let outcome = self.stream_answer(request, live, &mut tally).await;
+        self.conclude(outcome, tally, prepared, live).await;
     }
 
     /// Retrieves the passages (telling the reader which), builds the
     /// model's request and the cache key.
-    async fn prepare(&self, tx: &mpsc::Sender<ChatEvent>) -> (Prepared, CompletionRequest) {
+    async fn prepare(&self, live: &LiveAnswer) -> (Prepared, CompletionRequest) {
         let mut timings = RetrievalTimings::default();
         let sources = self.sources(&mut timings).await;
         if !sources.is_empty() {
-            let _ = tx
-                .send(ChatEvent::Sources {
-                    sources: sources.clone(),
-                    searched_for: timings.searched_for(),
-                })
-                .await;
+            let searched_for = timings.searched_for();
+            if let Err(e) = self
+                .store
+                .save_answer_sources(&self.message_id, &sources, searched_for.as_deref())
+                .await
+            {
+                tracing::warn!(error = %e, "storing an answer's sources");
+            }
+            live.publish(ChatEvent::Sources {
+                sources: sources.clone(),
+                searched_for,
+            });
         }
         let prompt_started = Instant::now();
         let request = self.request(&sources);
@@ -287,38 +358,41 @@ impl Generation {
         }
     }
 
-    /// Streams the model's answer to the reader until it ends, fails, or the
-    /// reader goes away (which stops the model).
+    /// Streams the model's answer to its readers until it ends, fails or is
+    /// stopped, storing it as it grows.
     async fn stream_answer(
         &self,
         request: CompletionRequest,
-        tx: &mpsc::Sender<ChatEvent>,
+        live: &LiveAnswer,
         tally: &mut Tally,
     ) -> Outcome {
         let mut stream = match self.model.stream(request, self.cancel.clone()).await {
             Ok(stream) => stream,
             Err(e) => return Outcome::Failed(e),
         };
+        let mut saved = Instant::now();
+        let mut saved_len = 0;
         loop {
-            let next = tokio::select! {
-                next = stream.next() => next,
-                // The browser went away: stop generating.
-                () = tx.closed() => {
-                    self.cancel.cancel();
-                    return Outcome::Finished(FinishReason::Cancelled);
-                }
-            };
-            let event = match next {
+            let event = match stream.next().await {
                 None => return Outcome::Failed(LlmError::Truncated),
                 Some(Err(e)) => return Outcome::Failed(e),
                 Some(Ok(event)) => event,
             };
             match tally.take(event, self.started) {
-                Step::Tell(event) => {
-                    let _ = tx.send(event).await;
-                }
+                Step::Tell(event) => live.publish(event),
                 Step::Quiet => {}
                 Step::End(reason) => return Outcome::Finished(reason),
+            }
+            if saved.elapsed() >= SAVE_EVERY && tally.content.len() != saved_len {
+                if let Err(e) = self
+                    .store
+                    .save_partial_answer(&self.message_id, &tally.content)
+                    .await
+                {
+                    tracing::warn!(error = %e, "storing a growing answer");
+                }
+                saved = Instant::now();
+                saved_len = tally.content.len();
             }
         }
     }
@@ -330,7 +404,7 @@ impl Generation {
         outcome: Outcome,
         tally: Tally,
         mut prepared: Prepared,
-        tx: &mpsc::Sender<ChatEvent>,
+        live: &LiveAnswer,
     ) {
         let total_ms = elapsed_ms(self.started);
         let (answer_usage, usage_estimated) = tally.usage(prepared.prompt_chars);
@@ -364,11 +438,9 @@ impl Generation {
         let mut sources = std::mem::take(&mut prepared.sources);
         if !sources.is_empty() {
             citations::annotate(&tally.content, &mut sources);
-            let _ = tx
-                .send(ChatEvent::Citations {
-                    sources: sources.clone(),
-                })
-                .await;
+            live.publish(ChatEvent::Citations {
+                sources: sources.clone(),
+            });
         }
         let completed =
             matches!(outcome, Outcome::Finished(FinishReason::Stop)) && !tally.content.is_empty();
@@ -403,6 +475,7 @@ impl Generation {
             fallback_used: tally.fallback_used,
             sources: u32::try_from(sources.len()).unwrap_or(u32::MAX),
             outcome: outcome.name().to_owned(),
+            regenerated: self.regenerated,
             error_class: match &outcome {
                 Outcome::Failed(e) => Some(e.class().to_owned()),
                 Outcome::Finished(_) => None,
@@ -422,8 +495,7 @@ impl Generation {
             notice: self.notice.clone(),
             searched_for: prepared.timings.searched_for(),
         };
-        self.finish(&record, &turn).await;
-        let _ = tx.send(last_event).await;
+        self.finish(&record, &turn, live, last_event).await;
     }
 
     /// The user's passages for this question (none without indexed documents).
@@ -550,50 +622,50 @@ impl Generation {
             sources: 0,
             outcome: String::new(),
             error_class: None,
+            regenerated: self.regenerated,
         }
     }
 
-    /// Stores the answer, releases its Stop handle and records the turn:
-    /// the end of every turn, from the model or from the cache.
-    async fn finish(&self, record: &AnswerRecord, turn: &ChatTurnEvent) {
+    /// Stores the answer, releases its Stop handle, records the turn and
+    /// tells the readers the last event: the end of every turn, from the
+    /// model or from the cache.
+    async fn finish(
+        &self,
+        record: &AnswerRecord,
+        turn: &ChatTurnEvent,
+        live: &LiveAnswer,
+        last: ChatEvent,
+    ) {
         if let Err(e) = self.store.finish_answer(&self.message_id, record).await {
             tracing::error!(error = %e, message_id = %self.message_id, "recording the answer failed");
         }
         if let Ok(mut in_flight) = self.in_flight.lock() {
             in_flight.remove(&self.message_id);
         }
+        // Recorded before the readers hear the end: when a stream ends, its
+        // turn is on the books.
         self.recorder.record_turn(turn).await;
+        live.publish(last);
     }
 
     /// Answers from the cache at once: the whole text in one piece. The
     /// answer costs no model tokens; only a follow-up's rewrite is counted
     /// against budgets.
-    async fn serve_cached(
-        self,
-        hit: CachedAnswer,
-        tx: &mpsc::Sender<ChatEvent>,
-        prepared: Prepared,
-    ) {
-        let _ = tx
-            .send(ChatEvent::Model {
-                model: hit.model.clone(),
-                retries: 0,
-                fallback: false,
-                cached: true,
-            })
-            .await;
-        let _ = tx
-            .send(ChatEvent::Token {
-                text: hit.answer.clone(),
-            })
-            .await;
+    async fn serve_cached(self, hit: CachedAnswer, live: &LiveAnswer, prepared: Prepared) {
+        live.publish(ChatEvent::Model {
+            model: hit.model.clone(),
+            retries: 0,
+            fallback: false,
+            cached: true,
+        });
+        live.publish(ChatEvent::Token {
+            text: hit.answer.clone(),
+        });
         let ttft_ms = elapsed_ms(self.started);
         if !hit.sources.is_empty() {
-            let _ = tx
-                .send(ChatEvent::Citations {
-                    sources: hit.sources.clone(),
-                })
-                .await;
+            live.publish(ChatEvent::Citations {
+                sources: hit.sources.clone(),
+            });
         }
         let total_ms = elapsed_ms(self.started);
         let usage = prepared.timings.rewrite_usage();
@@ -621,15 +693,13 @@ impl Generation {
             outcome: "stop".to_owned(),
             ..self.prepared_turn_event(hit.model, &prepared)
         };
-        self.finish(&record, &turn).await;
-        let _ = tx
-            .send(ChatEvent::Done {
-                usage,
-                ttft_ms,
-                total_ms,
-                finish_reason: FinishReason::Stop,
-            })
-            .await;
+        let done = ChatEvent::Done {
+            usage,
+            ttft_ms,
+            total_ms,
+            finish_reason: FinishReason::Stop,
+        };
+        self.finish(&record, &turn, live, done).await;
     }
 }
 

@@ -2,17 +2,23 @@
 //! answer from the model and records how it ended), and the stages of a
 //! turn: [`rewrite`] a follow-up into a search query, [`retrieve`] the
 //! user's passages, build the [`prompt`], reuse an answer from the response
-//! [`cache`], and mark the [`citations`].
+//! [`cache`], and mark the [`citations`]. Answers outlive their readers
+//! ([`live`]); the conversation list's tools are in [`history`], with
+//! Markdown [`export`].
 
 pub mod cache;
 pub mod citations;
+pub mod export;
 mod generation;
+pub mod history;
+pub mod live;
 pub mod prompt;
 pub mod retrieve;
 pub mod rewrite;
 
 pub use generation::Grounding;
-use generation::{Generation, InFlight};
+use generation::{Generation, InFlight, Running};
+use live::{LiveAnswer, Reader};
 
 use self::cache::ResponseCache;
 use crate::config::ChatSettings;
@@ -20,15 +26,13 @@ use crate::llm::roster::ModelRoster;
 use crate::llm::ChatModel;
 use crate::ops::events::EventRecorder;
 use crate::ops::experiments::{overrides_for, Experiment, Overrides};
-use crate::store::{Store, StoreError};
+use crate::store::{Store, StoreError, TurnBegun, TurnStart};
 use app::error::AppError;
-use app::ports::{Admission, ChatService, SendMessage, UserId};
+use app::ports::{Admission, ChatService, SendMessage, TurnRequest, UserId};
 use app::wire::{ChatEvent, ClientLimits, ConversationSummary, ConversationView};
 use futures::stream::BoxStream;
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Instant;
-use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 pub struct ChatServiceImpl {
@@ -41,22 +45,23 @@ pub struct ChatServiceImpl {
     settings: ChatSettings,
     max_tokens: u32,
     temperature: f32,
-    /// Answers being generated: message id → (owner, cancel).
+    /// Answers being generated on this replica.
     in_flight: InFlight,
 }
 
-/// How often this replica looks for accounts disabled (on any replica)
-/// whose answers it is still generating.
-const DISABLED_CHECK: std::time::Duration = std::time::Duration::from_millis(400);
+/// How often this replica looks for answers it generates that were
+/// stopped on another replica, or whose account was disabled.
+const STOP_CHECK: std::time::Duration = std::time::Duration::from_millis(250);
 
-/// Stops the answers of accounts disabled in the last minute, within
-/// [`DISABLED_CHECK`] plus a query, whichever replica disabled them. Ends
-/// when the chat service is dropped.
-async fn stop_disabled_accounts(
+/// Stops this replica's answers that someone stopped on another replica,
+/// and those of accounts disabled in the last minute (on any replica),
+/// within [`STOP_CHECK`] plus a query. Ends when the chat service is
+/// dropped.
+async fn watch_stops(
     store: Store,
-    in_flight: std::sync::Weak<Mutex<HashMap<String, (UserId, CancellationToken)>>>,
+    in_flight: std::sync::Weak<std::sync::Mutex<std::collections::HashMap<String, Running>>>,
 ) {
-    let mut every = tokio::time::interval(DISABLED_CHECK);
+    let mut every = tokio::time::interval(STOP_CHECK);
     every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         every.tick().await;
@@ -67,21 +72,36 @@ async fn stop_disabled_accounts(
         if idle {
             continue;
         }
-        let disabled = match store.disabled_since(crate::store::now_ms() - 60_000).await {
-            Ok(disabled) if !disabled.is_empty() => disabled,
-            Ok(_) => continue,
+        let stopped = match store.stop_requests().await {
+            Ok(stopped) => stopped,
             Err(e) => {
-                tracing::warn!(error = %e, "looking for disabled accounts");
-                continue;
+                tracing::warn!(error = %e, "looking for stop requests");
+                Vec::new()
             }
         };
-        let running = in_flight.lock();
-        if let Ok(running) = running {
-            for (message_id, (owner, cancel)) in running.iter() {
-                if disabled.contains(&owner.0) && !cancel.is_cancelled() {
-                    tracing::info!(user_id = %owner.0, %message_id, "account disabled: stopping its answer");
-                    cancel.cancel();
-                }
+        let disabled = match store.disabled_since(crate::store::now_ms() - 60_000).await {
+            Ok(disabled) => disabled,
+            Err(e) => {
+                tracing::warn!(error = %e, "looking for disabled accounts");
+                Vec::new()
+            }
+        };
+        if stopped.is_empty() && disabled.is_empty() {
+            continue;
+        }
+        let Ok(running) = in_flight.lock() else {
+            continue;
+        };
+        for (message_id, answer) in running.iter() {
+            if answer.cancel.is_cancelled() {
+                continue;
+            }
+            if stopped.contains(message_id) {
+                tracing::info!(%message_id, "stopped from another replica");
+                answer.cancel.cancel();
+            } else if disabled.contains(&answer.owner.0) {
+                tracing::info!(user_id = %answer.owner.0, %message_id, "account disabled: stopping its answer");
+                answer.cancel.cancel();
             }
         }
     }
@@ -120,10 +140,7 @@ impl ChatServiceImpl {
         sampling: Sampling,
     ) -> Self {
         let in_flight: InFlight = Arc::default();
-        tokio::spawn(stop_disabled_accounts(
-            store.clone(),
-            Arc::downgrade(&in_flight),
-        ));
+        tokio::spawn(watch_stops(store.clone(), Arc::downgrade(&in_flight)));
         Self {
             store,
             models,
@@ -150,6 +167,61 @@ impl ChatServiceImpl {
             )));
         }
         Ok(())
+    }
+
+    /// Stores the turn's rows, or says why it can't start.
+    async fn begin_turn(
+        &self,
+        user: &UserId,
+        turn: &TurnRequest,
+        model_name: &str,
+    ) -> Result<crate::store::NewTurn, AppError> {
+        let (start, title) = match turn {
+            TurnRequest::Ask {
+                conversation_id,
+                after,
+                text,
+            } => (
+                TurnStart::Ask {
+                    conversation_id: conversation_id.as_deref(),
+                    after: after.as_deref(),
+                    text,
+                },
+                title_from(text),
+            ),
+            TurnRequest::Regenerate { message_id } => (
+                TurnStart::Regenerate {
+                    answer_id: message_id,
+                },
+                String::new(),
+            ),
+            TurnRequest::Edit { message_id, text } => (
+                TurnStart::Edit {
+                    question_id: message_id,
+                    text,
+                },
+                String::new(),
+            ),
+        };
+        let cap = self.settings.max_generating_per_user.max(1);
+        match self
+            .store
+            .begin_turn(&user.0, start, model_name, &title, cap)
+            .await?
+        {
+            TurnBegun::Started(turn) => Ok(turn),
+            TurnBegun::NotFound => Err(AppError::NotFound),
+            TurnBegun::Busy => Err(AppError::Conflict(
+                "An answer in this conversation is still being written; wait for it or stop it first."
+                    .into(),
+            )),
+            TurnBegun::TooMany(cap) => Err(AppError::RateLimited {
+                message: format!(
+                    "You already have {cap} answers being written; wait for one to finish or stop it."
+                ),
+                retry_after_ms: 2_000,
+            }),
+        }
     }
 
     /// The model for this turn: a spent budget moves to the cheaper model
@@ -224,7 +296,7 @@ impl ChatService for ChatServiceImpl {
             .owned_title(&user.0, id)
             .await?
             .ok_or(AppError::NotFound)?;
-        let messages = self.store.messages(id).await?;
+        let messages = self.store.active_branch(id).await?;
         Ok(ConversationView {
             id: id.to_string(),
             title,
@@ -233,11 +305,17 @@ impl ChatService for ChatServiceImpl {
     }
 
     async fn delete_conversation(&self, user: &UserId, id: &str) -> Result<(), AppError> {
-        if self.store.delete_conversation(&user.0, id).await? {
-            Ok(())
-        } else {
-            Err(AppError::NotFound)
+        if !self.store.delete_conversation(&user.0, id).await? {
+            return Err(AppError::NotFound);
         }
+        // Its answers being written here have nowhere to go any more.
+        if let Ok(running) = self.in_flight.lock() {
+            running
+                .values()
+                .filter(|r| r.owner == *user && r.conversation_id == id)
+                .for_each(|r| r.cancel.cancel());
+        }
+        Ok(())
     }
 
     async fn send(
@@ -245,7 +323,9 @@ impl ChatService for ChatServiceImpl {
         user: &UserId,
         request: SendMessage,
     ) -> Result<BoxStream<'static, ChatEvent>, AppError> {
-        self.check(&request.text)?;
+        if let Some(text) = request.turn.text() {
+            self.check(text)?;
+        }
         let started = Instant::now();
         // Over-budget turns are outside the experiments: they would mix the
         // cheaper model into a variant's figures.
@@ -259,38 +339,33 @@ impl ChatService for ChatServiceImpl {
             notice,
         } = self.pick_model(&request.admission, overrides.model.as_deref());
         let model_name = model.name().to_string();
-        let turn = self
-            .store
-            .begin_turn(
-                &user.0,
-                request.conversation_id.as_deref(),
-                &request.text,
-                &model_name,
-                &title_from(&request.text),
-            )
-            .await?
-            .ok_or(AppError::NotFound)?;
+        let turn = self.begin_turn(user, &request.turn, &model_name).await?;
         let cancel = CancellationToken::new();
+        let live = Arc::new(LiveAnswer::default());
         self.in_flight
             .lock()
             .map_err(|_| AppError::Internal)?
             .insert(
                 turn.assistant_message_id.clone(),
-                (user.clone(), cancel.clone()),
+                Running {
+                    owner: user.clone(),
+                    conversation_id: turn.conversation_id.clone(),
+                    cancel: cancel.clone(),
+                    live: live.clone(),
+                },
             );
-
-        let (tx, mut rx) = mpsc::channel::<ChatEvent>(64);
-        let _ = tx
-            .send(ChatEvent::Start {
-                conversation_id: turn.conversation_id.clone(),
-                user_message_id: turn.user_message_id.clone(),
-                message_id: turn.assistant_message_id.clone(),
-                model: model_name.clone(),
-                title: turn.title.clone(),
-            })
-            .await;
+        // The asking reader reads like any other; it is subscribed before
+        // anything is published, so it misses nothing.
+        let reader = live.subscribe().ok_or(AppError::Internal)?;
+        live.publish(ChatEvent::Start {
+            conversation_id: turn.conversation_id.clone(),
+            user_message_id: turn.user_message_id.clone(),
+            message_id: turn.assistant_message_id.clone(),
+            model: model_name.clone(),
+            title: turn.title.clone(),
+        });
         if let Some(message) = notice.clone() {
-            let _ = tx.send(ChatEvent::Notice { message }).await;
+            live.publish(ChatEvent::Notice { message });
         }
         if let Err(e) = self
             .store
@@ -306,7 +381,7 @@ impl ChatService for ChatServiceImpl {
             recorder: self.recorder.clone(),
             cache: self.cache.clone(),
             owner: user.0.clone(),
-            question: request.text,
+            question: turn.question,
             history: turn.history,
             system_prompt: overrides
                 .system_prompt
@@ -322,26 +397,101 @@ impl ChatService for ChatServiceImpl {
             model_name,
             model_route: route,
             notice,
-            cancel,
+            cancel: cancel.clone(),
             in_flight: self.in_flight.clone(),
             started,
+            regenerated: turn.regenerated,
         };
-        // The answer is produced by its own task, so it is recorded even when
-        // the browser goes away; a closed stream cancels generation.
-        tokio::spawn(generation.run(tx));
-        Ok(Box::pin(futures::stream::poll_fn(move |cx| {
-            rx.poll_recv(cx)
-        })))
+        // The answer is produced by its own task: it keeps going when the
+        // reader goes away (unless `cancel_on_disconnect`), until it ends
+        // or someone presses Stop.
+        tokio::spawn(generation.run(live));
+        let cancel = self.settings.cancel_on_disconnect.then_some(cancel);
+        Ok(Box::pin(Reader::new(reader, cancel)))
+    }
+
+    async fn follow(
+        &self,
+        user: &UserId,
+        message_id: &str,
+    ) -> Result<BoxStream<'static, ChatEvent>, AppError> {
+        let local = self
+            .in_flight
+            .lock()
+            .map_err(|_| AppError::Internal)?
+            .get(message_id)
+            .cloned();
+        match local {
+            Some(running) if running.owner == *user => {
+                running
+                    .live
+                    .subscribe()
+                    .ok_or_else(|| AppError::RateLimited {
+                        message: "Too many readers are following this answer.".into(),
+                        retry_after_ms: 5_000,
+                    })
+            }
+            Some(_) => Err(AppError::NotFound),
+            None => {
+                let stored =
+                    live::follow_stored(self.store.clone(), user.0.clone(), message_id.to_owned())
+                        .await?;
+                stored.map_err(|refused| match refused {
+                    live::FollowRefused::NotFound => AppError::NotFound,
+                    live::FollowRefused::Busy => AppError::RateLimited {
+                        message: "Too many readers are following answers here; try again soon."
+                            .into(),
+                        retry_after_ms: 5_000,
+                    },
+                })
+            }
+        }
     }
 
     async fn stop(&self, user: &UserId, message_id: &str) -> Result<(), AppError> {
-        let in_flight = self.in_flight.lock().map_err(|_| AppError::Internal)?;
-        match in_flight.get(message_id) {
-            Some((owner, cancel)) if owner == user => {
+        let local = self
+            .in_flight
+            .lock()
+            .map_err(|_| AppError::Internal)?
+            .get(message_id)
+            .map(|running| (running.owner.clone(), running.cancel.clone()));
+        match local {
+            Some((owner, cancel)) if owner == *user => {
                 cancel.cancel();
                 Ok(())
             }
-            _ => Err(AppError::NotFound),
+            Some(_) => Err(AppError::NotFound),
+            // Generated on another replica (which sees the request within
+            // a second), or not generating at all.
+            None => match self.store.request_stop(&user.0, message_id).await? {
+                true => Ok(()),
+                false => Err(AppError::NotFound),
+            },
+        }
+    }
+
+    async fn switch_branch(
+        &self,
+        user: &UserId,
+        message_id: &str,
+    ) -> Result<ConversationView, AppError> {
+        let conversation = self
+            .store
+            .switch_branch(&user.0, message_id)
+            .await?
+            .ok_or(AppError::NotFound)?;
+        self.conversation(user, &conversation).await
+    }
+
+    async fn check_turn(&self, user: &UserId, turn: &TurnRequest) -> Result<(), AppError> {
+        let (message_id, role) = match turn {
+            TurnRequest::Ask { .. } => return Ok(()),
+            TurnRequest::Regenerate { message_id } => (message_id, "assistant"),
+            TurnRequest::Edit { message_id, .. } => (message_id, "user"),
+        };
+        match self.store.owns_message(&user.0, message_id, role).await? {
+            true => Ok(()),
+            false => Err(AppError::NotFound),
         }
     }
 

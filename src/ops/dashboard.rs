@@ -289,6 +289,10 @@ impl DashboardService for DashboardServiceImpl {
                 turns.iter().filter(|t| t.cache_hit).count() as u64,
                 total,
             )),
+            regenerate_rate: rate_ci(wilson(
+                turns.iter().filter(|t| t.regenerated).count() as u64,
+                total,
+            )),
             up_rate: rate_ci(wilson(
                 votes.iter().filter(|v| v.up).count() as u64,
                 votes.len() as u64,
@@ -338,6 +342,7 @@ mod tests {
             completion_tokens: 10,
             cache_hit: false,
             failed,
+            regenerated: false,
         }
     }
 

@@ -1,46 +1,10 @@
-//! Conversations and their messages: listing, opening, deleting, and a
-//! turn's question and answer from the moment it starts to how it ended.
+//! Conversations and their messages: listing, opening the branch shown,
+//! switching branches, renaming, pinning and deleting. A turn's rows, from
+//! its start to how it ended, are in `turns`.
 
-use super::{db_int, json_list, now_ms, DbRow, Store, StoreError};
+use super::tree::{Node, Tree};
+use super::{json_list, DbRow, Store, StoreError};
 use app::wire::{ConversationSummary, MessageStatus, MessageView, Rating, Role, Source};
-use uuid::Uuid;
-
-/// A message to put into the prompt.
-#[derive(Debug, Clone)]
-pub struct HistoryMessage {
-    pub role: Role,
-    pub content: String,
-}
-
-/// What a finished (or failed, or stopped) answer leaves behind.
-#[derive(Debug, Clone)]
-pub struct AnswerRecord {
-    /// The model that answered (a fallback may have taken over).
-    pub model: String,
-    pub content: String,
-    pub status: MessageStatus,
-    pub error: Option<String>,
-    pub prompt_tokens: u32,
-    pub completion_tokens: u32,
-    pub ttft_ms: Option<u64>,
-    pub total_ms: u64,
-    pub sources: Vec<Source>,
-    /// What the reader was told about the answer (see `ChatEvent::Notice`).
-    pub notice: Option<String>,
-    /// The standalone query a follow-up was searched as.
-    pub searched_for: Option<String>,
-}
-
-/// The rows created for one chat turn.
-#[derive(Debug, Clone)]
-pub struct NewTurn {
-    pub conversation_id: String,
-    pub title: String,
-    pub user_message_id: String,
-    pub assistant_message_id: String,
-    /// Earlier messages of the conversation, oldest first (not including this turn).
-    pub history: Vec<HistoryMessage>,
-}
 
 impl Store {
     /// Answers left "streaming" by a crash or restart can never finish. With a
@@ -64,8 +28,8 @@ impl Store {
         user_id: &str,
     ) -> Result<Vec<ConversationSummary>, StoreError> {
         on_db!(self, db => sqlx::query(
-            "SELECT id, title, updated_at FROM conversations WHERE user_id = $1 \
-             ORDER BY updated_at DESC LIMIT 500",
+            "SELECT id, title, updated_at, pinned FROM conversations WHERE user_id = $1 \
+             ORDER BY pinned DESC, updated_at DESC LIMIT 500",
         )
         .bind(user_id)
         .fetch_all(db)
@@ -76,6 +40,7 @@ impl Store {
                 id: r.text("id")?,
                 title: r.text("title")?,
                 updated_at_ms: r.int("updated_at")?,
+                pinned: r.int("pinned")? != 0,
             })
         })
         .collect())
@@ -96,21 +61,129 @@ impl Store {
         .await?))
     }
 
-    pub async fn messages(&self, conversation_id: &str) -> Result<Vec<MessageView>, StoreError> {
-        on_db!(self, db => sqlx::query(
-            "SELECT m.id, m.role, m.content, m.status, m.error, m.model, m.completion_tokens, \
-               m.ttft_ms, m.total_ms, m.sources, m.notice, m.search_query, f.rating \
-             FROM messages m \
-             LEFT JOIN feedback f ON f.message_id = m.id \
-               AND f.user_id = (SELECT user_id FROM conversations c WHERE c.id = m.conversation_id) \
-             WHERE m.conversation_id = $1 ORDER BY m.seq",
+    /// The branch the conversation shows, first message first, each message
+    /// with its versions.
+    pub async fn active_branch(
+        &self,
+        conversation_id: &str,
+    ) -> Result<Vec<MessageView>, StoreError> {
+        let (leaf, rows) = on_db!(self, db => {
+            let leaf: Option<String> =
+                sqlx::query_scalar("SELECT leaf_id FROM conversations WHERE id = $1")
+                    .bind(conversation_id)
+                    .fetch_optional(db)
+                    .await?
+                    .flatten();
+            let rows = sqlx::query(
+                "SELECT m.id, m.parent_id, m.seq, m.role, m.content, m.status, m.error, m.model, \
+                   m.completion_tokens, m.ttft_ms, m.total_ms, m.sources, m.notice, \
+                   m.search_query, f.rating \
+                 FROM messages m \
+                 LEFT JOIN feedback f ON f.message_id = m.id \
+                   AND f.user_id = (SELECT user_id FROM conversations c WHERE c.id = m.conversation_id) \
+                 WHERE m.conversation_id = $1 ORDER BY m.seq",
+            )
+            .bind(conversation_id)
+            .fetch_all(db)
+            .await?
+            .iter()
+            .map(|r| Ok((node_from_row(r)?, message_from_row(r)?)))
+            .collect::<Result<Vec<_>, StoreError>>()?;
+            (leaf, rows)
+        });
+        let tree = Tree::new(rows.iter().map(|(node, _)| node.clone()).collect());
+        let mut by_id: std::collections::HashMap<String, MessageView> = rows
+            .into_iter()
+            .map(|(node, view)| (node.id, view))
+            .collect();
+        Ok(tree
+            .path_to(leaf.as_deref())
+            .into_iter()
+            .filter_map(|id| {
+                let mut view = by_id.remove(&id)?;
+                view.versions = tree.versions(&id);
+                Some(view)
+            })
+            .collect())
+    }
+
+    /// Shows the branch through `message_id` (one of the user's messages):
+    /// its newest turn becomes the conversation's leaf. Returns the
+    /// conversation, or `None` if the message is not the user's.
+    pub async fn switch_branch(
+        &self,
+        user_id: &str,
+        message_id: &str,
+    ) -> Result<Option<String>, StoreError> {
+        on_db!(self, db => {
+            let mut tx = db.begin_with(self.write_transaction()).await?;
+            let conversation: Option<String> = sqlx::query_scalar(
+                "SELECT c.id FROM messages m JOIN conversations c ON c.id = m.conversation_id \
+                 WHERE m.id = $1 AND c.user_id = $2",
+            )
+            .bind(message_id)
+            .bind(user_id)
+            .fetch_optional(&mut *tx)
+            .await?;
+            let Some(conversation) = conversation else {
+                return Ok(None);
+            };
+            let tree = Tree::new(
+                sqlx::query("SELECT id, parent_id, seq FROM messages WHERE conversation_id = $1")
+                    .bind(&conversation)
+                    .fetch_all(&mut *tx)
+                    .await?
+                    .iter()
+                    .map(node_from_row)
+                    .collect::<Result<Vec<_>, StoreError>>()?,
+            );
+            sqlx::query("UPDATE conversations SET leaf_id = $1 WHERE id = $2")
+                .bind(tree.newest_leaf_from(message_id))
+                .bind(&conversation)
+                .execute(&mut *tx)
+                .await?;
+            tx.commit().await?;
+            Ok(Some(conversation))
+        })
+    }
+
+    /// Renames a conversation the user owns; false if there was none.
+    pub async fn rename_conversation(
+        &self,
+        user_id: &str,
+        conversation_id: &str,
+        title: &str,
+    ) -> Result<bool, StoreError> {
+        let done = on_db!(self, db => sqlx::query(
+            "UPDATE conversations SET title = $1 WHERE id = $2 AND user_id = $3",
         )
+        .bind(title)
         .bind(conversation_id)
-        .fetch_all(db)
+        .bind(user_id)
+        .execute(db)
         .await?
-        .iter()
-        .map(message_from_row)
-        .collect())
+        .rows_affected());
+        Ok(done > 0)
+    }
+
+    /// Pins a conversation the user owns to the top of the list (or unpins
+    /// it); false if there was none.
+    pub async fn pin_conversation(
+        &self,
+        user_id: &str,
+        conversation_id: &str,
+        pinned: bool,
+    ) -> Result<bool, StoreError> {
+        let done = on_db!(self, db => sqlx::query(
+            "UPDATE conversations SET pinned = $1 WHERE id = $2 AND user_id = $3",
+        )
+        .bind(i64::from(pinned))
+        .bind(conversation_id)
+        .bind(user_id)
+        .execute(db)
+        .await?
+        .rows_affected());
+        Ok(done > 0)
     }
 
     /// Deletes a conversation the user owns; false if there was none.
@@ -129,141 +202,17 @@ impl Store {
         .rows_affected());
         Ok(done > 0)
     }
-
-    /// Stores the user's message and an empty "streaming" answer in one
-    /// transaction, creating the conversation when `conversation_id` is `None`.
-    /// A new conversation is called `new_title`. Returns `None` if the
-    /// conversation is not the user's.
-    pub async fn begin_turn(
-        &self,
-        user_id: &str,
-        conversation_id: Option<&str>,
-        text: &str,
-        model: &str,
-        new_title: &str,
-    ) -> Result<Option<NewTurn>, StoreError> {
-        on_db!(self, db => {
-            let mut tx = db.begin().await?;
-            let now = now_ms();
-            let (conversation_id, title) = match conversation_id {
-                Some(id) => {
-                    // Locks the conversation (Postgres) so two turns can't take one seq.
-                    let lock = if self.is_shared() { " FOR UPDATE" } else { "" };
-                    let title: Option<String> = sqlx::query_scalar(&format!(
-                        "SELECT title FROM conversations WHERE id = $1 AND user_id = $2{lock}"
-                    ))
-                    .bind(id)
-                    .bind(user_id)
-                    .fetch_optional(&mut *tx)
-                    .await?;
-                    match title {
-                        Some(title) => (id.to_string(), title),
-                        None => return Ok(None),
-                    }
-                }
-                None => {
-                    let id = Uuid::new_v4().to_string();
-                    let title = new_title.to_owned();
-                    sqlx::query(
-                        "INSERT INTO conversations (id, user_id, title, created_at, updated_at) \
-                         VALUES ($1, $2, $3, $4, $5)",
-                    )
-                    .bind(&id)
-                    .bind(user_id)
-                    .bind(&title)
-                    .bind(now)
-                    .bind(now)
-                    .execute(&mut *tx)
-                    .await?;
-                    (id, title)
-                }
-            };
-            let history = sqlx::query(
-                "SELECT role, content FROM messages WHERE conversation_id = $1 AND content != '' \
-                 ORDER BY seq",
-            )
-            .bind(&conversation_id)
-            .fetch_all(&mut *tx)
-            .await?
-            .iter()
-            .map(|r| {
-                Ok(HistoryMessage {
-                    role: parse_role(&r.text("role")?)?,
-                    content: r.text("content")?,
-                })
-            })
-            .collect::<Result<Vec<_>, StoreError>>()?;
-            let next_seq: i64 = sqlx::query_scalar(
-                "SELECT COALESCE(MAX(seq), 0) + 1 FROM messages WHERE conversation_id = $1",
-            )
-            .bind(&conversation_id)
-            .fetch_one(&mut *tx)
-            .await?;
-            let user_message_id = Uuid::new_v4().to_string();
-            let assistant_message_id = Uuid::new_v4().to_string();
-            // The question, and its answer while it streams.
-            sqlx::query(
-                "INSERT INTO messages (id, conversation_id, seq, role, content, status, model, created_at) \
-                 VALUES ($1, $2, $3, 'user', $4, 'complete', NULL, $5), \
-                        ($6, $2, $7, 'assistant', '', 'streaming', $8, $5)",
-            )
-            .bind(&user_message_id)
-            .bind(&conversation_id)
-            .bind(next_seq)
-            .bind(text)
-            .bind(now)
-            .bind(&assistant_message_id)
-            .bind(next_seq + 1)
-            .bind(model)
-            .execute(&mut *tx)
-            .await?;
-            sqlx::query("UPDATE conversations SET updated_at = $1 WHERE id = $2")
-                .bind(now)
-                .bind(&conversation_id)
-                .execute(&mut *tx)
-                .await?;
-            tx.commit().await?;
-            Ok(Some(NewTurn {
-                conversation_id,
-                title,
-                user_message_id,
-                assistant_message_id,
-                history,
-            }))
-        })
-    }
-
-    /// Records how an answer ended.
-    pub async fn finish_answer(
-        &self,
-        message_id: &str,
-        record: &AnswerRecord,
-    ) -> Result<(), StoreError> {
-        on_db!(self, db => sqlx::query(
-            "UPDATE messages SET model = $1, content = $2, status = $3, error = $4, \
-             prompt_tokens = $5, completion_tokens = $6, ttft_ms = $7, total_ms = $8, \
-             sources = $9, notice = $10, search_query = $11 WHERE id = $12",
-        )
-        .bind(&record.model)
-        .bind(&record.content)
-        .bind(record.status.as_str())
-        .bind(&record.error)
-        .bind(i64::from(record.prompt_tokens))
-        .bind(i64::from(record.completion_tokens))
-        .bind(record.ttft_ms.map(db_int))
-        .bind(db_int(record.total_ms))
-        .bind(sources_json(&record.sources))
-        .bind(&record.notice)
-        .bind(&record.searched_for)
-        .bind(message_id)
-        .execute(db)
-        .await?
-        .rows_affected());
-        Ok(())
-    }
 }
 
-fn parse_role(role: &str) -> Result<Role, StoreError> {
+fn node_from_row(r: &impl DbRow) -> Result<Node, StoreError> {
+    Ok(Node {
+        id: r.text("id")?,
+        parent: r.opt_text("parent_id")?,
+        seq: r.int("seq")?,
+    })
+}
+
+pub(super) fn parse_role(role: &str) -> Result<Role, StoreError> {
     match role {
         "user" => Ok(Role::User),
         "assistant" => Ok(Role::Assistant),
@@ -271,7 +220,7 @@ fn parse_role(role: &str) -> Result<Role, StoreError> {
     }
 }
 
-fn message_from_row(r: &impl DbRow) -> Result<MessageView, StoreError> {
+pub(super) fn message_from_row(r: &impl DbRow) -> Result<MessageView, StoreError> {
     let status = r.text("status")?;
     let to_u64 = |v: Option<i64>| v.and_then(|v| u64::try_from(v).ok());
     Ok(MessageView {
@@ -291,10 +240,11 @@ fn message_from_row(r: &impl DbRow) -> Result<MessageView, StoreError> {
         notice: r.opt_text("notice")?,
         searched_for: r.opt_text("search_query")?,
         rating: r.opt_int("rating")?.and_then(Rating::from_score),
+        versions: None,
     })
 }
 
-fn sources_json(sources: &[Source]) -> Option<String> {
+pub(super) fn sources_json(sources: &[Source]) -> Option<String> {
     if sources.is_empty() {
         None
     } else {

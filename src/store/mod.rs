@@ -2,8 +2,9 @@
 //! the response cache and sessions: SQLite in the data directory by default,
 //! Postgres (shared by every replica) at scale. The SQL is written once, to
 //! run on both. One file per group of tables: conversations (and their
-//! messages), documents, accounts, API keys, usage (upload quotas), votes,
-//! turn events, the response cache, experiment exposures, sessions.
+//! messages), a turn's rows, search, shared links, documents, accounts, API
+//! keys, usage (upload quotas), votes, turn events, the response cache,
+//! experiment exposures, sessions.
 
 /// Runs `$body` with `$db` bound to the store's pool. The body is compiled
 /// once per backend, so every query is written (and reviewed) once.
@@ -22,17 +23,22 @@ mod cache;
 mod conversations;
 mod documents;
 mod experiments;
+mod search;
 mod sessions;
+mod shares;
+mod tree;
 mod turn_events;
+mod turns;
 mod usage;
 mod votes;
 
 pub use accounts::{AccountRow, SignUpRefused};
 pub use cache::CachedAnswer;
-pub use conversations::{AnswerRecord, HistoryMessage, NewTurn};
 pub use documents::{DocumentRow, NewDocument};
 pub use sessions::SessionBackend;
+pub use shares::{ShareMade, MAX_SHARES_PER_USER};
 pub use turn_events::{ChatTurnEvent, TurnRow};
+pub use turns::{AnswerRecord, HistoryMessage, NewTurn, TurnBegun, TurnStart};
 pub use usage::{FilesAndBytes, UsageOwner};
 pub use votes::{AnswerForFeedback, DownvotedRow, FeedbackExport, FeedbackRecord, VoteRow};
 
@@ -161,6 +167,28 @@ impl Store {
 
     pub fn pool(&self) -> &Pool {
         &self.pool
+    }
+
+    /// How a transaction that reads and then writes begins: on SQLite it
+    /// takes the write lock at once (waiting for it within the busy
+    /// timeout), since a read transaction that later writes fails outright
+    /// if another connection wrote in between.
+    pub(crate) fn write_transaction(&self) -> &'static str {
+        match self.pool {
+            Pool::Sqlite(_) => "BEGIN IMMEDIATE",
+            Pool::Postgres(_) => "BEGIN",
+        }
+    }
+
+    /// A `FOR NO KEY UPDATE OF <alias>` clause on Postgres (where replicas
+    /// race for the same rows); nothing on SQLite, whose write transactions
+    /// exclude each other. `NO KEY` so that the key-share locks foreign keys
+    /// take (a new conversation on its user) don't deadlock with it.
+    pub(crate) fn lock_row_of(&self, alias: &str) -> String {
+        match self.pool {
+            Pool::Sqlite(_) => String::new(),
+            Pool::Postgres(_) => format!(" FOR NO KEY UPDATE OF {alias}"),
+        }
     }
 
     /// Whether the database is shared by several replicas (Postgres).

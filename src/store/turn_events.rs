@@ -47,6 +47,10 @@ pub struct ChatTurnEvent {
     /// `stop`, `length`, `cancelled`, or an error class.
     pub outcome: String,
     pub error_class: Option<String>,
+    /// Another version of an answer that existed (Regenerate): a sign the
+    /// earlier one fell short.
+    #[serde(default)]
+    pub regenerated: bool,
 }
 
 /// One turn as the dashboard needs it.
@@ -68,6 +72,7 @@ pub struct TurnRow {
     pub completion_tokens: u64,
     pub cache_hit: bool,
     pub failed: bool,
+    pub regenerated: bool,
 }
 
 /// The dashboard reads at most this many turns per request.
@@ -79,9 +84,9 @@ impl Store {
             "INSERT INTO chat_events (id, at, user_id, conversation_id, message_id, model, provider, variant, \
                embed_ms, retrieve_ms, prompt_build_ms, queue_ms, ttft_ms, upstream_ttft_ms, total_ms, \
                prompt_tokens, completion_tokens, tokens_estimated, tokens_per_s, cache_hit, retries, \
-               fallback_used, sources, outcome, error_class, rewrite_ms, rewrite_source) \
+               fallback_used, sources, outcome, error_class, rewrite_ms, rewrite_source, regenerated) \
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, \
-               $19, $20, $21, $22, $23, $24, $25, $26, $27)",
+               $19, $20, $21, $22, $23, $24, $25, $26, $27, $28)",
         )
         .bind(&e.id)
         .bind(e.at)
@@ -110,6 +115,7 @@ impl Store {
         .bind(&e.error_class)
         .bind(e.rewrite_ms)
         .bind(&e.rewrite_source)
+        .bind(e.regenerated)
         .execute(db)
         .await?
         .rows_affected());
@@ -162,6 +168,7 @@ impl Store {
                 sources: u32_of(r, "sources")?,
                 outcome: r.text("outcome")?,
                 error_class: r.opt_text("error_class")?,
+                regenerated: r.flag("regenerated")?,
             })
         })
         .collect())
@@ -172,7 +179,7 @@ impl Store {
             "SELECT e.at, COALESCE(u.username, 'guest ' || substr(e.user_id, 1, 8)) AS who, e.model, \
                e.variant, e.rewrite_ms, e.embed_ms, e.retrieve_ms, e.prompt_build_ms, e.queue_ms, \
                e.upstream_ttft_ms, e.ttft_ms, e.total_ms, e.prompt_tokens, e.completion_tokens, e.cache_hit, \
-               e.error_class IS NOT NULL AS failed \
+               e.regenerated, e.error_class IS NOT NULL AS failed \
              FROM chat_events e LEFT JOIN users u ON u.id = e.user_id \
              WHERE e.at >= $1 AND e.at < $2 ORDER BY e.at LIMIT $3",
         )
@@ -200,6 +207,7 @@ impl Store {
                 completion_tokens: r.int("completion_tokens")?.max(0) as u64,
                 cache_hit: r.flag("cache_hit")?,
                 failed: r.flag("failed")?,
+                regenerated: r.flag("regenerated")?,
             })
         })
         .collect())

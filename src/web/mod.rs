@@ -1,8 +1,9 @@
-//! The web edge: the router and its middleware, the documents and operator
-//! HTTP routes, and how errors become responses. Who is calling is resolved
+//! The web edge: the router and its middleware, the documents, conversation
+//! export, shared-page and operator HTTP routes, and how errors become responses. Who is calling is resolved
 //! by `app::identity::Identity`, the same for these routes and for the
 //! server functions.
 
+pub mod conversations;
 pub mod documents;
 pub mod error;
 mod middleware;

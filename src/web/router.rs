@@ -21,6 +21,7 @@ pub(crate) fn router(
     options: LeptosOptions,
     services: Services,
     documents: Router<LeptosOptions>,
+    shared_pages: Router<LeptosOptions>,
     sessions: SessionManagerLayer<SessionBackend>,
     edge: &crate::config::ServerSettings,
 ) -> Router {
@@ -49,6 +50,8 @@ pub(crate) fn router(
         .layer(middleware::from_fn(error_status))
         .layer(middleware::from_fn_with_state(accounts, api_key_identity))
         .layer(sessions)
+        // Shared pages carry no session: they are outside its layer.
+        .merge(shared_pages)
         .layer(middleware::from_fn(move |req: Request, next: Next| {
             client_ip(client_ip_header.clone(), trusted_proxies, req, next)
         }))

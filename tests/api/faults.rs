@@ -19,6 +19,8 @@ pub enum Behaviour {
     StallAfter(Vec<&'static str>),
     TruncateAfter(Vec<&'static str>),
     Endless,
+    /// The tokens one at a time, `delay_ms` apart, then a normal end.
+    Paced(Vec<&'static str>, u64),
     /// A status with a `Retry-After` header (seconds).
     StatusRetryAfter(u16, u64),
     /// The n-th request gets the n-th behaviour (the last one repeats).
@@ -130,6 +132,20 @@ async fn serve(mut socket: TcpStream, behaviour: Behaviour, seen: Arc<Mutex<Seen
                 }
                 socket.flush().await.ok();
             }
+        }
+        Behaviour::Paced(tokens, delay_ms) => {
+            if socket.write_all(sse_head.as_bytes()).await.is_err() {
+                return;
+            }
+            for t in &tokens {
+                if socket.write_all(frame(t).as_bytes()).await.is_err() {
+                    seen.lock().unwrap().disconnected_at = Some(Instant::now());
+                    return;
+                }
+                tokio::time::sleep(Duration::from_millis(delay_ms)).await;
+            }
+            let end = "data: {\"choices\":[{\"index\":0,\"delta\":{},\"finish_reason\":\"stop\"}]}\n\ndata: [DONE]\n\n";
+            let _ = socket.write_all(end.as_bytes()).await;
         }
         Behaviour::StallAfter(tokens) => {
             let mut out = sse_head.to_string();
@@ -307,9 +323,13 @@ async fn unreachable_upstream_is_a_clear_error() {
 }
 
 #[tokio::test]
-async fn closing_the_browser_stream_cancels_the_upstream_request() {
+async fn with_cancel_on_disconnect_closing_the_browser_stream_cancels_the_upstream_request() {
     let up = upstream(Behaviour::Endless).await;
-    let app = spawn_app_http(&up.base_url, |s| s.llm.max_tokens = 100_000).await;
+    let app = spawn_app_http(&up.base_url, |s| {
+        s.llm.max_tokens = 100_000;
+        s.chat.cancel_on_disconnect = true;
+    })
+    .await;
     let response = app.send_raw(None, "Talk forever").await;
     let mut body = response.bytes_stream();
     use futures::StreamExt;

@@ -162,6 +162,7 @@ async fn embedded_model_stops_when_the_browser_disconnects() {
     let app = spawn_app(|s| {
         s.llm.local = local;
         s.llm.max_tokens = 400;
+        s.chat.cancel_on_disconnect = true;
     })
     .await;
     let response = app

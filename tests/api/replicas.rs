@@ -141,3 +141,86 @@ async fn a_replica_starting_leaves_the_others_answers_streaming() {
     assert_eq!(status, "streaming");
     drop(body);
 }
+
+/// Reads a chat response until its `Start` event; returns the answer's id
+/// and the rest of the stream.
+async fn until_started(
+    response: reqwest::Response,
+) -> (
+    String,
+    std::pin::Pin<Box<dyn futures::Stream<Item = reqwest::Result<bytes::Bytes>> + Send>>,
+) {
+    let mut body = Box::pin(response.bytes_stream());
+    let mut decoder = app::ndjson::LineDecoder::new();
+    loop {
+        let chunk = body.next().await.unwrap().unwrap();
+        for event in decoder.push::<app::wire::ChatEvent>(&chunk) {
+            if let app::wire::ChatEvent::Start { message_id, .. } = event.unwrap() {
+                return (message_id, body);
+            }
+        }
+    }
+}
+
+#[tokio::test]
+async fn stop_sent_to_one_replica_ends_the_answer_generating_on_another_within_a_second() {
+    let up = upstream(Behaviour::Endless).await;
+    let Some(database) = shared_database("stop_reaches_the_generating_replica").await else {
+        return;
+    };
+    let a = replica(&database, &up.base_url, 100_000).await;
+    let mut b = replica(&database, &up.base_url, 100_000).await;
+    b.client = a.client.clone();
+    let (answer, mut stream) = until_started(a.send_raw(None, "Talk forever").await).await;
+
+    let asked = std::time::Instant::now();
+    let stopped = b.post_form("/api/stop", &[("message_id", &answer)]).await;
+    assert_eq!(stopped.status(), 200);
+    let mut rest = Vec::new();
+    while let Some(chunk) = stream.next().await {
+        rest.extend_from_slice(&chunk.unwrap());
+    }
+    let took = asked.elapsed();
+    println!(
+        "stopped on replica a {} ms after replica b was asked",
+        took.as_millis()
+    );
+    assert!(String::from_utf8_lossy(&rest).contains("\"cancelled\""));
+    assert!(took < std::time::Duration::from_secs(1), "took {took:?}");
+    let conversation = &b.conversations().await[0].id;
+    let view: app::wire::ConversationView =
+        b.conversation(conversation).await.json().await.unwrap();
+    assert_eq!(view.messages[1].status, app::wire::MessageStatus::Stopped);
+    // Stopping it again: nothing is generating.
+    let again = b.post_form("/api/stop", &[("message_id", &answer)]).await;
+    assert_eq!(again.status(), 404);
+}
+
+#[tokio::test]
+async fn an_answer_generating_on_one_replica_can_be_followed_from_another() {
+    let tokens = vec!["a ", "b ", "c ", "d ", "e ", "f ", "g ", "h ", "i ", "j."];
+    let whole: String = tokens.concat();
+    let up = upstream(Behaviour::Paced(tokens, 80)).await;
+    let Some(database) = shared_database("followed_from_another_replica").await else {
+        return;
+    };
+    let a = replica(&database, &up.base_url, 48).await;
+    let mut b = replica(&database, &up.base_url, 48).await;
+    b.client = a.client.clone();
+    let (answer, stream) = until_started(a.send_raw(None, "Letters").await).await;
+    drop(stream);
+    let followed = b
+        .client
+        .post(b.url("/api/follow"))
+        .json(&serde_json::json!({ "message_id": answer }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(followed.status(), 200);
+    let events = crate::helpers::read_events(followed).await;
+    assert_eq!(crate::helpers::answer_text(&events), whole);
+    assert!(matches!(
+        events.last(),
+        Some(app::wire::ChatEvent::Done { .. })
+    ));
+}

@@ -2,12 +2,13 @@
 
 use super::chat_state::ChatState;
 use super::composer::Composer;
-use super::message::{MessageBubble, SourceViewer, UiMessage};
+use super::message::{MessageBubble, SourceViewer};
+use super::ui_message::UiMessage;
 use super::uploads::{DropZone, UploadTray};
 use crate::api::get_conversation;
 use crate::browser;
 use crate::error::AppError;
-use crate::wire::ConversationView;
+use crate::wire::{ConversationView, MessageStatus, Role};
 use leptos::prelude::*;
 use leptos_router::hooks::use_params_map;
 
@@ -25,11 +26,7 @@ pub fn ChatPage() -> impl IntoView {
     let route_id = Memo::new(move |_| params.read().get("id"));
 
     // Opening a conversation (or "/") through the router replaces what the page shows.
-    Effect::new(move |_| {
-        let id = route_id.get();
-        state.live.set(Vec::new());
-        state.active_id.set(id);
-    });
+    Effect::new(move |_| state.open(route_id.get()));
 
     let history = Resource::new(
         move || route_id.get(),
@@ -40,6 +37,19 @@ pub fn ChatPage() -> impl IntoView {
             }
         },
     );
+
+    // An answer still being written when the conversation opens (after a
+    // reload, or started in another tab) continues live in its place.
+    Effect::new(move |_| {
+        if let Some(Ok(Some(view))) = history.get() {
+            let last = view.messages.last();
+            if let Some(last) =
+                last.filter(|m| m.role == Role::Assistant && m.status == MessageStatus::Streaming)
+            {
+                state.follow(last);
+            }
+        }
+    });
 
     let scroller = NodeRef::<leptos::html::Div>::new();
     Effect::new(move |_| {
@@ -81,24 +91,43 @@ pub fn ChatPage() -> impl IntoView {
     }
 }
 
-/// The stored messages of the conversation being opened.
+/// The stored messages of the conversation being opened (or as reloaded
+/// after a change on this page), up to where live messages replace them.
 #[component]
 fn History(
     history: Resource<Result<Option<ConversationView>, AppError>>,
     on_retry: Callback<String>,
 ) -> impl IntoView {
+    let state = expect_context::<ChatState>();
     view! {
         <Transition fallback=|| view! { <div class="loading">"Loading…"</div> }>
             {move || Suspend::new(async move {
-                match history.await {
+                let loaded = history.await;
+                let shown = match state.reloaded.get() {
+                    Some(view) => Ok(Some(view)),
+                    None => loaded,
+                };
+                match shown {
                     Ok(Some(conversation)) => {
                         let title = conversation.title.clone();
+                        let cut = state.cut_at.get();
+                        let messages: Vec<_> = conversation
+                            .messages
+                            .into_iter()
+                            .take_while(|m| cut.as_deref() != Some(m.id.as_str()))
+                            .collect();
+                        let last = messages.len().saturating_sub(1);
+                        state.tail.set_value(messages.last().map(|m| m.id.clone()));
+                        let live_follows = cut.is_some();
                         view! {
                             <leptos_meta::Title text=title />
-                            {conversation
-                                .messages
+                            {messages
                                 .into_iter()
-                                .map(|m| view! { <MessageBubble message=UiMessage::from_view(m) on_retry /> })
+                                .enumerate()
+                                .map(|(i, m)| {
+                                    let latest = i == last && !live_follows;
+                                    view! { <MessageBubble message=UiMessage::from_view(m) on_retry latest /> }
+                                })
                                 .collect_view()}
                         }
                             .into_any()

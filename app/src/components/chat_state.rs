@@ -1,23 +1,43 @@
 //! The client side of the streaming chat: the conversation shown, sending a
-//! message, reading the answer's events as they stream, and Stop.
+//! message, regenerating an answer, editing a question, following an answer
+//! that is still being written (after a reload, or from another tab),
+//! reading the answer's events as they stream, and Stop.
 
-use super::message::{meta_line, UiMessage, UiStatus};
-use crate::api::{send_message, stop_generation};
+use super::ui_message::{meta_line, UiMessage, UiStatus};
+use crate::api::{
+    edit_message, follow_answer, get_conversation, regenerate, send_message, stop_generation,
+    switch_branch,
+};
 use crate::browser;
 use crate::error::AppError;
 use crate::ndjson::LineDecoder;
-use crate::wire::{ChatEvent, FinishReason, Role};
+use crate::wire::{ChatEvent, ConversationView, FinishReason, MessageView, Role};
 use futures::StreamExt;
 use leptos::prelude::*;
 use leptos::task::spawn_local;
+use server_fn::codec::ByteStream;
 
 /// State shared by the sidebar and the chat.
 #[derive(Clone, Copy)]
 pub struct ChatState {
     /// The conversation the next message goes to (`None`: a new one).
     pub active_id: RwSignal<Option<String>>,
-    /// Turns sent from this page since the conversation was opened.
+    /// Turns sent from this page since the conversation was last loaded.
     pub live: RwSignal<Vec<UiMessage>>,
+    /// The conversation as last loaded after a change on this page
+    /// (instead of the route's first load).
+    pub reloaded: RwSignal<Option<ConversationView>>,
+    /// While a regenerated answer or an edited question streams: the stored
+    /// message from which on the branch shown is replaced by `live`.
+    pub cut_at: RwSignal<Option<String>>,
+    /// The last stored message shown: where this tab's next question goes.
+    pub tail: StoredValue<Option<String>>,
+    /// Bumped whenever the page opens another conversation: a reader of the
+    /// one before stops reading (its answer goes on on the server).
+    epoch: StoredValue<u64>,
+    /// Where live messages' signals belong: not to the button that started
+    /// them (a stored message's, which goes when the branch shown changes).
+    scope: StoredValue<Option<Owner>>,
     /// Bumped whenever the conversation list may have changed.
     pub list_version: RwSignal<u32>,
     /// A generation is in flight.
@@ -37,6 +57,11 @@ impl ChatState {
         Self {
             active_id: RwSignal::new(None),
             live: RwSignal::new(Vec::new()),
+            reloaded: RwSignal::new(None),
+            cut_at: RwSignal::new(None),
+            tail: StoredValue::new(None),
+            epoch: StoredValue::new(0),
+            scope: StoredValue::new(Owner::current().map(|owner| owner.child())),
             list_version: RwSignal::new(0),
             busy: RwSignal::new(false),
             streaming_id: RwSignal::new(None),
@@ -44,6 +69,16 @@ impl ChatState {
             retry_at: RwSignal::new(None),
             clock: RwSignal::new(0.0),
             next_key: RwSignal::new(0),
+        }
+    }
+
+    /// A live message, owned by the chat rather than by whatever created it.
+    fn live_message(&self, role: Role, content: String, status: UiStatus) -> UiMessage {
+        let key = self.key();
+        let make = move || UiMessage::new(key, role, content, status);
+        match self.scope.get_value() {
+            Some(owner) => owner.with(make),
+            None => make(),
         }
     }
 
@@ -57,10 +92,23 @@ impl ChatState {
         self.list_version.update(|v| *v += 1);
     }
 
+    /// Shows conversation `id` (`None`: a new one) from its stored state:
+    /// whatever this page was reading stops.
+    pub fn open(&self, id: Option<String>) {
+        self.epoch.update_value(|e| *e += 1);
+        self.live.set(Vec::new());
+        self.reloaded.set(None);
+        self.cut_at.set(None);
+        self.tail.set_value(None);
+        self.busy.set(false);
+        self.streaming_id.set(None);
+        self.stop_requested.set(false);
+        self.active_id.set(id);
+    }
+
     /// Starts a new, empty conversation.
     pub fn reset(&self) {
-        self.active_id.set(None);
-        self.live.set(Vec::new());
+        self.open(None);
         // The address may name a conversation the router never navigated to.
         browser::replace_url("/");
     }
@@ -100,89 +148,229 @@ impl ChatState {
         every_quarter_second(tick);
     }
 
+    /// Whether a new turn may start now.
+    fn can_start(&self) -> bool {
+        !self.busy.get_untracked() && self.retry_at.get_untracked().is_none()
+    }
+
     /// Sends `text` and streams the answer into the page.
     pub fn send(self, text: String) {
-        if self.busy.get_untracked() || self.retry_at.get_untracked().is_some() {
+        if !self.can_start() {
             return;
         }
-        let user_message = UiMessage::new(self.key(), Role::User, text.clone(), UiStatus::Complete);
-        let answer = UiMessage::new(
-            self.key(),
-            Role::Assistant,
-            String::new(),
-            UiStatus::Thinking,
-        );
+        let user_message = self.live_message(Role::User, text.clone(), UiStatus::Complete);
+        let answer = self.thinking();
         self.live.update(|turns| {
             turns.push(user_message);
             turns.push(answer.clone());
         });
-        self.busy.set(true);
-        self.stop_requested.set(false);
-        self.streaming_id.set(None);
-        spawn_local(async move {
-            self.stream_answer(text, &answer).await;
-            self.busy.set(false);
-            self.streaming_id.set(None);
-            self.refresh_list();
+        let conversation = self.active_id.get_untracked();
+        // After the last message this tab shows (its own earlier turns
+        // included): another tab may have switched the branch since.
+        let after = self
+            .live
+            .with_untracked(|live| live.iter().rev().find_map(|m| m.server_id.get_untracked()))
+            .or_else(|| self.tail.get_value())
+            .filter(|_| conversation.is_some());
+        let retry = text.clone();
+        self.run(answer, Some(retry), async move {
+            send_message(conversation, text, after).await
         });
     }
 
-    async fn stream_answer(self, text: String, answer: &UiMessage) {
+    /// Streams another version of the stored answer `message_id` in its place.
+    pub fn regenerate(self, message_id: String) {
+        if !self.can_start() {
+            return;
+        }
+        let answer = self.thinking();
+        self.cut_at.set(Some(message_id.clone()));
+        self.live.set(vec![answer.clone()]);
+        self.run(answer, None, async move { regenerate(message_id).await });
+    }
+
+    /// Sends `text` as a new version of the stored question `message_id`:
+    /// the branch from there is replaced by the new question and its answer.
+    pub fn edit(self, message_id: String, text: String) {
+        if !self.can_start() {
+            return;
+        }
+        let question = self.live_message(Role::User, text.clone(), UiStatus::Complete);
+        let answer = self.thinking();
+        self.cut_at.set(Some(message_id.clone()));
+        self.live.set(vec![question, answer.clone()]);
+        self.run(
+            answer,
+            None,
+            async move { edit_message(message_id, text).await },
+        );
+    }
+
+    /// Follows a stored answer that is still being written: it continues
+    /// live in its place, from what it has so far.
+    pub fn follow(self, stored: &MessageView) {
+        let answer = self.live_message(Role::Assistant, String::new(), UiStatus::Streaming);
+        answer.server_id.set(Some(stored.id.clone()));
+        answer.meta.set(stored.model.clone());
+        self.cut_at.set(Some(stored.id.clone()));
+        self.live.set(vec![answer.clone()]);
+        self.streaming_id.set(Some(stored.id.clone()));
+        let id = stored.id.clone();
+        self.run(answer, None, async move { follow_answer(id).await });
+    }
+
+    /// Shows another version of a message (and the branch after it).
+    pub fn switch_to(self, message_id: String) {
+        if self.busy.get_untracked() {
+            return;
+        }
+        let epoch = self.epoch.get_value();
+        spawn_local(async move {
+            match switch_branch(message_id).await {
+                Ok(view) if self.epoch.get_value() == epoch => self.show(view),
+                Ok(_) => {}
+                Err(e) => leptos::logging::warn!("switching versions failed: {e}"),
+            }
+        });
+    }
+
+    /// Shows `view` in place of what the page showed.
+    fn show(&self, view: ConversationView) {
+        self.reloaded.set(Some(view));
+        self.live.set(Vec::new());
+        self.cut_at.set(None);
+    }
+
+    /// Loads the conversation again, as stored: after an answer ends, so
+    /// every message has its versions and actions.
+    async fn reload(&self) {
+        let Some(id) = self.active_id.get_untracked() else {
+            return;
+        };
+        let epoch = self.epoch.get_value();
+        match get_conversation(id).await {
+            Ok(view) if self.epoch.get_value() == epoch => self.show(view),
+            Ok(_) => {}
+            Err(e) => leptos::logging::warn!("reloading the conversation failed: {e}"),
+        }
+    }
+
+    fn thinking(&self) -> UiMessage {
+        self.live_message(Role::Assistant, String::new(), UiStatus::Thinking)
+    }
+
+    /// Starts `request` and streams its answer into `answer`; a finished
+    /// answer is then shown as stored. `retry`: the question to offer again
+    /// if it fails.
+    fn run(
+        self,
+        answer: UiMessage,
+        retry: Option<String>,
+        request: impl std::future::Future<Output = Result<ByteStream<AppError>, AppError>> + 'static,
+    ) {
+        self.busy.set(true);
+        self.stop_requested.set(false);
+        if answer.server_id.get_untracked().is_none() {
+            self.streaming_id.set(None);
+        }
+        let epoch = self.epoch.get_value();
+        spawn_local(async move {
+            let finished = self.stream_answer(request, retry, &answer, epoch).await;
+            if self.epoch.get_value() != epoch {
+                // The page opened another conversation meanwhile.
+                return;
+            }
+            self.busy.set(false);
+            self.streaming_id.set(None);
+            self.refresh_list();
+            if finished {
+                self.reload().await;
+            }
+        });
+    }
+
+    /// Reads the answer's events into `answer`; true when it ended well
+    /// (complete or stopped), false when it failed (and says so in place).
+    async fn stream_answer(
+        self,
+        request: impl std::future::Future<Output = Result<ByteStream<AppError>, AppError>>,
+        retry: Option<String>,
+        answer: &UiMessage,
+        epoch: u64,
+    ) -> bool {
         let fail = |message: String| {
             answer.status.set(UiStatus::Failed);
             answer.error.set(Some(message));
-            answer.retry.set(Some(text.clone()));
+            answer.retry.set(retry.clone());
         };
-        let stream = match send_message(self.active_id.get_untracked(), text.clone()).await {
+        let refused = |message: String| {
+            // Nothing was started: show the branch as it was, with why.
+            self.cut_at.set(None);
+            answer.status.set(UiStatus::Failed);
+            answer.error.set(Some(message));
+        };
+        let stream = match request.await {
             Ok(stream) => stream.into_inner(),
-            Err(AppError::BadRequest(message)) => {
-                answer.status.set(UiStatus::Failed);
-                answer.error.set(Some(message));
-                return;
+            Err(AppError::BadRequest(message) | AppError::Conflict(message)) => {
+                refused(message);
+                return false;
             }
             Err(AppError::RateLimited {
                 message,
                 retry_after_ms,
             }) => {
+                self.cut_at.set(None);
                 fail(message);
                 self.hold_until(browser::now_ms() + retry_after_ms as f64);
-                return;
+                return false;
             }
-            Err(e) => return fail(e.to_string()),
+            Err(e) => {
+                self.cut_at.set(None);
+                fail(e.to_string());
+                return false;
+            }
         };
         futures::pin_mut!(stream);
         let mut decoder = LineDecoder::new();
-        let mut finished = false;
         while let Some(chunk) = stream.next().await {
+            if self.epoch.get_value() != epoch {
+                // Another conversation is shown: stop reading this answer
+                // (it goes on on the server, for a later reader).
+                return false;
+            }
             let bytes = match chunk {
                 Ok(bytes) => bytes,
                 Err(e) => {
                     fail(format!("The answer stream broke: {e}"));
-                    return;
+                    return false;
                 }
             };
             for event in decoder.push::<ChatEvent>(&bytes) {
                 match event {
-                    Ok(event) => finished |= self.apply(event, answer, &fail),
+                    Ok(event) => {
+                        if let Some(ended_well) = self.apply(event, answer, &fail) {
+                            return ended_well;
+                        }
+                    }
                     Err(e) => {
                         fail(format!("Could not read the server's answer: {e}"));
-                        return;
+                        return false;
                     }
                 }
-            }
-            if finished {
-                return;
             }
         }
         if self.stop_requested.get_untracked() {
             answer.status.set(UiStatus::Stopped);
+            true
         } else {
             fail("The connection closed before the answer was complete.".into());
+            false
         }
     }
 
-    /// Applies one stream event; true when the answer is finished.
-    fn apply(&self, event: ChatEvent, answer: &UiMessage, fail: &impl Fn(String)) -> bool {
+    /// Applies one stream event; `Some` when the answer is finished (true:
+    /// it ended well).
+    fn apply(&self, event: ChatEvent, answer: &UiMessage, fail: &impl Fn(String)) -> Option<bool> {
         match event {
             ChatEvent::Start {
                 conversation_id,
@@ -201,15 +389,15 @@ impl ChatState {
                     spawn_local(request_stop(message_id.clone()));
                 }
                 self.streaming_id.set(Some(message_id));
-                false
+                None
             }
             ChatEvent::Notice { message } => {
                 answer.notice.set(Some(message));
-                false
+                None
             }
             ChatEvent::Queued { position } => {
                 answer.status.set(UiStatus::Waiting { position });
-                false
+                None
             }
             ChatEvent::Sources {
                 sources,
@@ -220,11 +408,11 @@ impl ChatState {
                 });
                 answer.sources.set(sources);
                 answer.searched_for.set(searched_for);
-                false
+                None
             }
             ChatEvent::Citations { sources } => {
                 answer.sources.set(sources);
-                false
+                None
             }
             ChatEvent::Model {
                 model,
@@ -239,12 +427,12 @@ impl ChatState {
                 } else {
                     model
                 }));
-                false
+                None
             }
             ChatEvent::Token { text } => {
                 answer.status.set(UiStatus::Streaming);
                 answer.content.update(|c| c.push_str(&text));
-                false
+                None
             }
             ChatEvent::Done {
                 usage,
@@ -263,11 +451,11 @@ impl ChatState {
                     FinishReason::Cancelled => UiStatus::Stopped,
                     FinishReason::Stop | FinishReason::Length => UiStatus::Complete,
                 });
-                true
+                Some(true)
             }
             ChatEvent::Error { message } => {
                 fail(message);
-                true
+                Some(false)
             }
         }
     }

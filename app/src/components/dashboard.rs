@@ -131,6 +131,7 @@ fn body(d: Dashboard) -> impl IntoView {
     let (up, up_detail) = headline(d.up_rate);
     let (errors, errors_detail) = headline(d.error_rate);
     let (cache, cache_detail) = headline(d.cache_hit_rate);
+    let (regenerated, regenerated_detail) = headline(d.regenerate_rate);
     let models: Vec<String> = d.by_model.iter().map(|m| m.name.clone()).collect();
     view! {
         <div class="cards">
@@ -145,6 +146,7 @@ fn body(d: Dashboard) -> impl IntoView {
             {card("Thumbs up", up, up_detail)}
             {card("Errors", errors, errors_detail)}
             {card("Cache hits", cache, cache_detail)}
+            {card("Regenerated", regenerated, regenerated_detail)}
         </div>
         <h2>"Time to first token"</h2>
         {latency_chart(&d.series, &models, d.since, d.until)}

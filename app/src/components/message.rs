@@ -1,130 +1,14 @@
-//! One message bubble: markdown, streaming caret, status and errors.
+//! One message bubble: markdown, streaming caret, status and errors; the
+//! version switcher, Regenerate on the latest answer and Edit on questions.
 
+use super::chat_state::ChatState;
+use super::ui_message::{UiMessage, UiStatus};
 use crate::api::rate_answer;
 use crate::browser;
 use crate::markdown::render_markdown;
-use crate::wire::{MessageStatus, MessageView, Rating, Role, Source, TextSpan};
+use crate::wire::{Rating, Role, Source, TextSpan, Versions};
 use leptos::prelude::*;
 use leptos::task::spawn_local;
-
-/// Where an answer is in its life, as the UI shows it.
-#[derive(Debug, Clone, PartialEq)]
-pub enum UiStatus {
-    /// Sent; nothing back yet.
-    Thinking,
-    /// Passages found in the user's documents; the model is reading them.
-    Reading {
-        passages: usize,
-    },
-    /// Other chats are being answered first.
-    Waiting {
-        position: usize,
-    },
-    Streaming,
-    Complete,
-    Stopped,
-    Failed,
-}
-
-/// A message the page shows; fields are signals so a streaming answer updates in place.
-#[derive(Clone)]
-pub struct UiMessage {
-    pub key: String,
-    pub role: Role,
-    pub content: RwSignal<String>,
-    pub status: RwSignal<UiStatus>,
-    pub error: RwSignal<Option<String>>,
-    pub meta: RwSignal<Option<String>>,
-    /// A note from the server about this answer (e.g. a smaller model
-    /// because the day's budget is spent).
-    pub notice: RwSignal<Option<String>>,
-    /// For a failed answer: the question to ask again.
-    pub retry: RwSignal<Option<String>>,
-    /// The passages the answer is grounded in.
-    pub sources: RwSignal<Vec<Source>>,
-    /// What a follow-up was searched as (its standalone rewrite).
-    pub searched_for: RwSignal<Option<String>>,
-    /// The server's id of the message, once known (votes need it).
-    pub server_id: RwSignal<Option<String>>,
-    /// The reader's vote on this answer.
-    pub rating: RwSignal<Option<Rating>>,
-}
-
-impl UiMessage {
-    pub fn new(key: String, role: Role, content: String, status: UiStatus) -> Self {
-        Self {
-            key,
-            role,
-            content: RwSignal::new(content),
-            status: RwSignal::new(status),
-            error: RwSignal::new(None),
-            meta: RwSignal::new(None),
-            notice: RwSignal::new(None),
-            retry: RwSignal::new(None),
-            sources: RwSignal::new(Vec::new()),
-            searched_for: RwSignal::new(None),
-            server_id: RwSignal::new(None),
-            rating: RwSignal::new(None),
-        }
-    }
-
-    pub fn from_view(message: MessageView) -> Self {
-        let status = match message.status {
-            MessageStatus::Complete => UiStatus::Complete,
-            MessageStatus::Stopped => UiStatus::Stopped,
-            MessageStatus::Incomplete | MessageStatus::Streaming => UiStatus::Failed,
-        };
-        let meta = meta_line(
-            message.model.as_deref(),
-            message.completion_tokens,
-            message.ttft_ms,
-            message.total_ms,
-        );
-        let ui = Self::new(message.id.clone(), message.role, message.content, status);
-        ui.server_id.set(Some(message.id));
-        ui.rating.set(message.rating);
-        ui.notice.set(message.notice);
-        ui.sources.set(message.sources);
-        ui.searched_for.set(message.searched_for);
-        let error = match message.status {
-            MessageStatus::Streaming => Some("This answer was interrupted.".to_string()),
-            _ => message.error,
-        };
-        ui.error.set(error);
-        ui.meta.set(meta);
-        ui
-    }
-}
-
-/// "model · 120 tokens · 0.31 s to first token · 2.4 s"
-pub fn meta_line(
-    model: Option<&str>,
-    tokens: Option<u32>,
-    ttft_ms: Option<u64>,
-    total_ms: Option<u64>,
-) -> Option<String> {
-    let model = model?;
-    let mut parts = vec![model.to_string()];
-    if let Some(tokens) = tokens {
-        parts.push(format!("{tokens} tokens"));
-    }
-    if let Some(ttft) = ttft_ms {
-        parts.push(format!("{:.2} s to first token", ttft as f64 / 1000.0));
-    }
-    if let Some(total) = total_ms {
-        parts.push(format!("{:.1} s", total as f64 / 1000.0));
-        if let (Some(tokens), Some(ttft)) = (tokens, ttft_ms) {
-            let gen_ms = total.saturating_sub(ttft);
-            if tokens > 1 && gen_ms > 0 {
-                parts.push(format!(
-                    "{:.0} tok/s",
-                    f64::from(tokens - 1) * 1000.0 / gen_ms as f64
-                ));
-            }
-        }
-    }
-    Some(parts.join(" · "))
-}
 
 /// What the answer is waiting for, or that it was stopped.
 fn status_view(status: UiStatus) -> Option<AnyView> {
@@ -157,6 +41,9 @@ fn status_view(status: UiStatus) -> Option<AnyView> {
 pub fn MessageBubble(
     message: UiMessage,
     #[prop(into)] on_retry: Callback<String>,
+    /// The last stored answer of the branch shown: it can be regenerated.
+    #[prop(optional)]
+    latest: bool,
 ) -> impl IntoView {
     let UiMessage {
         role,
@@ -170,12 +57,20 @@ pub fn MessageBubble(
         searched_for,
         server_id,
         rating,
+        versions,
         ..
     } = message;
     let is_user = role == Role::User;
+    let editing = RwSignal::new(false);
+    // Only stored messages (with versions known) can be edited or switched.
+    let stored = !message.key.starts_with("live-");
+    let question_versions = versions.clone().filter(|_| is_user);
+    let answer_versions = versions.filter(|_| !is_user);
     let streaming = move || matches!(status.get(), UiStatus::Streaming);
     let body = move || {
-        if is_user {
+        if is_user && editing.get() {
+            view! { <QuestionEditor content server_id editing /> }.into_any()
+        } else if is_user {
             view! { <div class="user-text">{move || content.get()}</div> }.into_any()
         } else {
             view! {
@@ -202,53 +97,229 @@ pub fn MessageBubble(
                 {move || notice.get().map(|n| view! { <p class="answer-note" role="note">{n}</p> })}
                 {body}
                 {status_line}
-                {move || {
-                    error
-                        .get()
-                        .map(|e| {
-                            view! {
-                                <div class="error-box" role="alert">
-                                    <span>{e}</span>
-                                    {move || {
-                                        retry
-                                            .get()
-                                            .map(|text| {
-                                                view! {
-                                                    <button
-                                                        class="retry"
-                                                        on:click=move |_| on_retry.run(text.clone())
-                                                    >
-                                                        "Retry"
-                                                    </button>
-                                                }
-                                            })
-                                    }}
-                                </div>
-                            }
-                        })
-                }}
+                <ErrorBox error retry on_retry />
             </div>
             <SourceChips sources searched_for />
+            <Show when=move || is_user && stored && !editing.get()>
+                <QuestionFooter versions=question_versions.clone() editing />
+            </Show>
             <Show when=move || !is_user && !matches!(status.get(), UiStatus::Thinking | UiStatus::Waiting { .. } | UiStatus::Reading { .. })>
-                <div class="message-footer">
-                    <button
-                        class="icon-button"
-                        aria-label="Copy answer"
-                        title="Copy"
-                        on:click=move |_| browser::copy_text(&content.get_untracked())
-                    >
-                        <svg viewBox="0 0 24 24" width="16" height="16" aria-hidden="true" fill="none" stroke="currentColor" stroke-width="2">
-                            <rect x="9" y="9" width="12" height="12" rx="2"></rect>
-                            <path d="M5 15V5a2 2 0 0 1 2-2h10"></path>
-                        </svg>
-                    </button>
-                    <Show when=move || server_id.get().is_some() && status.get() != UiStatus::Failed>
-                        <Votes server_id rating />
-                    </Show>
-                    <span class="meta">{move || meta.get().unwrap_or_default()}</span>
-                </div>
+                <AnswerFooter
+                    content
+                    status
+                    meta
+                    server_id
+                    rating
+                    versions=answer_versions.clone()
+                    latest
+                />
             </Show>
         </article>
+    }
+}
+
+/// Why an answer failed, with Retry when the question can be asked again.
+#[component]
+fn ErrorBox(
+    error: RwSignal<Option<String>>,
+    retry: RwSignal<Option<String>>,
+    on_retry: Callback<String>,
+) -> impl IntoView {
+    move || {
+        error.get().map(|e| {
+            view! {
+                <div class="error-box" role="alert">
+                    <span>{e}</span>
+                    {move || {
+                        retry
+                            .get()
+                            .map(|text| {
+                                view! {
+                                    <button class="retry" on:click=move |_| on_retry.run(text.clone())>
+                                        "Retry"
+                                    </button>
+                                }
+                            })
+                    }}
+                </div>
+            }
+        })
+    }
+}
+
+/// Under a stored question: its versions, and Edit.
+#[component]
+fn QuestionFooter(versions: Option<Versions>, editing: RwSignal<bool>) -> impl IntoView {
+    let state = expect_context::<ChatState>();
+    view! {
+        <div class="message-footer user-footer">
+            {versions.map(|v| view! { <VersionSwitcher versions=v /> })}
+            <button
+                class="icon-button"
+                aria-label="Edit"
+                title="Edit this question"
+                disabled=move || state.busy.get()
+                on:click=move |_| editing.set(true)
+            >
+                <svg viewBox="0 0 24 24" width="16" height="16" aria-hidden="true" fill="none" stroke="currentColor" stroke-width="2">
+                    <path d="M4 20h4L19 9l-4-4L4 16z M13 7l4 4"></path>
+                </svg>
+            </button>
+        </div>
+    }
+}
+
+/// Under an answer: Copy, the votes, its versions, Regenerate (on the
+/// latest stored answer) and how it was made.
+#[component]
+fn AnswerFooter(
+    content: RwSignal<String>,
+    status: RwSignal<UiStatus>,
+    meta: RwSignal<Option<String>>,
+    server_id: RwSignal<Option<String>>,
+    rating: RwSignal<Option<Rating>>,
+    versions: Option<Versions>,
+    latest: bool,
+) -> impl IntoView {
+    let state = expect_context::<ChatState>();
+    view! {
+        <div class="message-footer">
+            <button
+                class="icon-button"
+                aria-label="Copy answer"
+                title="Copy"
+                on:click=move |_| browser::copy_text(&content.get_untracked())
+            >
+                <svg viewBox="0 0 24 24" width="16" height="16" aria-hidden="true" fill="none" stroke="currentColor" stroke-width="2">
+                    <rect x="9" y="9" width="12" height="12" rx="2"></rect>
+                    <path d="M5 15V5a2 2 0 0 1 2-2h10"></path>
+                </svg>
+            </button>
+            <Show when=move || server_id.get().is_some() && status.get() != UiStatus::Failed>
+                <Votes server_id rating />
+            </Show>
+            {versions.map(|v| view! { <VersionSwitcher versions=v /> })}
+            <Show when=move || latest && server_id.get().is_some() && !state.busy.get() && status.get() != UiStatus::Streaming>
+                <button
+                    class="icon-button"
+                    aria-label="Regenerate"
+                    title="Regenerate this answer"
+                    on:click=move |_| {
+                        if let Some(id) = server_id.get_untracked() {
+                            state.regenerate(id);
+                        }
+                    }
+                >
+                    <svg viewBox="0 0 24 24" width="16" height="16" aria-hidden="true" fill="none" stroke="currentColor" stroke-width="2">
+                        <path d="M20 11a8 8 0 1 0-2.3 5.7 M20 4v7h-7"></path>
+                    </svg>
+                </button>
+            </Show>
+            <span class="meta">{move || meta.get().unwrap_or_default()}</span>
+        </div>
+    }
+}
+
+/// "‹ 2/3 ›": moves between the versions of an answer or a question.
+#[component]
+fn VersionSwitcher(versions: Versions) -> impl IntoView {
+    let state = expect_context::<ChatState>();
+    let Versions {
+        position,
+        count,
+        previous,
+        next,
+    } = versions;
+    let go = move |target: Option<String>| {
+        if let Some(id) = target {
+            state.switch_to(id);
+        }
+    };
+    let no_previous = previous.is_none();
+    let no_next = next.is_none();
+    view! {
+        <span class="versions" role="group" aria-label="Versions">
+            <button
+                class="icon-button"
+                aria-label="Previous version"
+                title="Previous version"
+                disabled=move || no_previous || state.busy.get()
+                on:click=move |_| go(previous.clone())
+            >
+                "‹"
+            </button>
+            <span class="version-position">{format!("{position}/{count}")}</span>
+            <button
+                class="icon-button"
+                aria-label="Next version"
+                title="Next version"
+                disabled=move || no_next || state.busy.get()
+                on:click=move |_| go(next.clone())
+            >
+                "›"
+            </button>
+        </span>
+    }
+}
+
+/// A question opened for editing in place: sending makes a new branch
+/// from there; the old question keeps its branch.
+#[component]
+fn QuestionEditor(
+    content: RwSignal<String>,
+    server_id: RwSignal<Option<String>>,
+    editing: RwSignal<bool>,
+) -> impl IntoView {
+    let state = expect_context::<ChatState>();
+    let draft = RwSignal::new(content.get_untracked());
+    let send = move || {
+        let text = draft.get_untracked();
+        if text.trim().is_empty() {
+            return;
+        }
+        if let Some(id) = server_id.get_untracked() {
+            editing.set(false);
+            state.edit(id, text);
+        }
+    };
+    let field = NodeRef::<leptos::html::Textarea>::new();
+    Effect::new(move |_| {
+        if let Some(field) = field.get() {
+            let _ = field.focus();
+        }
+    });
+    view! {
+        <form
+            class="question-editor"
+            on:submit=move |ev| {
+                ev.prevent_default();
+                send();
+            }
+        >
+            <textarea
+                node_ref=field
+                aria-label="Edit your question"
+                rows="3"
+                prop:value=move || draft.get()
+                on:input=move |ev| draft.set(event_target_value(&ev))
+                on:keydown=move |ev: leptos::ev::KeyboardEvent| {
+                    if ev.key() == "Enter" && !ev.shift_key() {
+                        ev.prevent_default();
+                        send();
+                    } else if ev.key() == "Escape" {
+                        editing.set(false);
+                    }
+                }
+            ></textarea>
+            <div class="editor-actions">
+                <button type="button" class="link-button" on:click=move |_| editing.set(false)>
+                    "Cancel"
+                </button>
+                <button type="submit" class="primary" disabled=move || draft.with(|d| d.trim().is_empty())>
+                    "Send"
+                </button>
+            </div>
+        </form>
     }
 }
 

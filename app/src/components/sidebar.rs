@@ -1,17 +1,16 @@
-//! Conversation list: new chat, switch, delete.
+//! The sidebar: new chat, documents, shared links, the conversation list
+//! and the account menu.
 
 use super::account::AccountMenu;
 use super::chat_state::ChatState;
-use crate::api::{delete_conversation, list_conversations};
+use super::conversation_list::ConversationList;
 use leptos::prelude::*;
-use leptos::task::spawn_local;
 use leptos_router::components::A;
 use leptos_router::hooks::use_navigate;
 
 #[component]
 pub fn Sidebar(open: RwSignal<bool>) -> impl IntoView {
     let state = expect_context::<ChatState>();
-    let conversations = Resource::new(move || state.list_version.get(), |_| list_conversations());
     let navigate = use_navigate();
 
     let new_chat = {
@@ -22,22 +21,6 @@ pub fn Sidebar(open: RwSignal<bool>) -> impl IntoView {
             navigate("/", Default::default());
         }
     };
-    let delete = move |id: String| {
-        let navigate = navigate.clone();
-        spawn_local(async move {
-            match delete_conversation(id.clone()).await {
-                Ok(()) => {
-                    if state.active_id.get_untracked().as_deref() == Some(id.as_str()) {
-                        state.reset();
-                        navigate("/", Default::default());
-                    }
-                    state.refresh_list();
-                }
-                Err(e) => leptos::logging::warn!("delete failed: {e}"),
-            }
-        });
-    };
-
     view! {
         <nav class="sidebar" aria-label="Conversations">
             <div class="sidebar-head">
@@ -52,54 +35,14 @@ pub fn Sidebar(open: RwSignal<bool>) -> impl IntoView {
                     </svg>
                     " Documents"
                 </A>
+                <A href="/shared" attr:class="nav-link" on:click=move |_| open.set(false)>
+                    <svg viewBox="0 0 24 24" width="16" height="16" aria-hidden="true" fill="none" stroke="currentColor" stroke-width="2">
+                        <path d="M10 14a5 5 0 0 0 7 0l3-3a5 5 0 0 0-7-7l-1 1 M14 10a5 5 0 0 0-7 0l-3 3a5 5 0 0 0 7 7l1-1"></path>
+                    </svg>
+                    " Shared links"
+                </A>
             </div>
-            <Transition fallback=|| view! { <p class="muted pad">"Loading…"</p> }>
-                {move || {
-                    let delete = delete.clone();
-                    Suspend::new(async move {
-                    match conversations.await {
-                        Ok(list) if list.is_empty() => {
-                            view! { <p class="muted pad">"No conversations yet."</p> }.into_any()
-                        }
-                        Ok(list) => {
-                            view! {
-                                <ul class="conversation-list">
-                                    {list
-                                        .into_iter()
-                                        .map(|c| {
-                                            let id = c.id.clone();
-                                            let href = format!("/c/{}", c.id);
-                                            let delete = delete.clone();
-                                            let is_active = {
-                                                let id = id.clone();
-                                                move || state.active_id.get().as_deref() == Some(id.as_str())
-                                            };
-                                            view! {
-                                                <li class="conversation" class:active=is_active>
-                                                    <A href=href on:click=move |_| open.set(false)>
-                                                        <span class="title">{c.title}</span>
-                                                    </A>
-                                                    <button
-                                                        class="icon-button delete"
-                                                        aria-label="Delete conversation"
-                                                        title="Delete"
-                                                        on:click=move |_| delete(id.clone())
-                                                    >
-                                                        "×"
-                                                    </button>
-                                                </li>
-                                            }
-                                        })
-                                        .collect_view()}
-                                </ul>
-                            }
-                                .into_any()
-                        }
-                        Err(e) => view! { <p class="error pad">{e.to_string()}</p> }.into_any(),
-                    }
-                    })
-                }}
-            </Transition>
+            <ConversationList open />
             <AccountMenu open=open />
         </nav>
     }
