@@ -287,7 +287,9 @@ fn first_admin(settings: &Settings) -> FirstAdmin {
 
 /// How long an answer may stream before a replica sharing the database
 /// takes it for dead (its replica stopped): far beyond the model timeouts.
-const STREAMING_ABANDONED_AFTER_MS: i64 = 15 * 60 * 1000;
+/// An answer whose replica has been silent this long (it says it is alive
+/// every 5 s while generating) was left by a crash.
+const STREAMING_ABANDONED_AFTER_MS: i64 = 60 * 1000;
 
 /// Opens the database and marks answers that a stopped server left streaming.
 async fn open_store(settings: &Settings) -> anyhow::Result<Store> {
@@ -301,11 +303,12 @@ async fn open_store(settings: &Settings) -> anyhow::Result<Store> {
         tracing::info!(
             "users, chats, events and sessions kept in Postgres, shared by every replica"
         );
-        // Other replicas' answers are still streaming: only long-dead ones
-        // are marked, now and from time to time (a replica may stop for good).
+        // Other replicas' answers are still streaming: only those whose
+        // replica fell silent are marked, now and every 30 s (a replica may
+        // stop for good).
         let sweeper = store.clone();
         tokio::spawn(async move {
-            let mut every = tokio::time::interval(std::time::Duration::from_secs(60));
+            let mut every = tokio::time::interval(std::time::Duration::from_secs(30));
             every.tick().await;
             loop {
                 every.tick().await;

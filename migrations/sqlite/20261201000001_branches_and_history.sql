@@ -13,6 +13,10 @@ CREATE INDEX messages_by_parent ON messages(conversation_id, parent_id);
 -- that is sees it within a second.
 ALTER TABLE messages ADD COLUMN stop_requested INTEGER NOT NULL DEFAULT 0;
 CREATE INDEX messages_streaming ON messages(status) WHERE status = 'streaming';
+-- The replica generating an answer says it is alive every few seconds; an
+-- answer whose replica fell silent (a crash) is given up on within a minute
+-- or two instead of blocking its conversation.
+ALTER TABLE messages ADD COLUMN heartbeat_at INTEGER;
 
 ALTER TABLE conversations ADD COLUMN leaf_id TEXT;
 UPDATE conversations SET leaf_id = (

@@ -53,24 +53,37 @@ pub struct ChatServiceImpl {
 /// stopped on another replica, or whose account was disabled.
 const STOP_CHECK: std::time::Duration = std::time::Duration::from_millis(250);
 
+/// Every this many stop checks (5 s), this replica says which answers it is
+/// still generating (`messages.heartbeat_at`), so a crashed replica's are
+/// told apart from live ones.
+const HEARTBEAT_EVERY_TICKS: u64 = 20;
+
 /// Stops this replica's answers that someone stopped on another replica,
 /// and those of accounts disabled in the last minute (on any replica),
-/// within [`STOP_CHECK`] plus a query. Ends when the chat service is
-/// dropped.
+/// within [`STOP_CHECK`] plus a query, and keeps the heartbeat of the
+/// answers it generates. Ends when the chat service is dropped.
 async fn watch_stops(
     store: Store,
     in_flight: std::sync::Weak<std::sync::Mutex<std::collections::HashMap<String, Running>>>,
 ) {
     let mut every = tokio::time::interval(STOP_CHECK);
     every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
+    for tick in 0u64.. {
         every.tick().await;
         let Some(in_flight) = in_flight.upgrade() else {
             return;
         };
-        let idle = in_flight.lock().map_or(true, |running| running.is_empty());
-        if idle {
+        let running: Vec<String> = in_flight
+            .lock()
+            .map(|running| running.keys().cloned().collect())
+            .unwrap_or_default();
+        if running.is_empty() {
             continue;
+        }
+        if tick % HEARTBEAT_EVERY_TICKS == 0 {
+            if let Err(e) = store.heartbeat(&running).await {
+                tracing::warn!(error = %e, "saying this replica's answers are alive");
+            }
         }
         let stopped = match store.stop_requests().await {
             Ok(stopped) => stopped,

@@ -9,14 +9,15 @@ use app::wire::{ConversationSummary, MessageStatus, MessageView, Rating, Role, S
 impl Store {
     /// Answers left "streaming" by a crash or restart can never finish. With a
     /// shared database other replicas may still be streaming theirs, so only
-    /// answers started before `started_before_ms` are touched.
-    pub async fn mark_interrupted(&self, started_before_ms: i64) -> Result<u64, StoreError> {
+    /// answers whose replica was last heard of before `silent_since_ms` (or
+    /// that started before it, never heard of) are touched.
+    pub async fn mark_interrupted(&self, silent_since_ms: i64) -> Result<u64, StoreError> {
         let done = on_db!(self, db => sqlx::query(
             "UPDATE messages SET status = 'incomplete', \
-             error = 'The server restarted while this answer was being generated.' \
-             WHERE status = 'streaming' AND created_at < $1",
+             error = 'The server stopped while this answer was being generated.' \
+             WHERE status = 'streaming' AND COALESCE(heartbeat_at, created_at) < $1",
         )
-        .bind(started_before_ms)
+        .bind(silent_since_ms)
         .execute(db)
         .await?
         .rows_affected());

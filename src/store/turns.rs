@@ -270,6 +270,28 @@ impl Store {
         Ok(())
     }
 
+    /// Says that this replica is still generating these answers.
+    pub async fn heartbeat(&self, message_ids: &[String]) -> Result<(), StoreError> {
+        if message_ids.is_empty() {
+            return Ok(());
+        }
+        let list: Vec<String> = (0..message_ids.len())
+            .map(|i| format!("${}", i + 2))
+            .collect();
+        let sql = format!(
+            "UPDATE messages SET heartbeat_at = $1 WHERE status = 'streaming' AND id IN ({})",
+            list.join(", ")
+        );
+        on_db!(self, db => {
+            let mut query = sqlx::query(&sql).bind(now_ms());
+            for id in message_ids {
+                query = query.bind(id);
+            }
+            query.execute(db).await?.rows_affected()
+        });
+        Ok(())
+    }
+
     /// Keeps the passages a streaming answer was given.
     pub async fn save_answer_sources(
         &self,

@@ -224,3 +224,40 @@ async fn an_answer_generating_on_one_replica_can_be_followed_from_another() {
         Some(app::wire::ChatEvent::Done { .. })
     ));
 }
+
+#[tokio::test]
+async fn an_answer_left_by_a_crashed_replica_stops_blocking_its_conversation() {
+    let up = upstream(Behaviour::Stream {
+        tokens: vec!["Fine."],
+        usage: true,
+    })
+    .await;
+    let Some(database) = shared_database("answer_left_by_a_crashed_replica").await else {
+        return;
+    };
+    let a = replica(&database, &up.base_url, 48).await;
+    let (conversation, answer) = started(&a.chat(None, "Hello").await);
+    // As a replica that crashed mid-answer leaves it: streaming, and its
+    // replica silent for two minutes.
+    sqlx::query(
+        "UPDATE messages SET status = 'streaming', created_at = created_at - 120000, \
+         heartbeat_at = NULL WHERE id = $1",
+    )
+    .bind(&answer)
+    .execute(&a.db())
+    .await
+    .unwrap();
+    let busy = a.send_raw(Some(&conversation), "And now?").await;
+    assert_eq!(busy.status(), 409);
+    // A replica starting (or any replica's sweep, every 30 s) gives it up.
+    let _b = replica(&database, &up.base_url, 48).await;
+    let view: app::wire::ConversationView =
+        a.conversation(&conversation).await.json().await.unwrap();
+    assert_eq!(
+        view.messages[1].status,
+        app::wire::MessageStatus::Incomplete
+    );
+    let now = a.send_raw(Some(&conversation), "And now?").await;
+    assert_eq!(now.status(), 200);
+    crate::helpers::read_events(now).await;
+}
