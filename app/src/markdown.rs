@@ -59,7 +59,8 @@ fn sanitizer() -> &'static ammonia::Builder<'static> {
     })
 }
 
-fn escape_html(s: &str) -> String {
+/// Text as HTML text or attribute value.
+pub fn escape_html(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for c in s.chars() {
         match c {
@@ -77,6 +78,14 @@ fn escape_html(s: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn text_is_escaped() {
+        assert_eq!(
+            escape_html("<script>\"x\" & 'y'</script>"),
+            "&lt;script&gt;&quot;x&quot; &amp; &#39;y&#39;&lt;/script&gt;"
+        );
+    }
 
     #[test]
     fn renders_common_markdown() {

@@ -26,16 +26,10 @@ impl HistoryServiceImpl {
     }
 
     async fn owned_view(&self, user: &UserId, id: &str) -> Result<ConversationView, AppError> {
-        let title = self
-            .store
-            .owned_title(&user.0, id)
+        self.store
+            .owned_conversation(&user.0, id)
             .await?
-            .ok_or(AppError::NotFound)?;
-        Ok(ConversationView {
-            id: id.to_owned(),
-            title,
-            messages: self.store.active_branch(id).await?,
-        })
+            .ok_or(AppError::NotFound)
     }
 }
 

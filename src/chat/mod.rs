@@ -182,6 +182,12 @@ impl ChatServiceImpl {
         Ok(())
     }
 
+    /// The answer `message_id` if this replica is generating it.
+    fn running(&self, message_id: &str) -> Result<Option<Running>, AppError> {
+        let in_flight = self.in_flight.lock().map_err(|_| AppError::Internal)?;
+        Ok(in_flight.get(message_id).cloned())
+    }
+
     /// Stores the turn's rows, or says why it can't start.
     async fn begin_turn(
         &self,
@@ -304,17 +310,10 @@ impl ChatService for ChatServiceImpl {
     }
 
     async fn conversation(&self, user: &UserId, id: &str) -> Result<ConversationView, AppError> {
-        let title = self
-            .store
-            .owned_title(&user.0, id)
+        self.store
+            .owned_conversation(&user.0, id)
             .await?
-            .ok_or(AppError::NotFound)?;
-        let messages = self.store.active_branch(id).await?;
-        Ok(ConversationView {
-            id: id.to_string(),
-            title,
-            messages,
-        })
+            .ok_or(AppError::NotFound)
     }
 
     async fn delete_conversation(&self, user: &UserId, id: &str) -> Result<(), AppError> {
@@ -428,13 +427,7 @@ impl ChatService for ChatServiceImpl {
         user: &UserId,
         message_id: &str,
     ) -> Result<BoxStream<'static, ChatEvent>, AppError> {
-        let local = self
-            .in_flight
-            .lock()
-            .map_err(|_| AppError::Internal)?
-            .get(message_id)
-            .cloned();
-        match local {
+        match self.running(message_id)? {
             Some(running) if running.owner == *user => {
                 running
                     .live
@@ -462,15 +455,9 @@ impl ChatService for ChatServiceImpl {
     }
 
     async fn stop(&self, user: &UserId, message_id: &str) -> Result<(), AppError> {
-        let local = self
-            .in_flight
-            .lock()
-            .map_err(|_| AppError::Internal)?
-            .get(message_id)
-            .map(|running| (running.owner.clone(), running.cancel.clone()));
-        match local {
-            Some((owner, cancel)) if owner == *user => {
-                cancel.cancel();
+        match self.running(message_id)? {
+            Some(running) if running.owner == *user => {
+                running.cancel.cancel();
                 Ok(())
             }
             Some(_) => Err(AppError::NotFound),

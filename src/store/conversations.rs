@@ -4,7 +4,9 @@
 
 use super::tree::{Node, Tree};
 use super::{json_list, DbRow, Store, StoreError};
-use app::wire::{ConversationSummary, MessageStatus, MessageView, Rating, Role, Source};
+use app::wire::{
+    ConversationSummary, ConversationView, MessageStatus, MessageView, Rating, Role, Source,
+};
 
 impl Store {
     /// Answers left "streaming" by a crash or restart can never finish. With a
@@ -62,6 +64,22 @@ impl Store {
         .await?))
     }
 
+    /// One of the user's conversations as it shows (`None` if not theirs).
+    pub async fn owned_conversation(
+        &self,
+        user_id: &str,
+        conversation_id: &str,
+    ) -> Result<Option<ConversationView>, StoreError> {
+        let Some(title) = self.owned_title(user_id, conversation_id).await? else {
+            return Ok(None);
+        };
+        Ok(Some(ConversationView {
+            id: conversation_id.to_owned(),
+            title,
+            messages: self.active_branch(conversation_id).await?,
+        }))
+    }
+
     /// The branch the conversation shows, first message first, each message
     /// with its versions.
     pub async fn active_branch(
@@ -75,15 +93,12 @@ impl Store {
                     .fetch_optional(db)
                     .await?
                     .flatten();
-            let rows = sqlx::query(
-                "SELECT m.id, m.parent_id, m.seq, m.role, m.content, m.status, m.error, m.model, \
-                   m.completion_tokens, m.ttft_ms, m.total_ms, m.sources, m.notice, \
-                   m.search_query, f.rating \
-                 FROM messages m \
+            let rows = sqlx::query(&format!(
+                "SELECT {MESSAGE_COLUMNS}, m.parent_id, m.seq, f.rating FROM messages m \
                  LEFT JOIN feedback f ON f.message_id = m.id \
                    AND f.user_id = (SELECT user_id FROM conversations c WHERE c.id = m.conversation_id) \
-                 WHERE m.conversation_id = $1 ORDER BY m.seq",
-            )
+                 WHERE m.conversation_id = $1 ORDER BY m.seq"
+            ))
             .bind(conversation_id)
             .fetch_all(db)
             .await?
@@ -220,6 +235,10 @@ pub(super) fn parse_role(role: &str) -> Result<Role, StoreError> {
         other => Err(StoreError::Corrupt(format!("role {other:?}"))),
     }
 }
+
+/// What [`message_from_row`] reads of a message `m` (and `rating`).
+pub(super) const MESSAGE_COLUMNS: &str = "m.id, m.role, m.content, m.status, m.error, m.model, \
+    m.completion_tokens, m.ttft_ms, m.total_ms, m.sources, m.notice, m.search_query";
 
 pub(super) fn message_from_row(r: &impl DbRow) -> Result<MessageView, StoreError> {
     let status = r.text("status")?;

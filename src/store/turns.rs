@@ -3,7 +3,7 @@
 //! a new branch of the conversation's tree), the answer stored as it grows,
 //! Stop requests that reach whichever replica generates, and how it ended.
 
-use super::conversations::{message_from_row, parse_role, sources_json};
+use super::conversations::{message_from_row, parse_role, sources_json, MESSAGE_COLUMNS};
 use super::tree::{Node, Tree};
 use super::{db_int, now_ms, DbRow, Store, StoreError};
 use app::wire::{MessageStatus, MessageView, Role, Source};
@@ -318,12 +318,11 @@ impl Store {
         user_id: &str,
         message_id: &str,
     ) -> Result<Option<MessageView>, StoreError> {
-        on_db!(self, db => sqlx::query(
-            "SELECT m.id, m.role, m.content, m.status, m.error, m.model, m.completion_tokens, \
-               m.ttft_ms, m.total_ms, m.sources, m.notice, m.search_query, NULL AS rating \
+        on_db!(self, db => sqlx::query(&format!(
+            "SELECT {MESSAGE_COLUMNS}, NULL AS rating \
              FROM messages m JOIN conversations c ON c.id = m.conversation_id \
-             WHERE m.id = $1 AND c.user_id = $2 AND m.role = 'assistant'",
-        )
+             WHERE m.id = $1 AND c.user_id = $2 AND m.role = 'assistant'"
+        ))
         .bind(message_id)
         .bind(user_id)
         .fetch_optional(db)

@@ -6,7 +6,7 @@
 use super::error::ApiError;
 use app::error::AppError;
 use app::identity::Identity;
-use app::markdown::render_markdown;
+use app::markdown::{escape_html as escape, render_markdown};
 use app::ports::{Services, UserId};
 use app::wire::{ConversationView, Role};
 use axum::extract::Path;
@@ -145,33 +145,4 @@ fn shell(title: &str, body: String) -> String {
          <body class=\"shared-page\"><main class=\"column\">{body}</main></body></html>",
         escape(title)
     )
-}
-
-/// Text as HTML text or attribute value.
-fn escape(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
-    out
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn text_is_escaped() {
-        assert_eq!(
-            escape("<script>\"x\" & 'y'</script>"),
-            "&lt;script&gt;&quot;x&quot; &amp; &#39;y&#39;&lt;/script&gt;"
-        );
-    }
 }

@@ -3,7 +3,7 @@
 //! input is refused without changing anything.
 
 use crate::faults::{upstream, Behaviour};
-use crate::helpers::{client, spawn_app_http, started};
+use crate::helpers::{client, spawn_app_http, started, TestApp};
 use app::wire::{ConversationSummary, SearchHit, ShareView, MATCH_END, MATCH_START};
 use reqwest::header;
 
@@ -12,6 +12,18 @@ fn answer(tokens: Vec<&'static str>) -> Behaviour {
         tokens,
         usage: true,
     }
+}
+
+/// What `client`'s search for `query` finds.
+async fn search_as(client: &reqwest::Client, app: &TestApp, query: &str) -> Vec<SearchHit> {
+    let response = client
+        .post(app.url("/api/search"))
+        .form(&[("query", query)])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200, "{query}");
+    response.json().await.unwrap()
 }
 
 #[tokio::test]
@@ -25,14 +37,7 @@ async fn search_finds_words_of_answers_and_titles_but_only_the_user_s() {
     let (airships, _) = started(&app.chat(None, "Tell me about airships").await);
     let (baking, _) = started(&app.chat(None, "How do I bake?").await);
 
-    let search = |query: &'static str| {
-        let app = &app;
-        async move {
-            let response = app.post_form("/api/search", &[("query", query)]).await;
-            assert_eq!(response.status(), 200, "{query}");
-            response.json::<Vec<SearchHit>>().await.unwrap()
-        }
-    };
+    let search = |query: &'static str| search_as(&app.client, &app, query);
     // A word only the answer has.
     let hits = search("Zeppelin").await;
     assert_eq!(hits.len(), 1);
@@ -57,16 +62,7 @@ async fn search_finds_words_of_answers_and_titles_but_only_the_user_s() {
 
     // Another user finds nothing of it.
     let stranger = client();
-    let theirs: Vec<SearchHit> = stranger
-        .post(app.url("/api/search"))
-        .form(&[("query", "zeppelin")])
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    assert!(theirs.is_empty());
+    assert!(search_as(&stranger, &app, "zeppelin").await.is_empty());
 }
 
 #[tokio::test]
@@ -218,84 +214,43 @@ async fn another_user_s_conversation_cant_be_shared_searched_exported_or_changed
         .await
         .unwrap();
     crate::helpers::read_events(own).await;
-    let form = |path: &'static str, fields: Vec<(&'static str, String)>| {
-        let request = stranger.post(app.url(path)).form(&fields);
-        async move { request.send().await.unwrap().status().as_u16() }
-    };
-    let json = |path: &'static str, body: serde_json::Value| {
-        let request = stranger.post(app.url(path)).json(&body);
-        async move { request.send().await.unwrap().status().as_u16() }
-    };
-    let id = || conversation.clone();
-    assert_eq!(form("/api/share", vec![("id", id())]).await, 404);
-    assert_eq!(
-        form(
-            "/api/rename_conversation",
-            vec![("id", id()), ("title", "x".into())]
-        )
-        .await,
-        404
-    );
-    assert_eq!(
-        form(
+    let (id, answer, question) = (&conversation, &answer_id, &question_id);
+    let forms: [(&str, Vec<(&str, &str)>); 5] = [
+        ("/api/share", vec![("id", id)]),
+        ("/api/rename_conversation", vec![("id", id), ("title", "x")]),
+        (
             "/api/pin_conversation",
-            vec![("id", id()), ("pinned", "true".into())]
-        )
-        .await,
-        404
-    );
-    assert_eq!(
-        form(
-            "/api/switch_branch",
-            vec![("message_id", answer_id.clone())]
-        )
-        .await,
-        404
-    );
-    assert_eq!(
-        form("/api/stop", vec![("message_id", answer_id.clone())]).await,
-        404
-    );
-    assert_eq!(
-        json(
+            vec![("id", id), ("pinned", "true")],
+        ),
+        ("/api/switch_branch", vec![("message_id", answer)]),
+        ("/api/stop", vec![("message_id", answer)]),
+    ];
+    for (path, fields) in forms {
+        let response = stranger.post(app.url(path)).form(&fields).send().await;
+        assert_eq!(response.unwrap().status(), 404, "{path}");
+    }
+    let bodies = [
+        (
             "/api/regenerate",
-            serde_json::json!({ "message_id": answer_id })
-        )
-        .await,
-        404
-    );
-    assert_eq!(
-        json(
+            serde_json::json!({ "message_id": answer }),
+        ),
+        (
             "/api/edit",
-            serde_json::json!({ "message_id": question_id, "text": "mine now" })
-        )
-        .await,
-        404
-    );
-    assert_eq!(
-        json(
-            "/api/follow",
-            serde_json::json!({ "message_id": answer_id })
-        )
-        .await,
-        404
-    );
+            serde_json::json!({ "message_id": question, "text": "mine now" }),
+        ),
+        ("/api/follow", serde_json::json!({ "message_id": answer })),
+    ];
+    for (path, body) in bodies {
+        let response = stranger.post(app.url(path)).json(&body).send().await;
+        assert_eq!(response.unwrap().status(), 404, "{path}");
+    }
     let export = stranger
         .get(app.url(&format!("/api/conversations/{conversation}/export")))
         .send()
         .await
         .unwrap();
     assert_eq!(export.status(), 404);
-    let hits: Vec<SearchHit> = stranger
-        .post(app.url("/api/search"))
-        .form(&[("query", "private")])
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    assert!(hits.is_empty());
+    assert!(search_as(&stranger, &app, "private").await.is_empty());
 
     // Nothing changed.
     let view = app.view(&conversation).await;

@@ -62,8 +62,8 @@ pub fn MessageBubble(
     } = message;
     let is_user = role == Role::User;
     let editing = RwSignal::new(false);
-    // Only stored messages (with versions known) can be edited or switched.
-    let stored = !message.key.starts_with("live-");
+    // Only stored questions (the page knows their id) can be edited.
+    let stored = server_id.get_untracked().is_some();
     let question_versions = versions.clone().filter(|_| is_user);
     let answer_versions = versions.filter(|_| !is_user);
     let streaming = move || matches!(status.get(), UiStatus::Streaming);
