@@ -25,6 +25,8 @@ pub struct Settings {
     /// Prices per model name, for the dashboard's cost estimates.
     pub prices: std::collections::HashMap<String, Price>,
     pub cache: CacheSettings,
+    /// The operators' quality view: knowledge gaps and weak sources.
+    pub quality: QualitySettings,
     /// A/B experiments on the prompt, temperature and number of passages.
     pub experiments: Vec<Experiment>,
 }
@@ -87,6 +89,10 @@ pub struct DocumentSettings {
     /// The program run as `<program> parse-worker` to parse a document
     /// (default: the server's own binary).
     pub parser_program: Option<PathBuf>,
+    /// How long a replaced version's vectors stay (hidden) after the new
+    /// version swaps in, so a question that read the old state just before
+    /// the swap still finds them for its search. Then they are removed.
+    pub retire_after_secs: u64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -219,6 +225,7 @@ impl Default for DocumentSettings {
             parse_memory_mib: 1024,
             parse_timeout_secs: 120,
             parser_program: None,
+            retire_after_secs: 30,
         }
     }
 }
@@ -422,6 +429,7 @@ impl Default for Settings {
             limits: LimitSettings::default(),
             prices: Default::default(),
             cache: Default::default(),
+            quality: QualitySettings::default(),
             experiments: Vec::new(),
         }
     }
@@ -531,6 +539,34 @@ impl Settings {
             Provider::Auto if self.llm.base_url.is_some() => Provider::Openai,
             Provider::Auto => Provider::Local,
             explicit => explicit,
+        }
+    }
+}
+
+/// The operators' quality view (`[quality]`): which questions the documents
+/// don't answer, and which sources people vote down.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default)]
+pub struct QualitySettings {
+    /// A turn that searched documents and whose best passage's cosine
+    /// similarity to the question is below this is a knowledge gap. 0.35
+    /// suits all-MiniLM-L6-v2, where an unrelated passage scores about 0–0.2
+    /// and one that answers the question 0.5 or more.
+    pub low_score: f64,
+    /// Questions at least this similar (cosine of their embeddings) to a
+    /// group's first question join that group.
+    pub similar_questions: f64,
+    /// The latest this many gap questions of a time range are grouped (the
+    /// embedding and grouping stay bounded however long the range).
+    pub max_questions: usize,
+}
+
+impl Default for QualitySettings {
+    fn default() -> Self {
+        Self {
+            low_score: 0.35,
+            similar_questions: 0.8,
+            max_questions: 500,
         }
     }
 }
@@ -783,5 +819,22 @@ mod tests {
         assert!(
             Settings::from_sources(no_file(), env(&[("APP__LLM__PROVIDER", "magic")])).is_err()
         );
+    }
+
+    #[test]
+    fn the_gap_threshold_has_a_default_and_an_override() {
+        let s = Settings::from_sources(no_file(), env(&[])).unwrap();
+        assert_eq!(s.quality.low_score, 0.35);
+        let s = Settings::from_sources(
+            no_file(),
+            env(&[
+                ("APP__QUALITY__LOW_SCORE", "0.5"),
+                ("APP__QUALITY__MAX_QUESTIONS", "100"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(s.quality.low_score, 0.5);
+        assert_eq!(s.quality.max_questions, 100);
+        assert_eq!(s.quality.similar_questions, 0.8);
     }
 }

@@ -24,6 +24,7 @@ use crate::ops::feedback::FeedbackServiceImpl;
 use crate::ops::limits::redis::RedisRateLimiter;
 use crate::ops::limits::{Allowances, LocalRateLimiter, RateLimiter};
 use crate::ops::metrics::Metrics;
+use crate::ops::quality::QualityReporter;
 use crate::store::{SessionBackend, Store};
 use anyhow::Context;
 use app::ports::{Services, UsageLimits};
@@ -51,6 +52,7 @@ pub struct Application {
 /// (on the configured model, else the answering one) and the budgets.
 fn build_grounding(
     settings: &Settings,
+    store: &Store,
     retriever: Retriever,
     tokens: Arc<dyn TokenSpans>,
     models: &ModelRoster,
@@ -68,6 +70,7 @@ fn build_grounding(
     let rewrite = &settings.rewrite;
     Ok(Grounding {
         retriever,
+        access: crate::documents::access::Access::new(store.clone()),
         rewriter: QueryRewriter::new(
             rewrite
                 .model
@@ -463,7 +466,8 @@ impl Application {
         .context("starting document ingestion")?;
         let grounding = Arc::new(build_grounding(
             &settings,
-            Retriever::new(embedder, index.clone(), settings.retrieval.clone()),
+            &store,
+            Retriever::new(embedder.clone(), index.clone(), settings.retrieval.clone()),
             tokens,
             &models,
         )?);
@@ -479,7 +483,9 @@ impl Application {
                 store.clone(),
                 settings.prices.clone(),
                 settings.experiments.clone(),
+                QualityReporter::new(store.clone(), embedder, settings.quality.clone()),
             )),
+            collections: Arc::new(documents.collections()),
             documents: Arc::new(documents),
         };
 
@@ -501,6 +507,9 @@ impl Application {
             settings.documents.max_files_per_upload,
         )
         .merge(crate::web::conversations::export_router(services.clone()))
+        .merge(crate::web::collections::collections_router(
+            services.clone(),
+        ))
         .merge(crate::web::operator::operator_router(
             services.clone(),
             store.clone(),

@@ -2,8 +2,9 @@
 
 use crate::error::AppError;
 use crate::wire::{
-    AccountView, ApiKeyView, ClientLimits, ConversationSummary, ConversationView, Dashboard,
-    DocumentView, NewApiKey, Rating, SearchHit, SessionView, ShareView, UserList, UserRole,
+    AccountView, ApiKeyView, ClientLimits, CollectionList, CollectionView, ConversationSummary,
+    ConversationView, Dashboard, DocumentView, MemberAccess, NewApiKey, QualityReport, Rating,
+    SearchHit, SessionView, ShareView, UserList, UserRole,
 };
 use leptos::prelude::*;
 use server_fn::codec::{ByteStream, Json, Streaming};
@@ -181,6 +182,9 @@ async fn stream_turn(turn: crate::ports::TurnRequest) -> Result<ByteStream<AppEr
     let (caller, admission) =
         identity::storing_caller(async |caller| services.limits.admit_chat(caller).await).await?;
     let user = caller.user.ok_or(AppError::Internal)?;
+    if let crate::ports::TurnRequest::Ask { scope: Some(_), .. } = &turn {
+        services.chat.check_turn(&user, &turn).await?;
+    }
     let events = services
         .chat
         .send(&user, SendMessage { turn, admission })
@@ -205,11 +209,13 @@ pub async fn send_message(
     conversation_id: Option<String>,
     text: String,
     #[server(default)] after: Option<String>,
+    #[server(default)] scope: Option<Vec<String>>,
 ) -> Result<ByteStream<AppError>, AppError> {
     stream_turn(crate::ports::TurnRequest::Ask {
         conversation_id,
         after,
         text,
+        scope,
     })
     .await
 }
@@ -303,19 +309,128 @@ pub async fn revoke_share(id: String) -> Result<(), AppError> {
     identity::services().history.revoke_share(&user, &id).await
 }
 
-/// The user's documents, newest first.
+/// The documents the user can read (their own and shared ones), newest first.
 #[server(prefix = "/api", endpoint = "document_list")]
 pub async fn list_documents() -> Result<Vec<DocumentView>, AppError> {
-    match identity::current_user().await? {
-        Some(user) => identity::services().documents.list(&user).await,
+    match identity::current_caller().await? {
+        Some(caller) => identity::services().documents.list(&caller, None).await,
         None => Ok(Vec::new()),
     }
 }
 
 #[server(prefix = "/api", endpoint = "document_delete")]
 pub async fn delete_document(id: String) -> Result<(), AppError> {
+    let caller = identity::require_caller().await?;
+    identity::services().documents.delete(&caller, &id).await
+}
+
+/// Every version of a document, newest first.
+#[server(prefix = "/api", endpoint = "document_versions")]
+pub async fn document_versions(id: String) -> Result<Vec<DocumentView>, AppError> {
+    let caller = identity::require_caller().await?;
+    identity::services().documents.versions(&caller, &id).await
+}
+
+/// The collections the user can read.
+#[server(prefix = "/api", endpoint = "collection_list")]
+pub async fn list_collections() -> Result<CollectionList, AppError> {
+    match identity::current_caller().await? {
+        Some(caller) => identity::services().collections.list(&caller).await,
+        None => Ok(CollectionList {
+            collections: Vec::new(),
+            can_create: false,
+        }),
+    }
+}
+
+#[server(prefix = "/api", endpoint = "collection_create")]
+pub async fn create_collection(
+    name: String,
+    everyone: Option<MemberAccess>,
+) -> Result<CollectionView, AppError> {
+    let caller = identity::require_caller().await?;
+    identity::services()
+        .collections
+        .create(&caller, &name, everyone)
+        .await
+}
+
+/// Who every signed-in account may be for a collection (`None`: nobody).
+#[server(prefix = "/api", endpoint = "collection_everyone")]
+pub async fn set_collection_everyone(
+    id: String,
+    everyone: Option<MemberAccess>,
+) -> Result<CollectionView, AppError> {
+    let caller = identity::require_caller().await?;
+    identity::services()
+        .collections
+        .update(&caller, &id, None, Some(everyone))
+        .await
+}
+
+#[server(prefix = "/api", endpoint = "collection_delete")]
+pub async fn delete_collection(id: String) -> Result<(), AppError> {
+    let caller = identity::require_caller().await?;
+    identity::services().collections.delete(&caller, &id).await
+}
+
+#[server(prefix = "/api", endpoint = "collection_member_set")]
+pub async fn set_collection_member(
+    id: String,
+    username: String,
+    access: MemberAccess,
+) -> Result<CollectionView, AppError> {
+    let caller = identity::require_caller().await?;
+    identity::services()
+        .collections
+        .set_member(&caller, &id, &username, access)
+        .await
+}
+
+#[server(prefix = "/api", endpoint = "collection_member_remove")]
+pub async fn remove_collection_member(
+    id: String,
+    username: String,
+) -> Result<CollectionView, AppError> {
+    let caller = identity::require_caller().await?;
+    identity::services()
+        .collections
+        .remove_member(&caller, &id, &username)
+        .await
+}
+
+/// Rebuilds a collection's documents with the current embedder and chunker.
+#[server(prefix = "/api", endpoint = "collection_reindex")]
+pub async fn reindex_collection(id: String, all: bool) -> Result<u32, AppError> {
+    let caller = identity::require_caller().await?;
+    identity::services()
+        .collections
+        .reindex(&caller, &id, all)
+        .await
+}
+
+/// Lets an account make shared collections (admins).
+#[server(prefix = "/api", endpoint = "allow_sharing")]
+pub async fn allow_sharing(user_id: String, allowed: bool) -> Result<(), AppError> {
+    identity::require_admin().await?;
+    let caller = identity::require_caller().await?;
+    identity::services()
+        .collections
+        .allow_sharing(&caller, &user_id, allowed)
+        .await
+}
+
+/// Chooses which collections a conversation searches (`None`: all).
+#[server(prefix = "/api", endpoint = "conversation_scope", input = Json)]
+pub async fn set_conversation_scope(
+    conversation_id: String,
+    scope: Option<Vec<String>>,
+) -> Result<(), AppError> {
     let user = identity::current_user().await?.ok_or(AppError::NotFound)?;
-    identity::services().documents.delete(&user, &id).await
+    identity::services()
+        .chat
+        .set_scope(&user, &conversation_id, scope)
+        .await
 }
 
 /// Thumbs up/down (with an optional comment) on one of the user's answers;
@@ -337,12 +452,25 @@ pub async fn rate_answer(
 #[server(prefix = "/api", endpoint = "admin/dashboard")]
 pub async fn get_dashboard(hours: u32) -> Result<Dashboard, AppError> {
     identity::require_admin().await?;
+    let (since, until) = last_hours(hours);
+    identity::services().dashboard.dashboard(since, until).await
+}
+
+/// Admin: knowledge gaps and weak sources over the last `hours` hours (the
+/// dashboard's range).
+#[server(prefix = "/api", endpoint = "admin/quality")]
+pub async fn get_quality(hours: u32) -> Result<QualityReport, AppError> {
+    identity::require_admin().await?;
+    let (since, until) = last_hours(hours);
+    identity::services().dashboard.quality(since, until).await
+}
+
+/// `[since, until)` in ms for the last `hours` hours (1 to 90 days), now included.
+#[cfg(feature = "ssr")]
+fn last_hours(hours: u32) -> (i64, i64) {
     let hours = i64::from(hours.clamp(1, 24 * 90));
     let until = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX));
-    identity::services()
-        .dashboard
-        .dashboard(until - hours * 3_600_000, until + 1)
-        .await
+    (until - hours * 3_600_000, until + 1)
 }

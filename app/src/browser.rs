@@ -89,11 +89,13 @@ pub fn stick_to_bottom(element: &leptos::web_sys::HtmlElement) {
     }
 }
 
-/// Sends one file as `multipart/form-data` (field `file`) with progress
-/// reports; `fetch` can't report upload progress, XMLHttpRequest can.
+/// Sends one file as `multipart/form-data` (text `fields` first, then the
+/// file as field `file`) with progress reports; `fetch` can't report upload
+/// progress, XMLHttpRequest can.
 #[cfg(feature = "hydrate")]
 pub fn upload_file(
     url: &str,
+    fields: &[(&str, String)],
     file: web_sys::File,
     on_progress: impl Fn(f64) + 'static,
     on_done: impl FnOnce(Result<(u16, String), String>) + 'static,
@@ -155,6 +157,9 @@ pub fn upload_file(
     let name = file.name();
     let sent = web_sys::FormData::new()
         .and_then(|form| {
+            for (field, value) in fields {
+                form.append_with_str(field, value)?;
+            }
             form.append_with_blob_and_filename("file", &file, &name)?;
             Ok(form)
         })

@@ -79,6 +79,16 @@ impl Identity {
             .map(|account| UserId(account.user_id)))
     }
 
+    /// The caller, if the request has an account or guest (none is made).
+    pub async fn caller(&self, accounts: &dyn AccountService) -> Result<Option<Caller>, AppError> {
+        Ok(self.account(accounts).await?.map(|account| Caller {
+            user: Some(UserId(account.user_id)),
+            role: account.role,
+            ip: self.ip,
+            via_api_key: self.api_key.is_some(),
+        }))
+    }
+
     /// The account (not a guest) signed in in this browser. API keys are
     /// refused: a leaked key must not be able to make more keys (and so
     /// outlive its revocation) or revoke its owner's.
@@ -129,6 +139,7 @@ impl Identity {
                 user: Some(UserId(account.user_id)),
                 role: account.role,
                 ip: self.ip,
+                via_api_key: self.api_key.is_some(),
             };
             let admitted = admit(&caller).await?;
             return Ok((caller, admitted));
@@ -140,6 +151,7 @@ impl Identity {
             user: None,
             role: UserRole::Guest,
             ip: self.ip,
+            via_api_key: false,
         };
         let admitted = admit(&caller).await?;
         services.limits.admit_new_guest(self.ip).await?;
@@ -165,6 +177,19 @@ pub async fn current_user() -> Result<Option<UserId>, AppError> {
         .await?
         .user(services().accounts.as_ref())
         .await
+}
+
+pub async fn current_caller() -> Result<Option<Caller>, AppError> {
+    Identity::current()
+        .await?
+        .caller(services().accounts.as_ref())
+        .await
+}
+
+/// The caller, who must have an account or guest: without one, nothing of
+/// theirs exists (`NotFound`).
+pub async fn require_caller() -> Result<Caller, AppError> {
+    current_caller().await?.ok_or(AppError::NotFound)
 }
 
 pub async fn require_signed_in_browser() -> Result<UserId, AppError> {

@@ -4,6 +4,7 @@
 pub mod api;
 mod browser;
 mod components;
+mod dates;
 pub mod error;
 #[cfg(feature = "ssr")]
 pub mod identity;

@@ -3,8 +3,9 @@
 
 use crate::error::AppError;
 use crate::wire::{
-    AccountView, ApiKeyView, ChatEvent, ClientLimits, ConversationSummary, ConversationView,
-    Dashboard, DocumentView, NewApiKey, Rating, SearchHit, ShareView, UserList, UserRole,
+    AccountView, ApiKeyView, ChatEvent, ClientLimits, CollectionList, CollectionView,
+    ConversationSummary, ConversationView, Dashboard, DocumentView, MemberAccess, NewApiKey,
+    QualityReport, Rating, SearchHit, ShareView, UserList, UserRole,
 };
 use futures::stream::BoxStream;
 use std::sync::Arc;
@@ -23,6 +24,9 @@ pub struct Caller {
     pub role: UserRole,
     /// The client's address (IPv6 grouped by /64).
     pub ip: Option<std::net::IpAddr>,
+    /// The request came with an API key (which acts as its account, but
+    /// doesn't manage who may read what).
+    pub via_api_key: bool,
 }
 
 /// Guests, accounts and roles.
@@ -121,6 +125,8 @@ pub trait FeedbackService: Send + Sync + 'static {
 pub trait DashboardService: Send + Sync + 'static {
     /// Figures for `[since, until)` (ms since the epoch).
     async fn dashboard(&self, since: i64, until: i64) -> Result<Dashboard, AppError>;
+    /// Knowledge gaps and weak sources in `[since, until)`.
+    async fn quality(&self, since: i64, until: i64) -> Result<QualityReport, AppError>;
 }
 
 /// What a turn does.
@@ -133,6 +139,9 @@ pub enum TurnRequest {
         conversation_id: Option<String>,
         after: Option<String>,
         text: String,
+        /// For a new conversation: the collections it searches (`None`:
+        /// every one the user may read).
+        scope: Option<Vec<String>>,
     },
     /// Another version of one of the user's answers.
     Regenerate { message_id: String },
@@ -194,6 +203,14 @@ pub trait ChatService: Send + Sync + 'static {
         user: &UserId,
         message_id: &str,
     ) -> Result<ConversationView, AppError>;
+    /// Chooses which collections one of the user's conversations searches
+    /// (each must be readable by them; `None`: all they may read).
+    async fn set_scope(
+        &self,
+        user: &UserId,
+        conversation_id: &str,
+        scope: Option<Vec<String>>,
+    ) -> Result<(), AppError>;
     fn limits(&self) -> ClientLimits;
 }
 
@@ -216,25 +233,98 @@ pub trait HistoryService: Send + Sync + 'static {
     async fn shared(&self, share_id: &str) -> Result<ConversationView, AppError>;
 }
 
-/// The user's documents: upload, list, status, delete. Every call checks the
-/// owner; another user's id is `NotFound`.
+/// Where an upload goes.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct UploadTarget {
+    /// A collection the caller may write to; `None`: their private one.
+    pub collection: Option<String>,
+    /// A new version of this document (by any of its versions' ids); by
+    /// default a file with the name of one of the collection's documents
+    /// is a new version of it.
+    pub replaces: Option<String>,
+}
+
+/// Documents in collections: upload, list, status, versions, delete. Every
+/// call checks the caller's access to the document's collection at that
+/// moment; a document the caller can't read is `NotFound`, one they can
+/// read but not change `Forbidden`.
 #[async_trait::async_trait]
 pub trait DocumentService: Send + Sync + 'static {
     /// Accepts one file for ingestion (which continues in the background), or
-    /// refuses it with a reason. Identical content already uploaded by this
-    /// user is recognised and not indexed twice.
+    /// refuses it with a reason. Identical content already current in the
+    /// collection is recognised and not indexed twice.
     /// Returns the document and whether it is an earlier upload of the same bytes.
     /// The file counts against the caller's upload quotas.
     async fn upload(
         &self,
         caller: &Caller,
+        target: &UploadTarget,
         file_name: &str,
         bytes: Vec<u8>,
     ) -> Result<(DocumentView, bool), AppError>;
-    async fn list(&self, user: &UserId) -> Result<Vec<DocumentView>, AppError>;
-    async fn get(&self, user: &UserId, id: &str) -> Result<DocumentView, AppError>;
-    /// Removes the document and its vectors (stopping its ingestion if running).
-    async fn delete(&self, user: &UserId, id: &str) -> Result<(), AppError>;
+    /// The current documents the caller can read, of one collection or all.
+    async fn list(
+        &self,
+        caller: &Caller,
+        collection: Option<&str>,
+    ) -> Result<Vec<DocumentView>, AppError>;
+    async fn get(&self, caller: &Caller, id: &str) -> Result<DocumentView, AppError>;
+    /// Every version of the document, newest first.
+    async fn versions(&self, caller: &Caller, id: &str) -> Result<Vec<DocumentView>, AppError>;
+    /// Removes the document (every version) and its vectors, stopping its
+    /// ingestion if running. Needs write access.
+    async fn delete(&self, caller: &Caller, id: &str) -> Result<(), AppError>;
+}
+
+/// Collections and who may read or change them. One the caller can't read
+/// is `NotFound`; one they can read but not manage is `Forbidden`.
+#[async_trait::async_trait]
+pub trait CollectionService: Send + Sync + 'static {
+    async fn list(&self, caller: &Caller) -> Result<CollectionList, AppError>;
+    /// A shared collection; admins, and accounts the admin allows.
+    async fn create(
+        &self,
+        caller: &Caller,
+        name: &str,
+        everyone: Option<MemberAccess>,
+    ) -> Result<CollectionView, AppError>;
+    /// With its members if the caller manages it.
+    async fn get(&self, caller: &Caller, id: &str) -> Result<CollectionView, AppError>;
+    async fn update(
+        &self,
+        caller: &Caller,
+        id: &str,
+        name: Option<&str>,
+        everyone: Option<Option<MemberAccess>>,
+    ) -> Result<CollectionView, AppError>;
+    /// Deletes a shared collection and its documents.
+    async fn delete(&self, caller: &Caller, id: &str) -> Result<(), AppError>;
+    /// Grants (or changes) an account's access. Not with an API key unless
+    /// the key is an admin's.
+    async fn set_member(
+        &self,
+        caller: &Caller,
+        id: &str,
+        username: &str,
+        access: MemberAccess,
+    ) -> Result<CollectionView, AppError>;
+    async fn remove_member(
+        &self,
+        caller: &Caller,
+        id: &str,
+        username: &str,
+    ) -> Result<CollectionView, AppError>;
+    /// Rebuilds the collection's documents (all, or those made by another
+    /// embedder or chunker) in the background, each swapped in when ready.
+    /// Admins only. Returns how many builds were queued.
+    async fn reindex(&self, caller: &Caller, id: &str, all: bool) -> Result<u32, AppError>;
+    /// Lets an account make shared collections (admins only).
+    async fn allow_sharing(
+        &self,
+        caller: &Caller,
+        user_id: &str,
+        allowed: bool,
+    ) -> Result<(), AppError>;
 }
 
 /// The services the app takes from context.
@@ -247,4 +337,5 @@ pub struct Services {
     pub feedback: Arc<dyn FeedbackService>,
     pub dashboard: Arc<dyn DashboardService>,
     pub documents: Arc<dyn DocumentService>,
+    pub collections: Arc<dyn CollectionService>,
 }

@@ -1,5 +1,8 @@
 //! Types that cross the wire between the server and the browser.
 
+mod quality;
+
+pub use quality::{GapReasons, KnowledgeGap, QualityReport, SourceAnswer, WeakSource};
 use serde::{Deserialize, Serialize};
 
 /// One line of the chat stream (newline-delimited JSON).
@@ -229,6 +232,79 @@ pub struct ConversationView {
     pub id: String,
     pub title: String,
     pub messages: Vec<MessageView>,
+    /// The collections this conversation searches; `None`: every one the
+    /// user may read.
+    #[serde(default)]
+    pub scope: Option<Vec<String>>,
+}
+
+/// What a caller may do with a collection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum CollectionAccess {
+    /// Retrieval and citations.
+    Read,
+    /// Also upload, replace and delete documents.
+    Write,
+    /// Also rename, delete, and grant access (its owner; admins for shared ones).
+    Manage,
+}
+
+/// Access a member (or every signed-in account) is granted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum MemberAccess {
+    Read,
+    Write,
+}
+
+impl MemberAccess {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MemberAccess::Read => "read",
+            MemberAccess::Write => "write",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "read" => Some(MemberAccess::Read),
+            "write" => Some(MemberAccess::Write),
+            _ => None,
+        }
+    }
+}
+
+/// A collection of documents the caller can read.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CollectionView {
+    pub id: String,
+    pub name: String,
+    /// The caller's own collection (every account has one).
+    pub private: bool,
+    /// Access every signed-in account has, if any.
+    pub everyone: Option<MemberAccess>,
+    pub access: CollectionAccess,
+    /// Username of its owner (`None` for a guest's).
+    pub owner: Option<String>,
+    /// Documents in it (current versions).
+    pub documents: u64,
+    /// Its members, for those who manage it.
+    #[serde(default)]
+    pub members: Vec<MemberView>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MemberView {
+    pub username: String,
+    pub access: MemberAccess,
+}
+
+/// The collections a caller can read, and whether they may make more.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CollectionList {
+    pub collections: Vec<CollectionView>,
+    pub can_create: bool,
 }
 
 /// Limits the UI needs to know to validate before sending.
@@ -246,6 +322,9 @@ pub struct Source {
     pub n: u32,
     pub document_id: String,
     pub document_name: String,
+    /// The name of the collection it came from.
+    #[serde(default)]
+    pub collection: Option<String>,
     /// 1-based PDF page.
     pub page: Option<u32>,
     /// The headings above the passage, outermost first, joined with " › ".
@@ -338,6 +417,30 @@ pub struct DocumentView {
     /// While queued: its place in the ingestion queue (1 = next).
     #[serde(default)]
     pub queue_position: Option<u32>,
+    /// The collection it is in.
+    #[serde(default)]
+    pub collection_id: String,
+    #[serde(default)]
+    pub collection_name: String,
+    /// The document across its versions (the first version's id).
+    #[serde(default)]
+    pub lineage_id: String,
+    /// 1 for the first upload, then one more per file uploaded under the same
+    /// name into the same collection.
+    #[serde(default)]
+    pub version: u32,
+    /// An older version, replaced by a newer one (kept for the votes and
+    /// events that used it; no longer answers).
+    #[serde(default)]
+    pub superseded: bool,
+    /// What made its vectors: embedding model, and chunking settings.
+    #[serde(default)]
+    pub embedder: Option<String>,
+    #[serde(default)]
+    pub chunker: Option<String>,
+    /// Whether the caller may replace or delete it.
+    #[serde(default)]
+    pub can_write: bool,
 }
 
 impl DocumentView {
@@ -448,6 +551,9 @@ pub struct UserSummary {
     pub documents: u64,
     /// Prompt + completion tokens since 00:00 UTC.
     pub tokens_today: u64,
+    /// An administrator allowed the account to make shared collections.
+    #[serde(default)]
+    pub can_share: bool,
 }
 
 /// An API key as its owner sees it (the secret is shown once, at creation).

@@ -21,6 +21,9 @@ pub struct CacheKeyParts<'a> {
     pub sources: &'a [Source],
     /// Document id → content hash.
     pub document_versions: &'a HashMap<String, String>,
+    /// The collections searched (sorted): an answer is only reused for a
+    /// request that could read exactly these.
+    pub collections: &'a [String],
     pub temperature: f32,
     pub max_tokens: u32,
 }
@@ -61,6 +64,10 @@ pub fn cache_key(parts: &CacheKeyParts<'_>) -> String {
             .map_or("", String::as_str);
         field(version.as_bytes());
     }
+    field(&(parts.collections.len() as u64).to_le_bytes());
+    for collection in parts.collections {
+        field(collection.as_bytes());
+    }
     field(&parts.temperature.to_le_bytes());
     field(&parts.max_tokens.to_le_bytes());
     crate::hex(&hash.finalize())
@@ -96,6 +103,7 @@ mod tests {
 
     fn source(doc: &str, chunk: u32) -> Source {
         Source {
+            collection: None,
             n: 1,
             document_id: doc.into(),
             document_name: "d.pdf".into(),
@@ -122,6 +130,7 @@ mod tests {
             history: &[],
             sources,
             document_versions: versions,
+            collections: &[],
             temperature: t,
             max_tokens: 100,
         })
@@ -158,6 +167,7 @@ mod tests {
             history: &[("user", "earlier")],
             sources: &[source("a", 3)],
             document_versions: &v1,
+            collections: &[],
             temperature: 0.3,
             max_tokens: 100,
         });

@@ -314,6 +314,7 @@ mod tests {
     #[test]
     fn annotate_marks_cited_sources() {
         let source = |n: u32, text: &str| Source {
+            collection: None,
             n,
             document_id: "d".into(),
             document_name: "doc".into(),

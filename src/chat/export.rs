@@ -134,6 +134,7 @@ mod tests {
     fn source(n: u32, cited: bool, text: &str) -> Source {
         Source {
             n,
+            collection: None,
             document_id: "d".into(),
             document_name: "guide.pdf".into(),
             page: Some(n),
@@ -149,6 +150,7 @@ mod tests {
     #[test]
     fn citations_become_footnotes_numbered_across_answers() {
         let view = ConversationView {
+            scope: None,
             id: "c".into(),
             title: "Ovens\nand bread".into(),
             messages: vec![

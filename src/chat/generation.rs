@@ -8,6 +8,7 @@ use super::live::LiveAnswer;
 use super::prompt::{build_prompt, fit_sources, TEMPLATE_VERSION};
 use super::retrieve::{sources_from, Retriever};
 use super::rewrite::{QueryRewriter, Rewrite};
+use crate::documents::access::Access;
 use crate::embed::TokenSpans;
 use crate::llm::{ChatModel, CompletionRequest, LlmError, LlmEvent};
 use crate::ops::events::{ChatTurnEvent, EventRecorder};
@@ -23,6 +24,8 @@ use tokio_util::sync::CancellationToken;
 /// What grounding answers in the user's documents needs.
 pub struct Grounding {
     pub retriever: Retriever,
+    /// Which collections a question may search, decided when it is asked.
+    pub access: Access,
     /// Turns follow-ups into standalone search queries.
     pub rewriter: QueryRewriter,
     /// Counts tokens of source text against the context budget.
@@ -105,6 +108,12 @@ struct RetrievalTimings {
     rewrite: Option<Rewrite>,
     embed_ms: Option<f64>,
     search_ms: Option<f64>,
+    /// Documents were searched (something in scope had any).
+    searched: bool,
+    /// The best passage's similarity to the question.
+    top_score: Option<f32>,
+    /// The collections searched, sorted: part of the cache key.
+    collections: Vec<String>,
 }
 
 impl RetrievalTimings {
@@ -331,7 +340,10 @@ impl Generation {
         let request = self.request(&sources);
         let prompt_build_ms = elapsed_ms_f64(prompt_started);
         let cache_key = match &self.cache {
-            Some(_) => self.cache_key(&request, &sources).await,
+            Some(_) => {
+                self.cache_key(&request, &sources, &timings.collections)
+                    .await
+            }
             None => None,
         };
         let prepared = Prepared {
@@ -498,13 +510,27 @@ impl Generation {
         self.finish(&record, &turn, live, last_event).await;
     }
 
-    /// The user's passages for this question (none without indexed documents).
-    /// Retrieval trouble is logged and the question answered without sources:
-    /// a chat that still works beats one that fails.
+    /// The passages for this question from the collections its
+    /// conversation searches and the user may read now (none if nothing
+    /// there is indexed). Retrieval trouble is logged and the question
+    /// answered without sources: a chat that still works beats one that
+    /// fails.
     async fn sources(&self, timings: &mut RetrievalTimings) -> Vec<Source> {
-        match self.store.has_indexed_documents(&self.owner).await {
-            Ok(true) => {}
-            Ok(false) => return Vec::new(),
+        let access = &self.grounding.access;
+        let embedder = self.grounding.retriever.embedder_id();
+        let chosen = match self.store.conversation_scope(&self.conversation_id).await {
+            Ok(chosen) => chosen,
+            Err(e) => {
+                tracing::error!(error = %e, "reading the conversation's scope");
+                return Vec::new();
+            }
+        };
+        let scoped = access
+            .search_scope(&self.owner, chosen.as_deref(), &embedder)
+            .await;
+        match scoped {
+            Ok(Some(_)) => {}
+            Ok(None) => return Vec::new(),
             Err(e) => {
                 tracing::error!(error = %e, "checking for documents");
                 return Vec::new();
@@ -519,21 +545,47 @@ impl Generation {
             .rewrite
             .as_ref()
             .map_or(self.question.as_str(), |r| r.query.as_str());
-        let retrieved = self
-            .grounding
-            .retriever
-            .retrieve_top(
-                &self.owner,
-                query,
-                self.top_k.unwrap_or(self.grounding.retriever.top_k()),
-            )
-            .await;
-        match retrieved {
-            Ok(retrieved) => {
+        let retriever = &self.grounding.retriever;
+        let top_k = self.top_k.unwrap_or(retriever.top_k());
+        let query = match retriever.embed(query).await {
+            Ok(query) => query,
+            Err(e) => {
+                tracing::warn!(error = %e, "embedding the question failed; answering without sources");
+                return Vec::new();
+            }
+        };
+        // Access and versions as they are now, just before the search (the
+        // rewrite and the embedding may have taken seconds).
+        let scope = match access
+            .search_scope(&self.owner, chosen.as_deref(), &embedder)
+            .await
+        {
+            Ok(Some(scope)) => scope,
+            Ok(None) => return Vec::new(),
+            Err(e) => {
+                tracing::error!(error = %e, "checking for documents");
+                return Vec::new();
+            }
+        };
+        timings.searched = true;
+        timings.collections = scope.scope.collections.clone();
+        timings.collections.sort();
+        let started = Instant::now();
+        let hits = match retriever.search(&scope.scope, &query, top_k).await {
+            Ok(hits) => access
+                .keep_answering(&scope, hits)
+                .await
+                .map_err(|e| e.to_string()),
+            Err(e) => Err(e.to_string()),
+        };
+        match hits {
+            Ok(hits) => {
+                let retrieved = retriever.passages(hits, top_k, query.embed_ms, started);
                 timings.embed_ms = Some(retrieved.embed_ms);
                 timings.search_ms = Some(retrieved.search_ms);
+                timings.top_score = retrieved.top_score;
                 fit_sources(
-                    sources_from(retrieved.hits),
+                    sources_from(retrieved.hits, &scope.names),
                     self.grounding.tokens.as_ref(),
                     self.grounding.context_tokens,
                 )
@@ -547,7 +599,12 @@ impl Generation {
 
     /// The cache key of this request, or `None` if the document versions
     /// can't be read (then the cache is skipped).
-    async fn cache_key(&self, request: &CompletionRequest, sources: &[Source]) -> Option<String> {
+    async fn cache_key(
+        &self,
+        request: &CompletionRequest,
+        sources: &[Source],
+        collections: &[String],
+    ) -> Option<String> {
         let ids: Vec<String> = sources.iter().map(|s| s.document_id.clone()).collect();
         let versions = match self.store.document_versions(&ids).await {
             Ok(versions) => versions,
@@ -570,6 +627,7 @@ impl Generation {
             history: &history,
             sources,
             document_versions: &versions,
+            collections,
             temperature: self.temperature,
             max_tokens: self.max_tokens,
         }))
@@ -588,6 +646,8 @@ impl Generation {
             embed_ms: timings.embed_ms,
             retrieve_ms: timings.search_ms,
             prompt_build_ms: Some(prepared.prompt_build_ms),
+            searched: timings.searched,
+            top_score: timings.top_score.map(f64::from),
             ..self.turn_event(model)
         }
     }
@@ -623,6 +683,8 @@ impl Generation {
             outcome: String::new(),
             error_class: None,
             regenerated: self.regenerated,
+            searched: false,
+            top_score: None,
         }
     }
 

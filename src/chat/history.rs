@@ -85,6 +85,9 @@ pub fn parse_title(title: &str) -> Result<String, AppError> {
 /// answer cites, and nothing else of the owner's (no votes, no versions,
 /// no passages that weren't cited).
 fn snapshot(mut view: ConversationView) -> ConversationView {
+    // Which collections it searches is the owner's business (the ids name
+    // their account).
+    view.scope = None;
     for message in &mut view.messages {
         message.rating = None;
         message.versions = None;

@@ -200,6 +200,7 @@ impl ChatServiceImpl {
                 conversation_id,
                 after,
                 text,
+                ..
             } => (
                 TurnStart::Ask {
                     conversation_id: conversation_id.as_deref(),
@@ -228,7 +229,19 @@ impl ChatServiceImpl {
             .begin_turn(&user.0, start, model_name, &title, cap)
             .await?
         {
-            TurnBegun::Started(turn) => Ok(turn),
+            TurnBegun::Started(started) => {
+                if let TurnRequest::Ask {
+                    conversation_id: None,
+                    scope: Some(scope),
+                    ..
+                } = turn
+                {
+                    self.store
+                        .set_conversation_scope(&user.0, &started.conversation_id, Some(scope))
+                        .await?;
+                }
+                Ok(started)
+            }
             TurnBegun::NotFound => Err(AppError::NotFound),
             TurnBegun::Busy => Err(AppError::Conflict(
                 "An answer in this conversation is still being written; wait for it or stop it first."
@@ -485,7 +498,12 @@ impl ChatService for ChatServiceImpl {
 
     async fn check_turn(&self, user: &UserId, turn: &TurnRequest) -> Result<(), AppError> {
         let (message_id, role) = match turn {
-            TurnRequest::Ask { .. } => return Ok(()),
+            TurnRequest::Ask { scope, .. } => {
+                return match scope {
+                    Some(scope) => self.grounding.access.check_readable(&user.0, scope).await,
+                    None => Ok(()),
+                }
+            }
             TurnRequest::Regenerate { message_id } => (message_id, "assistant"),
             TurnRequest::Edit { message_id, .. } => (message_id, "user"),
         };
@@ -497,6 +515,29 @@ impl ChatService for ChatServiceImpl {
 
     fn check_message(&self, text: &str) -> Result<(), AppError> {
         self.check(text)
+    }
+
+    async fn set_scope(
+        &self,
+        user: &UserId,
+        conversation_id: &str,
+        scope: Option<Vec<String>>,
+    ) -> Result<(), AppError> {
+        if self
+            .store
+            .owned_title(&user.0, conversation_id)
+            .await?
+            .is_none()
+        {
+            return Err(AppError::NotFound);
+        }
+        if let Some(scope) = &scope {
+            self.grounding.access.check_readable(&user.0, scope).await?;
+        }
+        self.store
+            .set_conversation_scope(&user.0, conversation_id, scope.as_deref())
+            .await?;
+        Ok(())
     }
 
     fn limits(&self) -> ClientLimits {

@@ -180,6 +180,7 @@ mod tests {
     fn source(n: u32, words: usize) -> Source {
         Source {
             n,
+            collection: None,
             document_id: "d".into(),
             document_name: "report.pdf".into(),
             page: Some(n),

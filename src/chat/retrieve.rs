@@ -1,10 +1,14 @@
-//! Retrieval: embed the question, search the user's chunks (dense + BM25,
-//! fused), and number the hits as sources for the prompt.
+//! Retrieval: embed the question, search the chunks in the question's scope
+//! (the collections the user may read; dense + BM25, fused), and number the
+//! hits as sources for the prompt.
 
 use crate::config::{FusionKind, RetrievalMode, RetrievalSettings};
 use crate::embed::Embedder;
-use crate::index::{bm25, Fusion, FusionMethod, Hit, SearchMode, SearchRequest, VectorIndex};
+use crate::index::{
+    bm25, Fusion, FusionMethod, Hit, Scope, SearchMode, SearchRequest, VectorIndex,
+};
 use app::wire::Source;
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -20,6 +24,9 @@ pub struct Retriever {
 /// The hits for one question and what each step cost.
 pub struct Retrieved {
     pub hits: Vec<Hit>,
+    /// The best passage's cosine similarity to the question, if the dense
+    /// search ranked any.
+    pub top_score: Option<f32>,
     pub embed_ms: f64,
     pub search_ms: f64,
 }
@@ -70,28 +77,68 @@ impl Retriever {
         self.settings.top_k
     }
 
-    /// The `top_k` chunks of `owner`'s documents that best match `question`.
-    pub async fn retrieve(&self, owner: &str, question: &str) -> Result<Retrieved, RetrieveError> {
-        self.retrieve_top(owner, question, self.settings.top_k)
+    /// What the embedder that embeds questions is called in the index.
+    pub fn embedder_id(&self) -> String {
+        crate::embed::embedder_id(self.embedder.as_ref())
+    }
+
+    /// The scope of one user's own documents only (their private
+    /// collection has their id), for tools and evaluations.
+    pub fn private_scope(&self, user_id: &str) -> Scope {
+        Scope {
+            collections: vec![user_id.to_owned()],
+            embedder: self.embedder_id(),
+            hidden_documents: Vec::new(),
+        }
+    }
+
+    /// The `top_k` chunks within `scope` that best match `question`.
+    pub async fn retrieve(
+        &self,
+        scope: &Scope,
+        question: &str,
+    ) -> Result<Retrieved, RetrieveError> {
+        self.retrieve_top(scope, question, self.settings.top_k)
             .await
     }
 
     /// [`Retriever::retrieve`] with another number of chunks (experiments).
-    #[tracing::instrument(skip_all, fields(owner))]
+    #[tracing::instrument(skip_all, fields(collections = scope.collections.len()))]
     pub async fn retrieve_top(
         &self,
-        owner: &str,
+        scope: &Scope,
         question: &str,
         top_k: usize,
     ) -> Result<Retrieved, RetrieveError> {
+        let query = self.embed(question).await?;
+        let started = Instant::now();
+        let hits = self.search(scope, &query, top_k).await?;
+        Ok(self.passages(hits, top_k, query.embed_ms, started))
+    }
+
+    /// The question as the search needs it (its embedding is the slow part,
+    /// done before the scope is read).
+    pub async fn embed(&self, question: &str) -> Result<Query, RetrieveError> {
         let started = Instant::now();
         let dense = match self.settings.mode {
             // Sparse-only search needs no embedding.
             RetrievalMode::Sparse => Vec::new(),
             _ => self.embedder.embed_query(question.to_string()).await?,
         };
-        let embed_ms = started.elapsed().as_secs_f64() * 1000.0;
-        let started = Instant::now();
+        Ok(Query {
+            dense,
+            sparse: bm25::query_vector(question),
+            embed_ms: started.elapsed().as_secs_f64() * 1000.0,
+        })
+    }
+
+    /// The best hits within `scope`, enough of them for `top_k` passages.
+    pub async fn search(
+        &self,
+        scope: &Scope,
+        query: &Query,
+        top_k: usize,
+    ) -> Result<Vec<Hit>, RetrieveError> {
         let top_k = top_k.max(1);
         // Merging joins neighbours into one passage: more hits are needed
         // to fill `top_k` passages.
@@ -99,28 +146,52 @@ impl Retriever {
             true => top_k * POOL_FACTOR,
             false => top_k,
         };
-        let hits = self
+        Ok(self
             .index
             .search(SearchRequest {
-                owner: owner.to_string(),
-                dense,
-                sparse: bm25::query_vector(question),
+                scope: scope.clone(),
+                dense: query.dense.clone(),
+                sparse: query.sparse.clone(),
                 limit,
                 mode: search_mode(self.settings.mode),
                 fusion: fusion(&self.settings),
             })
-            .await?;
+            .await?)
+    }
+
+    /// The hits as at most `top_k` passages (neighbours merged), timed from
+    /// `search_started`.
+    pub fn passages(
+        &self,
+        hits: Vec<Hit>,
+        top_k: usize,
+        embed_ms: f64,
+        search_started: Instant,
+    ) -> Retrieved {
+        let top_k = top_k.max(1);
         let mut hits = match self.settings.merge_neighbours {
             true => merge_neighbours(hits, self.settings.max_passage_chars, top_k),
             false => hits,
         };
         hits.truncate(top_k);
-        Ok(Retrieved {
+        let top_score = hits
+            .iter()
+            .filter_map(|h| h.dense_score)
+            .max_by(f32::total_cmp);
+        Retrieved {
             hits,
+            top_score,
             embed_ms,
-            search_ms: started.elapsed().as_secs_f64() * 1000.0,
-        })
+            search_ms: search_started.elapsed().as_secs_f64() * 1000.0,
+        }
     }
+}
+
+/// An embedded question.
+pub struct Query {
+    pub dense: Vec<f32>,
+    pub sparse: crate::index::SparseVector,
+    pub embed_ms: f64,
 }
 
 /// Joins hits of one document whose text overlaps or touches (consecutive
@@ -206,6 +277,10 @@ impl Passage {
             self.chunks.1.max(other.chunks.1),
         );
         let (a, b) = (self.hit, other.hit);
+        let dense_score = match (a.dense_score, b.dense_score) {
+            (Some(x), Some(y)) => Some(x.max(y)),
+            (x, y) => x.or(y),
+        };
         let (id, score) = if b.score > a.score {
             (b.id, b.score)
         } else {
@@ -234,14 +309,20 @@ impl Passage {
         payload.chunk_index = chunks.0;
         Passage {
             rank,
-            hit: Hit { id, score, payload },
+            hit: Hit {
+                id,
+                score,
+                dense_score,
+                payload,
+            },
             chunks,
         }
     }
 }
 
 /// Numbers hits 1, 2, … as the model will cite them.
-pub fn sources_from(hits: Vec<Hit>) -> Vec<Source> {
+/// The hits as numbered sources, each naming its collection.
+pub fn sources_from(hits: Vec<Hit>, collections: &HashMap<String, String>) -> Vec<Source> {
     hits.into_iter()
         .zip(1u32..)
         .map(|(hit, n)| {
@@ -250,6 +331,7 @@ pub fn sources_from(hits: Vec<Hit>) -> Vec<Source> {
             Source {
                 n,
                 document_id: hit.payload.document_id,
+                collection: collections.get(&hit.payload.collection).cloned(),
                 document_name: hit.payload.document_name,
                 page: hit.payload.page,
                 heading,
@@ -278,8 +360,11 @@ mod tests {
         Hit {
             id: uuid::Uuid::from_u128(u128::from(index) + 1000 * doc.len() as u128),
             score: 1.0 / (1.0 + rank as f32),
+            dense_score: None,
             payload: ChunkPayload {
                 owner: "u".into(),
+                collection: "u".into(),
+                embedder: "e".into(),
                 document_id: doc.into(),
                 document_name: format!("{doc}.txt"),
                 chunk_index: index,

@@ -18,7 +18,9 @@
 //! let chunks = chunk_document(&doc, &tokenizer, &ChunkConfig::default())?;
 //! ```
 
+pub mod access;
 pub mod chunk;
+pub mod collections;
 pub mod parse;
 pub mod sandbox;
 mod worker;
@@ -29,17 +31,19 @@ pub use parse::{parse, Format, LimitKind, ParseError, ParseLimits, ParsedDocumen
 use crate::config::DocumentSettings;
 use crate::embed::{Embedder, TokenSpans};
 use crate::index::VectorIndex;
-use crate::store::{NewDocument, Store};
+use crate::store::{Inserted, NewDocument, Store};
+use access::Access;
 use app::error::AppError;
-use app::ports::{Caller, DocumentService, UsageLimits, UserId};
-use app::wire::DocumentView;
+use app::ports::{Caller, DocumentService, UploadTarget, UsageLimits};
+use app::wire::{CollectionAccess, DocumentView};
+use collections::CollectionServiceImpl;
 use sandbox::{Sandbox, SandboxLimits};
 use sha2::{Digest, Sha256};
 use std::path::Path;
 use std::sync::Arc;
 use tokio::sync::{Mutex, Notify};
 use uuid::Uuid;
-pub use worker::StageTimes;
+pub use worker::{chunker_id, StageTimes};
 use worker::{kind_of, Ingestion};
 
 pub struct DocumentServiceImpl {
@@ -69,9 +73,9 @@ impl DocumentServiceImpl {
         let inner = Arc::new(Ingestion {
             store,
             index,
-            embedder,
+            embedder: embedder.clone(),
             tokens,
-            settings,
+            settings: settings.clone(),
             sandbox,
             uploads,
             wake: Notify::new(),
@@ -79,9 +83,23 @@ impl DocumentServiceImpl {
             limits,
             admitting: Mutex::new(()),
             stage_times: std::sync::Mutex::new(StageTimes::default()),
+            embedder_id: crate::embed::embedder_id(embedder.as_ref()),
+            chunker_id: chunker_id(&settings),
         });
         inner.recover().await?;
         tokio::spawn(inner.clone().work());
+        // Replaced versions' vectors go once no question can still be
+        // searching the state from before their swap.
+        let purger = inner.clone();
+        tokio::spawn(async move {
+            let mut every = tokio::time::interval(std::time::Duration::from_secs(5));
+            loop {
+                every.tick().await;
+                if let Err(e) = purger.purge_replaced().await {
+                    tracing::warn!(error = %e, "removing replaced versions");
+                }
+            }
+        });
         // Upload records only matter for today's quotas.
         let store = inner.store.clone();
         tokio::spawn(async move {
@@ -109,6 +127,76 @@ impl DocumentServiceImpl {
     pub fn index(&self) -> Arc<dyn VectorIndex> {
         self.inner.index.clone()
     }
+
+    /// The collection service over the same documents.
+    pub fn collections(&self) -> CollectionServiceImpl {
+        CollectionServiceImpl {
+            inner: self.inner.clone(),
+        }
+    }
+
+    fn access(&self) -> Access {
+        Access::new(self.inner.store.clone())
+    }
+
+    /// A document the caller can read, with their access to its collection
+    /// (at least `needed`).
+    async fn document_for(
+        &self,
+        caller: &Caller,
+        id: &str,
+        needed: CollectionAccess,
+    ) -> Result<DocumentView, AppError> {
+        let mut document = self
+            .inner
+            .store
+            .document(id)
+            .await?
+            .ok_or(AppError::NotFound)?;
+        let access = self
+            .access()
+            .collection(caller, &document.collection_id, needed)
+            .await?
+            .access;
+        document.can_write = access >= CollectionAccess::Write;
+        Ok(document)
+    }
+
+    /// Where an upload goes: the collection (which the caller must be able
+    /// to write to) and the document it is a new version of, if named.
+    async fn upload_target(
+        &self,
+        caller: &Caller,
+        user_id: &str,
+        target: &UploadTarget,
+    ) -> Result<(String, Option<String>), AppError> {
+        if let Some(replaces) = &target.replaces {
+            let document = self
+                .document_for(caller, replaces, CollectionAccess::Write)
+                .await?;
+            if target
+                .collection
+                .as_ref()
+                .is_some_and(|c| *c != document.collection_id)
+            {
+                return Err(AppError::BadRequest(
+                    "The document to replace is in another collection.".into(),
+                ));
+            }
+            return Ok((document.collection_id, Some(document.lineage_id)));
+        }
+        let collection = match &target.collection {
+            Some(collection) => collection.clone(),
+            None => {
+                self.inner.store.ensure_private_collection(user_id).await?;
+                user_id.to_owned()
+            }
+        };
+        self.access()
+            .collection(caller, &collection, CollectionAccess::Write)
+            .await?;
+        Ok((collection, None))
+    }
 }
 
 /// A file name safe to show and store: no directories, no control characters.
@@ -133,11 +221,13 @@ impl DocumentService for DocumentServiceImpl {
     async fn upload(
         &self,
         caller: &Caller,
+        target: &UploadTarget,
         file_name: &str,
         bytes: Vec<u8>,
     ) -> Result<(DocumentView, bool), AppError> {
         let inner = &self.inner;
         let user = caller.user.as_ref().ok_or(AppError::Internal)?;
+        let (collection, replaces) = self.upload_target(caller, &user.0, target).await?;
         let name = clean_name(file_name);
         if bytes.is_empty() {
             return Err(AppError::BadRequest(format!("{name} is empty.")));
@@ -176,7 +266,7 @@ impl DocumentService for DocumentServiceImpl {
         // counts. (Replicas sharing a database may each let one through.)
         let admitted = async {
             let _admitting = inner.admitting.lock().await;
-            if !inner.store.has_live_document(&user.0, &hash).await? {
+            if !inner.store.has_live_document(&collection, &hash).await? {
                 inner.limits.admit_upload(caller, size).await?;
             }
             Ok::<_, AppError>(
@@ -185,6 +275,8 @@ impl DocumentService for DocumentServiceImpl {
                     .insert_document(&NewDocument {
                         id: id.clone(),
                         user_id: user.0.clone(),
+                        collection_id: collection,
+                        replaces,
                         name,
                         kind: kind_of(format).into(),
                         size_bytes: size,
@@ -195,10 +287,14 @@ impl DocumentService for DocumentServiceImpl {
         }
         .await;
         let (id, duplicate) = match admitted {
-            Ok(Ok(())) => (id, false),
-            Ok(Err(existing)) => {
+            Ok(Inserted::New { .. }) => (id, false),
+            Ok(Inserted::Duplicate(existing)) => {
                 let _ = tokio::fs::remove_file(&path).await;
                 (existing, true)
+            }
+            Ok(Inserted::NoSuchDocument) => {
+                let _ = tokio::fs::remove_file(&path).await;
+                return Err(AppError::NotFound);
             }
             Err(e) => {
                 let _ = tokio::fs::remove_file(&path).await;
@@ -208,47 +304,99 @@ impl DocumentService for DocumentServiceImpl {
         if !duplicate {
             inner.wake.notify_one();
         }
-        let view = inner
-            .store
-            .owned_document(&user.0, &id)
-            .await?
-            .ok_or(AppError::NotFound)?;
+        let view = self
+            .document_for(caller, &id, CollectionAccess::Read)
+            .await?;
         Ok((view, duplicate))
     }
 
-    async fn list(&self, user: &UserId) -> Result<Vec<DocumentView>, AppError> {
-        Ok(self.inner.store.list_documents(&user.0).await?)
-    }
-
-    async fn get(&self, user: &UserId, id: &str) -> Result<DocumentView, AppError> {
-        self.inner
-            .store
-            .owned_document(&user.0, id)
+    async fn list(
+        &self,
+        caller: &Caller,
+        collection: Option<&str>,
+    ) -> Result<Vec<DocumentView>, AppError> {
+        let Some(user) = caller.user.as_ref() else {
+            return Ok(Vec::new());
+        };
+        let reachable: Vec<_> = self
+            .access()
+            .reachable(&user.0, caller.role, false)
             .await?
-            .ok_or(AppError::NotFound)
+            .into_iter()
+            .filter(|r| collection.is_none_or(|c| r.row.id == c))
+            .collect();
+        if collection.is_some() && reachable.is_empty() {
+            return Err(AppError::NotFound);
+        }
+        let writable: std::collections::HashSet<&str> = reachable
+            .iter()
+            .filter(|r| r.access >= CollectionAccess::Write)
+            .map(|r| r.row.id.as_str())
+            .collect();
+        let ids: Vec<String> = reachable.iter().map(|r| r.row.id.clone()).collect();
+        let mut documents = self.inner.store.list_documents(&user.0, &ids).await?;
+        for document in &mut documents {
+            document.can_write = writable.contains(document.collection_id.as_str());
+        }
+        Ok(documents)
     }
 
-    async fn delete(&self, user: &UserId, id: &str) -> Result<(), AppError> {
+    async fn get(&self, caller: &Caller, id: &str) -> Result<DocumentView, AppError> {
+        self.document_for(caller, id, CollectionAccess::Read).await
+    }
+
+    async fn versions(&self, caller: &Caller, id: &str) -> Result<Vec<DocumentView>, AppError> {
+        let document = self
+            .document_for(caller, id, CollectionAccess::Read)
+            .await?;
+        let mut versions = self
+            .inner
+            .store
+            .document_versions_of(&document.lineage_id)
+            .await?;
+        for version in &mut versions {
+            version.can_write = document.can_write;
+        }
+        Ok(versions)
+    }
+
+    async fn delete(&self, caller: &Caller, id: &str) -> Result<(), AppError> {
+        let document = self
+            .document_for(caller, id, CollectionAccess::Write)
+            .await?;
         let inner = &self.inner;
+        let mut removing = Vec::new();
         {
-            // Under the lock, the worker can't pick this document up between
-            // the check and the mark.
+            // Under the lock, the worker can't pick a version up between the
+            // mark and the check.
             let running = inner.running.lock().await;
-            if !inner.store.mark_deleting(&user.0, id).await? {
+            let marked = inner
+                .store
+                .mark_lineage_deleting(&document.lineage_id)
+                .await?;
+            if marked.is_empty() {
                 return Err(AppError::NotFound);
             }
-            if let Some((running_id, cancel)) = running.as_ref() {
-                if running_id == id {
+            for (build, status) in marked {
+                match running.as_ref() {
                     // The worker removes what it wrote, then the row.
-                    cancel.cancel();
-                    return Ok(());
+                    Some((running_id, cancel)) if *running_id == build => cancel.cancel(),
+                    // Another replica is ingesting it: its worker sees the
+                    // mark at its next step and removes it (or, if that
+                    // replica is gone, the next start's recovery does).
+                    _ if inner.store.is_shared()
+                        && ["parsing", "chunking", "embedding"].contains(&status.as_str()) => {}
+                    _ => removing.push(build),
                 }
             }
         }
-        inner.remove(id).await.map_err(|e| {
-            tracing::error!(error = %e, document_id = id, "deleting a document");
-            AppError::Internal
-        })
+        for build in removing {
+            inner.remove(&build).await.map_err(|e| {
+                tracing::error!(error = %e, document_id = %build, "deleting a document");
+                AppError::Internal
+            })?;
+        }
+        Ok(())
     }
 }
 

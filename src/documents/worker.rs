@@ -10,7 +10,6 @@ use crate::embed::{Embedder, TokenSpans};
 use crate::index::{bm25, point_id, ChunkPayload, ChunkPoint, VectorIndex};
 use crate::store::{now_ms, DocumentRow, Store, StoreError};
 use app::ports::UsageLimits;
-use app::wire::DocumentStatus;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -47,6 +46,19 @@ pub(super) struct Ingestion {
     pub(super) admitting: Mutex<()>,
     /// Where ingestion time went, summed over documents.
     pub(super) stage_times: std::sync::Mutex<StageTimes>,
+    /// What makes vectors now: recorded on every build, and the only
+    /// vectors a search looks at.
+    pub(super) embedder_id: String,
+    pub(super) chunker_id: String,
+}
+
+/// What a chunking configuration is called in the records: a build made
+/// with other settings is rebuilt by a re-index.
+pub fn chunker_id(settings: &DocumentSettings) -> String {
+    format!(
+        "headings-v1/tokens={}/overlap={}",
+        settings.chunk_tokens, settings.chunk_overlap_tokens
+    )
 }
 
 /// Time spent in each ingestion stage.
@@ -86,20 +98,109 @@ impl Ingestion {
         self.uploads.join(id)
     }
 
-    /// Removes a document's vectors, then its file and row. If the index
-    /// fails, the row stays "deleting" and the next start finishes the job.
+    /// Removes a document build's vectors, then its file and row. If the
+    /// index fails, the row stays "deleting" and the next start finishes
+    /// the job.
     pub(super) async fn remove(&self, id: &str) -> anyhow::Result<()> {
-        let owner = self.owner_of(id).await?;
-        if let Some(owner) = owner {
-            self.index.delete_document(&owner, id).await?;
-        }
+        self.index.delete_document(id).await?;
         let _ = tokio::fs::remove_file(self.upload_path(id)).await;
         self.store.remove_document(id).await?;
         Ok(())
     }
 
-    pub(super) async fn owner_of(&self, id: &str) -> anyhow::Result<Option<String>> {
-        Ok(self.store.document_owner(id).await?)
+    /// Removes a build marked for deletion, or, if the worker is ingesting
+    /// it, stops the worker (which then removes it).
+    pub(super) async fn remove_or_cancel(&self, id: &str) -> anyhow::Result<()> {
+        {
+            let running = self.running.lock().await;
+            if let Some((running_id, cancel)) = running.as_ref() {
+                if running_id == id {
+                    cancel.cancel();
+                    return Ok(());
+                }
+            }
+        }
+        self.remove(id).await
+    }
+
+    /// Removes the vectors and file of versions replaced a while ago
+    /// (`documents.retire_after_secs`); their rows stay for the votes and
+    /// events that point at them.
+    pub(super) async fn purge_replaced(&self) -> anyhow::Result<()> {
+        let retire_after =
+            i64::try_from(self.settings.retire_after_secs.saturating_mul(1000)).unwrap_or(i64::MAX);
+        let due = now_ms().saturating_sub(retire_after.max(1000));
+        for id in self.store.builds_to_purge(due).await? {
+            // One that fails is tried again next time; the others go on.
+            let purged = async {
+                self.index.delete_document(&id).await?;
+                let _ = tokio::fs::remove_file(self.upload_path(&id)).await;
+                self.store.set_purged(&id).await?;
+                anyhow::Ok(())
+            }
+            .await;
+            match purged {
+                Ok(()) => {
+                    tracing::info!(document_id = %id, "removed a replaced or failed build's vectors")
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, document_id = %id, "removing a replaced build's vectors")
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Queues a new build of every answering document of a collection (or
+    /// of those made by another embedder or chunker), from its kept
+    /// original; each swaps in when indexed. Returns how many were queued.
+    pub(super) async fn queue_rebuilds(
+        &self,
+        collection_id: &str,
+        all: bool,
+    ) -> Result<u32, StoreError> {
+        let mut queued = 0;
+        for id in self
+            .store
+            .documents_to_rebuild(collection_id, &self.embedder_id, &self.chunker_id, all)
+            .await?
+        {
+            let new_id = uuid::Uuid::new_v4().to_string();
+            let (from, to) = (self.upload_path(&id), self.upload_path(&new_id));
+            let linked = match tokio::fs::hard_link(&from, &to).await {
+                Ok(()) => Ok(()),
+                Err(_) => tokio::fs::copy(&from, &to).await.map(|_| ()),
+            };
+            if let Err(e) = linked {
+                tracing::warn!(error = %e, document_id = %id, "no original to rebuild from; skipped");
+                continue;
+            }
+            if self.store.queue_rebuild(&id, &new_id).await? {
+                queued += 1;
+            } else {
+                let _ = tokio::fs::remove_file(&to).await;
+            }
+        }
+        if queued > 0 {
+            self.wake.notify_one();
+        }
+        Ok(queued)
+    }
+
+    /// Labels the vectors of documents indexed before collections and
+    /// embedders were recorded: they were made by this server's embedder,
+    /// in their uploader's private collection.
+    pub(super) async fn label_legacy(&self) -> anyhow::Result<()> {
+        for (id, collection) in self.store.unlabelled_documents().await? {
+            self.index
+                .label_document(&id, &collection, &self.embedder_id)
+                .await?;
+            self.store
+                .set_document_builder(&id, &self.embedder_id, &self.chunker_id)
+                .await?;
+            tracing::info!(document_id = %id, "labelled an older document's vectors");
+        }
+        Ok(())
     }
 
     /// After a crash or kill: finish deletions, and restart interrupted
@@ -112,8 +213,9 @@ impl Ingestion {
         } else {
             i64::MAX
         };
+        self.label_legacy().await?;
         for doc in self.store.unfinished_documents(idle_before).await? {
-            self.index.delete_document(&doc.user_id, &doc.id).await?;
+            self.index.delete_document(&doc.id).await?;
             if doc.status == "deleting" {
                 let _ = tokio::fs::remove_file(self.upload_path(&doc.id)).await;
                 self.store.remove_document(&doc.id).await?;
@@ -125,6 +227,7 @@ impl Ingestion {
                         &format!(
                             "Processing this file was cut short {MAX_INTERRUPTIONS} times (the server stopped each time), so it was not indexed."
                         ),
+                        true,
                     )
                     .await?;
                 tracing::warn!(document_id = %doc.id, "gave up on a document whose ingestion keeps being cut short");
@@ -139,16 +242,17 @@ impl Ingestion {
                     .fail_document(
                         &doc.id,
                         "The server stopped while this file was being processed. Please upload it again.",
+                        true,
                     )
                     .await?;
             }
         }
-        // Files of no document waiting for ingestion are leftovers of
-        // interrupted uploads.
+        // Files of no current document are leftovers of interrupted
+        // uploads or deletions.
         let mut entries = tokio::fs::read_dir(&self.uploads).await?;
         while let Some(entry) = entries.next_entry().await? {
             let name = entry.file_name().to_string_lossy().into_owned();
-            if !self.store.awaits_ingestion(&name).await? {
+            if !self.store.keeps_file(&name).await? {
                 let _ = tokio::fs::remove_file(entry.path()).await;
             }
         }
@@ -214,7 +318,11 @@ impl Ingestion {
         if let Ok(mut total) = self.stage_times.lock() {
             total.add(&times);
         }
-        let _ = tokio::fs::remove_file(self.upload_path(&doc.id)).await;
+        // The original is kept while the document answers: a re-index
+        // rebuilds from it.
+        if outcome.is_err() {
+            let _ = tokio::fs::remove_file(self.upload_path(&doc.id)).await;
+        }
         match outcome {
             Ok(chunks) => {
                 tracing::info!(
@@ -238,8 +346,11 @@ impl Ingestion {
             }
             Err(Stop::Failed(reason)) => {
                 tracing::warn!(document_id = %doc.id, reason, "ingestion failed");
-                let cleaned = self.index.delete_document(&doc.user_id, &doc.id).await;
-                let recorded = self.store.fail_document(&doc.id, &reason).await;
+                let cleaned = self.index.delete_document(&doc.id).await;
+                let recorded = self
+                    .store
+                    .fail_document(&doc.id, &reason, cleaned.is_ok())
+                    .await;
                 if let Err(e) = cleaned {
                     tracing::error!(error = %e, document_id = %doc.id, "removing vectors of a failed document");
                 }
@@ -331,9 +442,11 @@ impl Ingestion {
             return Err(Stop::Deleted);
         }
         let clock = Instant::now();
+        // The swap: from here this build answers, and the version it
+        // replaces doesn't.
         alive(
             self.store
-                .set_document_stage(&doc.id, DocumentStatus::Indexed)
+                .finish_document(&doc.id, &self.embedder_id, &self.chunker_id)
                 .await
                 .map_err(|e| internal(&e))?,
         )?;
@@ -361,7 +474,7 @@ impl Ingestion {
                 .embed_documents(texts.clone())
                 .await
                 .map_err(|e| Stop::Failed(format!("Embedding failed: {e}")))?;
-            let points = chunk_points(doc, batch, &texts, dense);
+            let points = chunk_points(doc, &self.embedder_id, batch, &texts, dense);
             times.embed += clock.elapsed();
             let clock = Instant::now();
             self.index.upsert(points).await.map_err(|e| internal(&e))?;
@@ -392,6 +505,7 @@ fn internal_error(document_id: &str, e: &dyn std::fmt::Display) -> Stop {
 /// text's dense and BM25 vectors, and what a search hit shows.
 fn chunk_points(
     doc: &DocumentRow,
+    embedder: &str,
     batch: &[Chunk],
     texts: &[String],
     dense: Vec<Vec<f32>>,
@@ -406,6 +520,8 @@ fn chunk_points(
             sparse: bm25::document_vector(text),
             payload: ChunkPayload {
                 owner: doc.user_id.clone(),
+                collection: doc.collection_id.clone(),
+                embedder: embedder.to_owned(),
                 document_id: doc.id.clone(),
                 document_name: doc.name.clone(),
                 chunk_index: chunk.index,

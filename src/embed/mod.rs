@@ -54,6 +54,18 @@ pub enum EmbedError {
     BadResponse(String),
 }
 
+/// What an embedder is called in the records and the index: its model and
+/// dimension, without whitespace (an exact keyword). Vectors of two
+/// embedders are never compared.
+pub fn embedder_id(embedder: &dyn Embedder) -> String {
+    let model: String = embedder
+        .model()
+        .chars()
+        .map(|c| if c.is_whitespace() { '_' } else { c })
+        .collect();
+    format!("{model}@{}", embedder.dimension())
+}
+
 fn retry_hint(retry_after_secs: Option<u64>) -> String {
     retry_after_secs
         .map(|s| format!(" (retry after {s} s)"))

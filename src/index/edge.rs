@@ -24,20 +24,20 @@ use std::sync::{Arc, Mutex, Weak};
 use std::thread::JoinHandle;
 
 use qdrant_edge::{
-    Condition, CountRequest, CreateIndex, Distance, EdgeConfig, EdgeShard, EdgeSparseVectorParams,
-    EdgeVectorParams, FieldCondition, FieldIndexOperations, Filter, IdfCorpusParams, IdfParams,
-    JsonPath, KeywordIndexParamsBuilder, Match, Modifier, NamedQuery, Payload, PayloadFieldSchema,
-    PayloadSchemaParams, PointId, PointInsertOperations, PointOperations, PointStructPersisted,
-    QueryEnum, QueryRequest, QueryRequestBuilder, RetrieveRequestBuilder, ScoredPoint,
-    ScoringQuery, SearchParams, UpdateOperation, ValueVariants, VectorInternal,
-    VectorStructPersisted, Vectors, WithPayloadInterface,
+    AcornSearchParams, Condition, CountRequest, CreateIndex, Distance, EdgeConfig, EdgeShard,
+    EdgeSparseVectorParams, EdgeVectorParams, FieldCondition, FieldIndexOperations, Filter,
+    IdfCorpusParams, IdfParams, JsonPath, KeywordIndexParamsBuilder, Match, Modifier, NamedQuery,
+    Payload, PayloadFieldSchema, PayloadOps, PayloadSchemaParams, PointId, PointInsertOperations,
+    PointOperations, PointStructPersisted, QueryEnum, QueryRequest, QueryRequestBuilder,
+    RetrieveRequestBuilder, ScoredPoint, ScoringQuery, SearchParams, SetPayloadOp, UpdateOperation,
+    ValueVariants, VectorInternal, VectorStructPersisted, Vectors, WithPayloadInterface,
 };
 
 use super::{
-    attach_payloads, candidate_pool, fetch_limit, fuse, rank_candidates, sort_hits, validate_owner,
-    validate_points, validate_request, ChunkPayload, ChunkPoint, Fusion, Hit, IndexError,
-    SearchMode, SearchRequest, VectorIndex, DENSE_VECTOR, DOCUMENT_ID_FIELD, OWNER_FIELD,
-    SPARSE_VECTOR,
+    add_dense_scores, attach_payloads, candidate_pool, fetch_limit, fuse, rank_candidates,
+    single_list, validate_key, validate_points, validate_request, ChunkPayload, ChunkPoint, Fusion,
+    Hit, IndexError, Scope, SearchMode, SearchRequest, VectorIndex, COLLECTION_FIELD, DENSE_VECTOR,
+    DOCUMENT_ID_FIELD, EMBEDDER_FIELD, INDEXED_FIELDS, SPARSE_VECTOR,
 };
 
 const BACKEND: &str = "qdrant-edge";
@@ -258,9 +258,8 @@ impl VectorIndex for EdgeIndex {
         Ok(())
     }
 
-    async fn delete_document(&self, owner: &str, document_id: &str) -> Result<(), IndexError> {
-        validate_owner(owner)?;
-        let filter = owner_filter(owner, Some(document_id))?;
+    async fn delete_document(&self, document_id: &str) -> Result<(), IndexError> {
+        let filter = document_filter(document_id)?;
         let shard = self.shard.clone();
         blocking(move || {
             shard
@@ -276,9 +275,46 @@ impl VectorIndex for EdgeIndex {
         Ok(())
     }
 
-    async fn count(&self, owner: &str, document_id: Option<&str>) -> Result<u64, IndexError> {
-        validate_owner(owner)?;
-        let filter = owner_filter(owner, document_id)?;
+    async fn label_document(
+        &self,
+        document_id: &str,
+        collection: &str,
+        embedder: &str,
+    ) -> Result<(), IndexError> {
+        validate_key("collection", collection)?;
+        validate_key("embedder", embedder)?;
+        let mut payload = serde_json::Map::new();
+        payload.insert(COLLECTION_FIELD.into(), collection.into());
+        payload.insert(EMBEDDER_FIELD.into(), embedder.into());
+        let filter = document_filter(document_id)?;
+        let shard = self.shard.clone();
+        blocking(move || {
+            shard
+                .update(UpdateOperation::PayloadOperation(PayloadOps::SetPayload(
+                    SetPayloadOp {
+                        payload: Payload(payload),
+                        points: None,
+                        filter: Some(filter),
+                        key: None,
+                    },
+                )))
+                .map_err(engine)?;
+            shard.flush().map_err(engine)
+        })
+        .await??;
+        Ok(())
+    }
+
+    async fn count(&self, collection: &str, document_id: Option<&str>) -> Result<u64, IndexError> {
+        validate_key("collection", collection)?;
+        let mut must = vec![keyword(COLLECTION_FIELD, collection)?];
+        if let Some(document_id) = document_id {
+            must.push(keyword(DOCUMENT_ID_FIELD, document_id)?);
+        }
+        let filter = Filter {
+            must: Some(must),
+            ..Filter::new()
+        };
         let shard = self.shard.clone();
         let count = blocking(move || {
             shard
@@ -297,19 +333,32 @@ impl VectorIndex for EdgeIndex {
         if request.limit == 0 {
             return Ok(Vec::new());
         }
-        let filter = owner_filter(&request.owner, None)?;
+        let filter = scope_filter(&request.scope)?;
         let fetch = fetch_limit(request.limit);
         let sparse_empty = request.sparse.is_empty();
         let dense = dense_query(request.dense);
         let sparse = sparse_query(request.sparse)?;
-        // IDF over the requesting user's chunks only: other tenants' documents
-        // must influence neither ranking nor scores.
-        let idf = idf_params(&request.owner)?;
+        // IDF over the readable collections only: documents the caller
+        // can't read must influence neither ranking nor scores. (The
+        // collection condition alone: Edge visits every corpus chunk per
+        // query, and checking the embedder and hidden builds on each too
+        // tripled the cost for a negligible change in IDF.)
+        let idf = SearchParams {
+            idf: Some(IdfParams::Corpus(IdfCorpusParams {
+                corpus: Filter {
+                    must: Some(vec![collections_condition(&request.scope)?]),
+                    ..Filter::new()
+                },
+            })),
+            ..SearchParams::default()
+        };
+        let dense_params = acorn();
 
         let query = match request.mode {
             SearchMode::Dense => QueryRequestBuilder::new(fetch)
                 .query(dense)
                 .filter(filter)
+                .params(dense_params)
                 .with_payload(WithPayloadInterface::Bool(true))
                 .build(),
             SearchMode::Sparse if sparse_empty => return Ok(Vec::new()),
@@ -324,6 +373,7 @@ impl VectorIndex for EdgeIndex {
                 let dense = QueryRequestBuilder::new(fetch_limit(pool))
                     .query(dense)
                     .filter(filter.clone())
+                    .params(dense_params)
                     .build();
                 let sparse = (!sparse_empty).then(|| {
                     QueryRequestBuilder::new(fetch_limit(pool))
@@ -339,10 +389,8 @@ impl VectorIndex for EdgeIndex {
                     .await?;
             }
         };
-        let mut hits = self.query(query).await?;
-        sort_hits(&mut hits);
-        hits.truncate(request.limit);
-        Ok(hits)
+        let hits = self.query(query).await?;
+        Ok(single_list(hits, request.mode, request.limit))
     }
 }
 
@@ -385,7 +433,9 @@ fn hybrid(
             Ok((id, chunk_payload(id, record.payload)?))
         })
         .collect::<Result<HashMap<_, _>, IndexError>>()?;
-    Ok(attach_payloads(fused, payloads))
+    let mut hits = attach_payloads(fused, payloads);
+    add_dense_scores(&mut hits, dense);
+    Ok(hits)
 }
 
 /// Creates or reopens the shard and makes sure the payload indexes exist.
@@ -438,7 +488,7 @@ fn open_shard(path: &Path, dim: usize) -> Result<Store, IndexError> {
     check_vectors(&shard.config(), dim)?;
 
     let existing = shard.info().map_err(engine)?.payload_schema;
-    for (field, is_tenant) in [(OWNER_FIELD, true), (DOCUMENT_ID_FIELD, false)] {
+    for (field, is_tenant) in INDEXED_FIELDS {
         let key = json_path(field)?;
         if existing.contains_key(&key) {
             continue;
@@ -540,6 +590,7 @@ fn to_hit(point: ScoredPoint) -> Result<Hit, IndexError> {
     Ok(Hit {
         id,
         score: point.score,
+        dense_score: None,
         payload: chunk_payload(id, point.payload)?,
     })
 }
@@ -583,30 +634,68 @@ fn sparse_query(vector: super::SparseVector) -> Result<ScoringQuery, IndexError>
     })))
 }
 
-fn idf_params(owner: &str) -> Result<SearchParams, IndexError> {
-    Ok(SearchParams {
-        idf: Some(IdfParams::Corpus(IdfCorpusParams {
-            corpus: owner_filter(owner, None)?,
-        })),
-        ..SearchParams::default()
+/// The engine-side access rule: a chunk of a readable collection, made by
+/// the query's embedder, of a document build that may answer.
+fn scope_filter(scope: &Scope) -> Result<Filter, IndexError> {
+    let must = vec![
+        collections_condition(scope)?,
+        keyword(EMBEDDER_FIELD, &scope.embedder)?,
+    ];
+    let must_not = (!scope.hidden_documents.is_empty())
+        .then(|| -> Result<Vec<Condition>, IndexError> {
+            Ok(vec![Condition::Field(FieldCondition::new_match(
+                json_path(DOCUMENT_ID_FIELD)?,
+                Match::from(scope.hidden_documents.clone()),
+            ))])
+        })
+        .transpose()?;
+    Ok(Filter {
+        must: Some(must),
+        must_not,
+        ..Filter::new()
     })
 }
 
-fn owner_filter(owner: &str, document_id: Option<&str>) -> Result<Filter, IndexError> {
-    let keyword = |field: &str, value: &str| -> Result<Condition, IndexError> {
-        Ok(Condition::Field(FieldCondition::new_match(
-            json_path(field)?,
-            Match::new_value(ValueVariants::String(value.to_string())),
-        )))
-    };
-    let mut must = vec![keyword(OWNER_FIELD, owner)?];
-    if let Some(document_id) = document_id {
-        must.push(keyword(DOCUMENT_ID_FIELD, document_id)?);
-    }
+/// Every chunk of one document build.
+fn document_filter(document_id: &str) -> Result<Filter, IndexError> {
+    validate_key("document_id", document_id)?;
     Ok(Filter {
-        must: Some(must),
+        must: Some(vec![keyword(DOCUMENT_ID_FIELD, document_id)?]),
         ..Filter::new()
     })
+}
+
+/// A chunk of one of the scope's collections.
+fn collections_condition(scope: &Scope) -> Result<Condition, IndexError> {
+    Ok(match scope.collections.as_slice() {
+        [one] => keyword(COLLECTION_FIELD, one)?,
+        many => Condition::Field(FieldCondition::new_match(
+            json_path(COLLECTION_FIELD)?,
+            Match::from(many.to_vec()),
+        )),
+    })
+}
+
+/// Dense search under a filter that passes a small share of the index (a
+/// few collections among many) walks the HNSW graph through the filter's
+/// own neighbours (ACORN) instead of losing recall in a graph built for
+/// all points: measured at 10 of 100 collections, top-1 went from 67 % to
+/// 98 % (Qdrant only uses it below its selectivity threshold).
+fn acorn() -> SearchParams {
+    SearchParams {
+        acorn: Some(AcornSearchParams {
+            enable: true,
+            max_selectivity: None,
+        }),
+        ..SearchParams::default()
+    }
+}
+
+fn keyword(field: &str, value: &str) -> Result<Condition, IndexError> {
+    Ok(Condition::Field(FieldCondition::new_match(
+        json_path(field)?,
+        Match::new_value(ValueVariants::String(value.to_string())),
+    )))
 }
 
 fn json_path(field: &str) -> Result<JsonPath, IndexError> {

@@ -6,8 +6,12 @@
 //!
 //! Each chunk is stored as one point with two named vectors: `dense`
 //! (384-d cosine, sentence embedding) and `bm25` (sparse, see [`bm25`]), plus a
-//! [`ChunkPayload`]. Both backends keep a keyword index on `owner` (marked as
-//! the tenant key) and `document_id`, and every read filters on `owner`.
+//! [`ChunkPayload`]. Both backends keep a keyword index on `collection`
+//! (marked as the tenant key), `embedder` and `document_id`, and every search
+//! filters on a [`Scope`]: the collections the caller may read at that moment,
+//! the embedder that made the query vector, and the documents not to show
+//! (versions still being indexed or already replaced). Access is thus decided
+//! inside the engine's query, never by dropping results afterwards.
 //!
 //! Hybrid search runs the dense and the sparse query for a candidate pool
 //! each, orders both lists deterministically and fuses them here (see
@@ -46,8 +50,15 @@ pub const DENSE_VECTOR: &str = "dense";
 /// Name of the BM25 sparse vector in both backends.
 pub const SPARSE_VECTOR: &str = "bm25";
 /// Payload keys that carry a keyword index.
-pub const OWNER_FIELD: &str = "owner";
+pub const COLLECTION_FIELD: &str = "collection";
+pub const EMBEDDER_FIELD: &str = "embedder";
 pub const DOCUMENT_ID_FIELD: &str = "document_id";
+/// The indexed payload fields, and whether each is the tenant key.
+const INDEXED_FIELDS: [(&str, bool); 3] = [
+    (COLLECTION_FIELD, true),
+    (EMBEDDER_FIELD, false),
+    (DOCUMENT_ID_FIELD, false),
+];
 /// The constant of reciprocal rank fusion, in the textbook form
 /// `1 / (k + rank)` with 1-based ranks (Cormack et al. 2009).
 pub const RRF_K: f32 = 60.0;
@@ -59,8 +70,16 @@ const TIE_SLACK: usize = 8;
 /// source travels with the vector, so a search needs no second lookup.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct ChunkPayload {
-    /// User id; every search filters on it.
+    /// The user who uploaded the document.
     pub owner: String,
+    /// The collection it belongs to: what access is decided on.
+    /// (Empty on points from before collections, until labelled.)
+    #[serde(default)]
+    pub collection: String,
+    /// The embedding model (and dimension) that made its dense vector.
+    #[serde(default)]
+    pub embedder: String,
+    /// The document build (one version, one embedder) it is a chunk of.
     pub document_id: String,
     pub document_name: String,
     pub chunk_index: u32,
@@ -157,9 +176,22 @@ impl Default for Fusion {
     }
 }
 
+/// What a search may see. Built from the database at the moment of the
+/// question, and applied as the engine query's filter.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Scope {
+    /// Collections the caller may read (and chose); never empty.
+    pub collections: Vec<String>,
+    /// Only vectors of this embedder (the one that embedded the query).
+    pub embedder: String,
+    /// Document builds whose vectors are in the index but must not answer:
+    /// versions still being indexed, replaced or being deleted.
+    pub hidden_documents: Vec<String>,
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct SearchRequest {
-    pub owner: String,
+    pub scope: Scope,
     /// Query embedding; must have the index's dimension, except in
     /// [`SearchMode::Sparse`], where it is ignored (may be empty).
     pub dense: Vec<f32>,
@@ -179,6 +211,9 @@ pub struct SearchRequest {
 pub struct Hit {
     pub id: uuid::Uuid,
     pub score: f32,
+    /// Cosine similarity of its embedding to the query's, when the dense
+    /// search ranked it (how close the best passage is, whatever the fusion).
+    pub dense_score: Option<f32>,
     pub payload: ChunkPayload,
 }
 
@@ -211,12 +246,20 @@ pub trait VectorIndex: Send + Sync + 'static {
     fn backend(&self) -> &'static str;
     /// Inserts or replaces points by id. Durable when it returns.
     async fn upsert(&self, points: Vec<ChunkPoint>) -> Result<(), IndexError>;
-    /// Removes every chunk of one document of one owner. Durable when it returns.
-    async fn delete_document(&self, owner: &str, document_id: &str) -> Result<(), IndexError>;
-    /// Exact number of chunks of an owner, optionally of one document.
-    async fn count(&self, owner: &str, document_id: Option<&str>) -> Result<u64, IndexError>;
-    /// Best chunks of `request.owner` only, best first.
+    /// Removes every chunk of one document build. Durable when it returns.
+    async fn delete_document(&self, document_id: &str) -> Result<(), IndexError>;
+    /// Exact number of chunks in a collection, optionally of one document.
+    async fn count(&self, collection: &str, document_id: Option<&str>) -> Result<u64, IndexError>;
+    /// Best chunks within `request.scope` only, best first.
     async fn search(&self, request: SearchRequest) -> Result<Vec<Hit>, IndexError>;
+    /// Sets the collection and embedder of a document's chunks (points
+    /// written before the index had those fields). Durable when it returns.
+    async fn label_document(
+        &self,
+        document_id: &str,
+        collection: &str,
+        embedder: &str,
+    ) -> Result<(), IndexError>;
 }
 
 /// How many candidates each retriever contributes to hybrid fusion: deep
@@ -310,11 +353,35 @@ fn attach_payloads(
     fused
         .into_iter()
         .filter_map(|(id, score)| {
-            payloads
-                .remove(&id)
-                .map(|payload| Hit { id, score, payload })
+            payloads.remove(&id).map(|payload| Hit {
+                id,
+                score,
+                dense_score: None,
+                payload,
+            })
         })
         .collect()
+}
+
+/// Gives each hit its cosine from the dense candidate list, if it is in it.
+fn add_dense_scores(hits: &mut [Hit], dense: &[(uuid::Uuid, f32)]) {
+    let scores: HashMap<uuid::Uuid, f32> = dense.iter().copied().collect();
+    for hit in hits {
+        hit.dense_score = scores.get(&hit.id).copied();
+    }
+}
+
+/// Hits of a single-retriever search: with dense search, the score is the
+/// cosine.
+fn single_list(mut hits: Vec<Hit>, mode: SearchMode, limit: usize) -> Vec<Hit> {
+    sort_hits(&mut hits);
+    hits.truncate(limit);
+    if mode == SearchMode::Dense {
+        for hit in &mut hits {
+            hit.dense_score = Some(hit.score);
+        }
+    }
+    hits
 }
 
 /// Orders hits best first with a deterministic tie-break on id (see
@@ -396,7 +463,8 @@ fn validate_points(points: &[ChunkPoint], dim: usize) -> Result<(), IndexError> 
             )));
         }
         point.sparse.validate()?;
-        validate_owner(&point.payload.owner)?;
+        validate_key("collection", &point.payload.collection)?;
+        validate_key("embedder", &point.payload.embedder)?;
         if point.payload.document_id.is_empty() {
             return Err(IndexError::InvalidInput(format!(
                 "point {} has an empty document_id",
@@ -408,7 +476,7 @@ fn validate_points(points: &[ChunkPoint], dim: usize) -> Result<(), IndexError> 
 }
 
 fn validate_request(request: &SearchRequest, dim: usize) -> Result<(), IndexError> {
-    validate_owner(&request.owner)?;
+    validate_scope(&request.scope)?;
     // Sparse-only search never looks at the dense vector, so callers may
     // skip the embedding and pass an empty one.
     if request.mode != SearchMode::Sparse && request.dense.len() != dim {
@@ -420,11 +488,25 @@ fn validate_request(request: &SearchRequest, dim: usize) -> Result<(), IndexErro
     request.sparse.validate()
 }
 
-/// The owner filter is the only thing separating users' documents, so an
-/// empty owner is refused rather than matched literally.
-fn validate_owner(owner: &str) -> Result<(), IndexError> {
-    if owner.is_empty() {
-        return Err(IndexError::InvalidInput("owner must not be empty".into()));
+/// The scope is the only thing separating users' documents, so an empty
+/// one is refused rather than matched literally (or as "everything").
+fn validate_scope(scope: &Scope) -> Result<(), IndexError> {
+    if scope.collections.is_empty() {
+        return Err(IndexError::InvalidInput(
+            "a search needs at least one collection".into(),
+        ));
+    }
+    for collection in &scope.collections {
+        validate_key("collection", collection)?;
+    }
+    validate_key("embedder", &scope.embedder)
+}
+
+fn validate_key(what: &str, value: &str) -> Result<(), IndexError> {
+    if value.is_empty() {
+        return Err(IndexError::InvalidInput(format!(
+            "{what} must not be empty"
+        )));
     }
     Ok(())
 }
@@ -437,8 +519,11 @@ mod tests {
         Hit {
             id: uuid::Uuid::from_u128(n),
             score: 0.0,
+            dense_score: None,
             payload: ChunkPayload {
                 owner: "u".into(),
+                collection: "c".into(),
+                embedder: "e".into(),
                 document_id: "d".into(),
                 document_name: "d.txt".into(),
                 chunk_index: n as u32,

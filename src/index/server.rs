@@ -11,21 +11,22 @@ use std::collections::HashMap;
 use qdrant_client::qdrant::point_id::PointIdOptions;
 use qdrant_client::qdrant::vectors_config::Config as VectorsConfigKind;
 use qdrant_client::qdrant::{
-    CollectionInfo, Condition, CountPointsBuilder, CreateCollectionBuilder,
-    CreateFieldIndexCollectionBuilder, DeletePointsBuilder, Distance, FieldType, Filter,
-    GetPointsBuilder, IdfParamsBuilder, KeywordIndexParamsBuilder, Modifier, NamedVectors, PointId,
-    PointStruct, Query, QueryBatchPointsBuilder, QueryPoints, QueryPointsBuilder, ScoredPoint,
-    SearchParamsBuilder, SparseVectorParamsBuilder, SparseVectorsConfigBuilder,
-    UpsertPointsBuilder, Vector, VectorInput, VectorParamsBuilder, VectorsConfigBuilder,
+    AcornSearchParamsBuilder, CollectionInfo, Condition, CountPointsBuilder,
+    CreateCollectionBuilder, CreateFieldIndexCollectionBuilder, DeletePointsBuilder, Distance,
+    FieldType, Filter, GetPointsBuilder, IdfParamsBuilder, KeywordIndexParamsBuilder, Modifier,
+    NamedVectors, PointId, PointStruct, Query, QueryBatchPointsBuilder, QueryPoints,
+    QueryPointsBuilder, ScoredPoint, SearchParamsBuilder, SetPayloadPointsBuilder,
+    SparseVectorParamsBuilder, SparseVectorsConfigBuilder, UpsertPointsBuilder, Vector,
+    VectorInput, VectorParamsBuilder, VectorsConfigBuilder,
 };
 use qdrant_client::{Payload, Qdrant, QdrantError};
 use secrecy::{ExposeSecret, SecretString};
 
 use super::{
-    attach_payloads, candidate_pool, fetch_limit, fuse, rank_candidates, sort_hits, validate_owner,
-    validate_points, validate_request, ChunkPayload, ChunkPoint, Fusion, Hit, IndexError,
-    SearchMode, SearchRequest, SparseVector, VectorIndex, DENSE_VECTOR, DOCUMENT_ID_FIELD,
-    OWNER_FIELD, SPARSE_VECTOR,
+    add_dense_scores, attach_payloads, candidate_pool, fetch_limit, fuse, rank_candidates,
+    single_list, validate_key, validate_points, validate_request, ChunkPayload, ChunkPoint, Fusion,
+    Hit, IndexError, Scope, SearchMode, SearchRequest, SparseVector, VectorIndex, COLLECTION_FIELD,
+    DENSE_VECTOR, DOCUMENT_ID_FIELD, EMBEDDER_FIELD, INDEXED_FIELDS, SPARSE_VECTOR,
 };
 
 const BACKEND: &str = "qdrant";
@@ -146,7 +147,7 @@ impl QdrantServerIndex {
 
         let info = self.collection_info().await?;
         self.check_vectors(&info)?;
-        for (field, is_tenant) in [(OWNER_FIELD, true), (DOCUMENT_ID_FIELD, false)] {
+        for (field, is_tenant) in INDEXED_FIELDS {
             if info.payload_schema.contains_key(field) {
                 continue;
             }
@@ -222,7 +223,9 @@ impl QdrantServerIndex {
                 Ok((id, chunk_payload(id, point.payload)?))
             })
             .collect::<Result<HashMap<_, _>, IndexError>>()?;
-        Ok(attach_payloads(fused, payloads))
+        let mut hits = attach_payloads(fused, payloads);
+        add_dense_scores(&mut hits, dense);
+        Ok(hits)
     }
 
     fn check_vectors(&self, info: &CollectionInfo) -> Result<(), IndexError> {
@@ -292,12 +295,12 @@ impl VectorIndex for QdrantServerIndex {
         Ok(())
     }
 
-    async fn delete_document(&self, owner: &str, document_id: &str) -> Result<(), IndexError> {
-        validate_owner(owner)?;
+    async fn delete_document(&self, document_id: &str) -> Result<(), IndexError> {
+        validate_key("document_id", document_id)?;
         self.client
             .delete_points(
                 DeletePointsBuilder::new(&self.collection)
-                    .points(owner_filter(owner, Some(document_id)))
+                    .points(Filter::must([keyword(DOCUMENT_ID_FIELD, document_id)]))
                     .wait(true),
             )
             .await
@@ -305,13 +308,42 @@ impl VectorIndex for QdrantServerIndex {
         Ok(())
     }
 
-    async fn count(&self, owner: &str, document_id: Option<&str>) -> Result<u64, IndexError> {
-        validate_owner(owner)?;
+    async fn label_document(
+        &self,
+        document_id: &str,
+        collection: &str,
+        embedder: &str,
+    ) -> Result<(), IndexError> {
+        validate_key("document_id", document_id)?;
+        validate_key("collection", collection)?;
+        validate_key("embedder", embedder)?;
+        let payload = Payload::try_from(serde_json::json!({
+            COLLECTION_FIELD: collection,
+            EMBEDDER_FIELD: embedder,
+        }))
+        .map_err(|err| IndexError::InvalidInput(err.to_string()))?;
+        self.client
+            .set_payload(
+                SetPayloadPointsBuilder::new(&self.collection, payload)
+                    .points_selector(Filter::must([keyword(DOCUMENT_ID_FIELD, document_id)]))
+                    .wait(true),
+            )
+            .await
+            .map_err(server)?;
+        Ok(())
+    }
+
+    async fn count(&self, collection: &str, document_id: Option<&str>) -> Result<u64, IndexError> {
+        validate_key("collection", collection)?;
+        let mut must = vec![keyword(COLLECTION_FIELD, collection)];
+        if let Some(document_id) = document_id {
+            must.push(keyword(DOCUMENT_ID_FIELD, document_id));
+        }
         let response = self
             .client
             .count(
                 CountPointsBuilder::new(&self.collection)
-                    .filter(owner_filter(owner, document_id))
+                    .filter(Filter::must(must))
                     .exact(true),
             )
             .await
@@ -324,12 +356,14 @@ impl VectorIndex for QdrantServerIndex {
         if request.limit == 0 {
             return Ok(Vec::new());
         }
-        let filter = owner_filter(&request.owner, None);
+        let filter = scope_filter(&request.scope);
         let fetch = fetch_limit(request.limit) as u64;
         let sparse_empty = request.sparse.is_empty();
-        // IDF over the requesting user's chunks only, as in the Edge backend.
-        let idf = SearchParamsBuilder::default()
-            .idf(IdfParamsBuilder::new().corpus(owner_filter(&request.owner, None)));
+        // IDF over the chunks in scope only, as in the Edge backend.
+        let idf = SearchParamsBuilder::default().idf(
+            IdfParamsBuilder::new().corpus(Filter::must([collections_condition(&request.scope)])),
+        );
+        let acorn = || SearchParamsBuilder::default().acorn(AcornSearchParamsBuilder::new(true));
         let dense = Query::new_nearest(VectorInput::new_dense(request.dense));
         let SparseVector { indices, values } = request.sparse;
         let sparse = Query::new_nearest(VectorInput::new_sparse(indices, values));
@@ -339,7 +373,7 @@ impl VectorIndex for QdrantServerIndex {
             .filter(filter.clone())
             .with_payload(true);
         let query = match request.mode {
-            SearchMode::Dense => query.query(dense).using(DENSE_VECTOR),
+            SearchMode::Dense => query.query(dense).using(DENSE_VECTOR).params(acorn()),
             SearchMode::Sparse if sparse_empty => return Ok(Vec::new()),
             SearchMode::Sparse => query.query(sparse).using(SPARSE_VECTOR).params(idf),
             SearchMode::Hybrid => {
@@ -349,7 +383,11 @@ impl VectorIndex for QdrantServerIndex {
                         .limit(fetch_limit(pool) as u64)
                         .filter(filter.clone())
                 };
-                let mut queries = vec![candidates().query(dense).using(DENSE_VECTOR).build()];
+                let mut queries = vec![candidates()
+                    .query(dense)
+                    .using(DENSE_VECTOR)
+                    .params(acorn())
+                    .build()];
                 if !sparse_empty {
                     queries.push(
                         candidates()
@@ -365,14 +403,12 @@ impl VectorIndex for QdrantServerIndex {
             }
         };
         let response = self.client.query(query).await.map_err(server)?;
-        let mut hits = response
+        let hits = response
             .result
             .into_iter()
             .map(to_hit)
             .collect::<Result<Vec<_>, _>>()?;
-        sort_hits(&mut hits);
-        hits.truncate(request.limit);
-        Ok(hits)
+        Ok(single_list(hits, request.mode, request.limit))
     }
 }
 
@@ -395,6 +431,7 @@ fn to_hit(point: ScoredPoint) -> Result<Hit, IndexError> {
     Ok(Hit {
         id,
         score: point.score,
+        dense_score: None,
         payload: chunk_payload(id, point.payload)?,
     })
 }
@@ -429,15 +466,37 @@ fn chunk_payload(
     })
 }
 
-fn owner_filter(owner: &str, document_id: Option<&str>) -> Filter {
-    let mut must = vec![Condition::matches(OWNER_FIELD, owner.to_owned())];
-    if let Some(document_id) = document_id {
-        must.push(Condition::matches(
+/// The engine-side access rule, as in the Edge backend.
+fn scope_filter(scope: &Scope) -> Filter {
+    let mut filter = Filter::must([
+        collections_condition(scope),
+        keyword(EMBEDDER_FIELD, &scope.embedder),
+    ]);
+    if !scope.hidden_documents.is_empty() {
+        filter.must_not = vec![Condition::matches(
             DOCUMENT_ID_FIELD,
-            document_id.to_owned(),
-        ));
+            scope.hidden_documents.clone(),
+        )];
     }
-    Filter::must(must)
+    filter
+}
+
+/// A chunk of one of the scope's collections (also the IDF corpus, as in
+/// the Edge backend).
+fn collections_condition(scope: &Scope) -> Condition {
+    match scope.collections.as_slice() {
+        [one] => keyword(COLLECTION_FIELD, one),
+        many => Condition::matches(COLLECTION_FIELD, many.to_vec()),
+    }
+}
+
+/// An exact keyword match. (`Condition::matches` with a `String` would turn
+/// a value with whitespace into a full-text match.)
+fn keyword(field: &str, value: &str) -> Condition {
+    Condition::matches(
+        field,
+        qdrant_client::qdrant::r#match::MatchValue::Keyword(value.to_owned()),
+    )
 }
 
 fn server(err: QdrantError) -> IndexError {

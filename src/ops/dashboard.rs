@@ -2,17 +2,19 @@
 //! a time range: latency percentiles per model and per variant and over time,
 //! thumbs-up rates with confidence intervals, error and cache-hit rates,
 //! tokens and estimated cost per user and model, and the most down-voted
-//! answers with their sources.
+//! answers with their sources; the knowledge gaps and weak sources come
+//! from [`crate::ops::quality`].
 
 use crate::config::Price;
 use crate::ops::experiments::Experiment;
-use crate::ops::statistics::{percentile, two_proportion_p_value, wilson, Proportion};
+use crate::ops::quality::QualityReporter;
+use crate::ops::statistics::{percentile, rate_ci, two_proportion_p_value, wilson};
 use crate::store::{Store, TurnRow, VoteRow};
 use app::error::AppError;
 use app::ports::DashboardService;
 use app::wire::{
-    Dashboard, DownvotedAnswer, ExperimentView, GroupStats, Percentiles, RateCi, SeriesPoint,
-    StageLatency, UsageRow, VariantComparison,
+    Dashboard, DownvotedAnswer, ExperimentView, GroupStats, Percentiles, QualityReport,
+    SeriesPoint, StageLatency, UsageRow, VariantComparison,
 };
 use std::collections::{BTreeMap, HashMap};
 
@@ -24,14 +26,21 @@ pub struct DashboardServiceImpl {
     store: Store,
     prices: HashMap<String, Price>,
     experiments: Vec<Experiment>,
+    quality: QualityReporter,
 }
 
 impl DashboardServiceImpl {
-    pub fn new(store: Store, prices: HashMap<String, Price>, experiments: Vec<Experiment>) -> Self {
+    pub fn new(
+        store: Store,
+        prices: HashMap<String, Price>,
+        experiments: Vec<Experiment>,
+        quality: QualityReporter,
+    ) -> Self {
         Self {
             store,
             prices,
             experiments,
+            quality,
         }
     }
 
@@ -104,16 +113,6 @@ impl DashboardServiceImpl {
                 / 1e6
         })
     }
-}
-
-fn rate_ci(p: Option<Proportion>) -> Option<RateCi> {
-    p.map(|p| RateCi {
-        successes: p.successes,
-        trials: p.trials,
-        rate: p.rate,
-        low: p.low,
-        high: p.high,
-    })
 }
 
 fn percentiles(mut values: Vec<f64>) -> Percentiles {
@@ -233,6 +232,10 @@ fn series(turns: &[TurnRow], since: i64, width: i64) -> Vec<SeriesPoint> {
 
 #[async_trait::async_trait]
 impl DashboardService for DashboardServiceImpl {
+    async fn quality(&self, since: i64, until: i64) -> Result<QualityReport, AppError> {
+        self.quality.report(since, until).await
+    }
+
     async fn dashboard(&self, since: i64, until: i64) -> Result<Dashboard, AppError> {
         let turns = self.store.turns_between(since, until).await?;
         let votes = self.store.votes_between(since, until).await?;

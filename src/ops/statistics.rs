@@ -1,6 +1,8 @@
 //! The statistics behind the dashboard: percentiles, a confidence interval
 //! for a rate, and the two-proportion test that compares variants.
 
+use app::wire::RateCi;
+
 /// The `p`-th percentile (0–100) by linear interpolation between closest
 /// ranks (the same definition as numpy's default). `None` when empty.
 pub fn percentile(sorted: &[f64], p: f64) -> Option<f64> {
@@ -45,6 +47,17 @@ pub fn wilson(successes: u64, trials: u64) -> Option<Proportion> {
         rate: p,
         low: (centre - margin).max(0.0),
         high: (centre + margin).min(1.0),
+    })
+}
+
+/// A rate and its interval as the dashboard's pages get them.
+pub fn rate_ci(p: Option<Proportion>) -> Option<RateCi> {
+    p.map(|p| RateCi {
+        successes: p.successes,
+        trials: p.trials,
+        rate: p.rate,
+        low: p.low,
+        high: p.high,
     })
 }
 

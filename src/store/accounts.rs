@@ -182,7 +182,7 @@ impl Store {
         tokens_since_ms: i64,
     ) -> Result<(Vec<UserSummary>, u64), StoreError> {
         let users = on_db!(self, db => sqlx::query(&format!(
-            "SELECT u.id, u.username, u.role, u.disabled, u.created_at, \
+            "SELECT u.id, u.username, u.role, u.disabled, u.can_share, u.created_at, \
                (SELECT COUNT(*) FROM conversations c WHERE c.user_id = u.id) AS conversations, \
                (SELECT COUNT(*) FROM documents d WHERE d.user_id = u.id AND d.status != 'deleting') AS documents, \
                ({TOKENS_OF_USER_SINCE}) AS tokens \
@@ -203,6 +203,7 @@ impl Store {
                 conversations: count("conversations")?,
                 documents: count("documents")?,
                 tokens_today: count("tokens")?,
+                can_share: row.int("can_share")? != 0,
             })
         })
         .collect::<Result<Vec<_>, StoreError>>()?);

@@ -77,7 +77,49 @@ impl Store {
             id: conversation_id.to_owned(),
             title,
             messages: self.active_branch(conversation_id).await?,
+            scope: self.conversation_scope(conversation_id).await?,
         }))
+    }
+
+    /// The collections a conversation searches (`None`: all the user may read).
+    pub async fn conversation_scope(
+        &self,
+        conversation_id: &str,
+    ) -> Result<Option<Vec<String>>, StoreError> {
+        let scope: Option<Option<String>> = on_db!(self, db => sqlx::query_scalar(
+            "SELECT scope FROM conversations WHERE id = $1",
+        )
+        .bind(conversation_id)
+        .fetch_optional(db)
+        .await?);
+        scope
+            .flatten()
+            .map(|json| {
+                serde_json::from_str(&json)
+                    .map_err(|e| StoreError::Corrupt(format!("conversation scope: {e}")))
+            })
+            .transpose()
+    }
+
+    /// Sets which collections one of the user's conversations searches;
+    /// false if it isn't theirs.
+    pub async fn set_conversation_scope(
+        &self,
+        user_id: &str,
+        conversation_id: &str,
+        scope: Option<&[String]>,
+    ) -> Result<bool, StoreError> {
+        let json = scope.map(|s| serde_json::to_string(s).unwrap_or_else(|_| "[]".into()));
+        let done = on_db!(self, db => sqlx::query(
+            "UPDATE conversations SET scope = $1 WHERE id = $2 AND user_id = $3",
+        )
+        .bind(json)
+        .bind(conversation_id)
+        .bind(user_id)
+        .execute(db)
+        .await?
+        .rows_affected());
+        Ok(done == 1)
     }
 
     /// The branch the conversation shows, first message first, each message

@@ -4,7 +4,8 @@
 //! run on both. One file per group of tables: conversations (and their
 //! messages), a turn's rows, search, shared links, documents, accounts, API
 //! keys, usage (upload quotas), votes, turn events, the response cache,
-//! experiment exposures, sessions.
+//! experiment exposures, sessions, and what the quality view reads across
+//! them.
 
 /// Runs `$body` with `$db` bound to the store's pool. The body is compiled
 /// once per backend, so every query is written (and reviewed) once.
@@ -20,9 +21,11 @@ macro_rules! on_db {
 mod accounts;
 mod api_keys;
 mod cache;
+mod collections;
 mod conversations;
 mod documents;
 mod experiments;
+mod quality;
 mod search;
 mod sessions;
 mod shares;
@@ -30,16 +33,20 @@ mod tree;
 mod turn_events;
 mod turns;
 mod usage;
+mod versions;
 mod votes;
 
 pub use accounts::{AccountRow, SignUpRefused};
 pub use cache::CachedAnswer;
-pub use documents::{DocumentRow, NewDocument};
+pub use collections::CollectionRow;
+pub use documents::{DocumentRow, Inserted, NewDocument};
+pub use quality::{DocumentLabel, GapCandidate, VotedAnswer};
 pub use sessions::SessionBackend;
 pub use shares::{ShareMade, MAX_SHARES_PER_USER};
 pub use turn_events::{ChatTurnEvent, TurnRow};
 pub use turns::{AnswerRecord, HistoryMessage, NewTurn, TurnBegun, TurnStart};
 pub use usage::{FilesAndBytes, UsageOwner};
+pub use versions::MAX_HIDDEN;
 pub use votes::{AnswerForFeedback, DownvotedRow, FeedbackExport, FeedbackRecord, VoteRow};
 
 use crate::config::DatabaseSettings;

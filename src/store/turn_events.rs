@@ -51,6 +51,12 @@ pub struct ChatTurnEvent {
     /// earlier one fell short.
     #[serde(default)]
     pub regenerated: bool,
+    /// Documents were searched for it.
+    #[serde(default)]
+    pub searched: bool,
+    /// The best passage's cosine similarity to the question.
+    #[serde(default)]
+    pub top_score: Option<f64>,
 }
 
 /// One turn as the dashboard needs it.
@@ -84,9 +90,10 @@ impl Store {
             "INSERT INTO chat_events (id, at, user_id, conversation_id, message_id, model, provider, variant, \
                embed_ms, retrieve_ms, prompt_build_ms, queue_ms, ttft_ms, upstream_ttft_ms, total_ms, \
                prompt_tokens, completion_tokens, tokens_estimated, tokens_per_s, cache_hit, retries, \
-               fallback_used, sources, outcome, error_class, rewrite_ms, rewrite_source, regenerated) \
+               fallback_used, sources, outcome, error_class, rewrite_ms, rewrite_source, regenerated, \
+               searched, top_score) \
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, \
-               $19, $20, $21, $22, $23, $24, $25, $26, $27, $28)",
+               $19, $20, $21, $22, $23, $24, $25, $26, $27, $28, $29, $30)",
         )
         .bind(&e.id)
         .bind(e.at)
@@ -116,6 +123,8 @@ impl Store {
         .bind(e.rewrite_ms)
         .bind(&e.rewrite_source)
         .bind(e.regenerated)
+        .bind(e.searched)
+        .bind(e.top_score)
         .execute(db)
         .await?
         .rows_affected());
@@ -169,6 +178,8 @@ impl Store {
                 outcome: r.text("outcome")?,
                 error_class: r.opt_text("error_class")?,
                 regenerated: r.flag("regenerated")?,
+                searched: r.flag("searched")?,
+                top_score: r.opt_real("top_score")?,
             })
         })
         .collect())

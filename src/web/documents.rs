@@ -5,10 +5,10 @@
 use super::error::ApiError;
 use app::error::AppError;
 use app::identity::Identity;
-use app::ports::{Services, UserId};
+use app::ports::{Caller, Services, UploadTarget};
 use app::wire::{DocumentView, UploadOutcome};
 use axum::extract::multipart::Field;
-use axum::extract::{DefaultBodyLimit, Multipart, Path};
+use axum::extract::{DefaultBodyLimit, Multipart, Path, Query};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -31,6 +31,7 @@ pub fn documents_router<S: Clone + Send + Sync + 'static>(
     Router::new()
         .route("/api/documents", get(list).post(upload))
         .route("/api/documents/{id}", get(status).delete(delete))
+        .route("/api/documents/{id}/versions", get(versions))
         .layer(DefaultBodyLimit::max(body_limit))
         .layer(Extension(UploadLimits {
             max_file_bytes,
@@ -111,23 +112,33 @@ impl UploadGate {
     }
 }
 
-async fn user(who: &Identity, services: &Services) -> Result<UserId, ApiError> {
-    who.account(services.accounts.as_ref())
+async fn caller(who: &Identity, services: &Services) -> Result<Caller, ApiError> {
+    who.caller(services.accounts.as_ref())
         .await?
-        .map(|account| UserId(account.user_id))
         .ok_or(ApiError(AppError::NotFound))
 }
 
+/// Every current document the caller can read (`?collection=` for one
+/// collection's).
 async fn list(
     who: Identity,
     Extension(services): Extension<Services>,
+    Query(query): Query<ListQuery>,
 ) -> Result<Json<Vec<DocumentView>>, ApiError> {
-    match who.account(services.accounts.as_ref()).await? {
-        Some(account) => Ok(Json(
-            services.documents.list(&UserId(account.user_id)).await?,
+    match who.caller(services.accounts.as_ref()).await? {
+        Some(caller) => Ok(Json(
+            services
+                .documents
+                .list(&caller, query.collection.as_deref())
+                .await?,
         )),
         None => Ok(Json(Vec::new())),
     }
+}
+
+#[derive(serde::Deserialize)]
+struct ListQuery {
+    collection: Option<String>,
 }
 
 async fn status(
@@ -135,8 +146,17 @@ async fn status(
     Extension(services): Extension<Services>,
     Path(id): Path<String>,
 ) -> Result<Json<DocumentView>, ApiError> {
-    let user = user(&who, &services).await?;
-    Ok(Json(services.documents.get(&user, &id).await?))
+    let caller = caller(&who, &services).await?;
+    Ok(Json(services.documents.get(&caller, &id).await?))
+}
+
+async fn versions(
+    who: Identity,
+    Extension(services): Extension<Services>,
+    Path(id): Path<String>,
+) -> Result<Json<Vec<DocumentView>>, ApiError> {
+    let caller = caller(&who, &services).await?;
+    Ok(Json(services.documents.versions(&caller, &id).await?))
 }
 
 async fn delete(
@@ -144,14 +164,17 @@ async fn delete(
     Extension(services): Extension<Services>,
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
-    let user = user(&who, &services).await?;
-    services.documents.delete(&user, &id).await?;
+    let caller = caller(&who, &services).await?;
+    services.documents.delete(&caller, &id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
 /// `POST /api/documents`, multipart with one or more `file` fields. Each file
 /// is accepted or refused on its own; the answer lists what happened to each.
 /// Status: 202 if any file was accepted, else the first refusal's status.
+/// Text fields before the files choose where they go: `collection` (an id
+/// the caller may write to; default their own) and `replace` (a document
+/// the file is a new version of).
 async fn upload(
     who: Identity,
     Extension(services): Extension<Services>,
@@ -168,6 +191,7 @@ async fn upload(
         .await?;
     let mut outcomes = Vec::new();
     let mut first_error: Option<AppError> = None;
+    let mut target = UploadTarget::default();
     loop {
         let mut field = match multipart.next_field().await {
             Ok(Some(field)) => field,
@@ -182,6 +206,7 @@ async fn upload(
             }
         };
         let Some(file_name) = field.file_name().map(str::to_string) else {
+            read_target_field(&mut field, &mut target).await?;
             continue;
         };
         if outcomes.len() >= limits.max_files {
@@ -204,8 +229,15 @@ async fn upload(
                 size,
                 limits.max_file_bytes,
             )),
-            Ok(bytes) => services.documents.upload(&caller, &file_name, bytes).await,
+            Ok(bytes) => {
+                services
+                    .documents
+                    .upload(&caller, &target, &file_name, bytes)
+                    .await
+            }
         };
+        // `replace` names one document: it applies to the next file only.
+        target.replaces = None;
         outcomes.push(match result {
             Ok((document, duplicate)) => UploadOutcome {
                 file_name,
@@ -237,6 +269,47 @@ async fn upload(
         _ => StatusCode::ACCEPTED,
     };
     Ok((status, Json(outcomes)).into_response())
+}
+
+/// Reads a text field of an upload: `collection` or `replace` (short ids;
+/// anything else is refused rather than ignored).
+async fn read_target_field(
+    field: &mut Field<'_>,
+    target: &mut UploadTarget,
+) -> Result<(), ApiError> {
+    let name = field.name().unwrap_or_default().to_owned();
+    let mut value = Vec::new();
+    while let Some(chunk) = field.chunk().await.map_err(|e| {
+        ApiError(AppError::BadRequest(format!(
+            "The upload could not be read: {e}"
+        )))
+    })? {
+        value.extend_from_slice(&chunk);
+        if value.len() > 200 {
+            return Err(ApiError(AppError::BadRequest(format!(
+                "The `{name}` field is too long."
+            ))));
+        }
+    }
+    let value = String::from_utf8(value)
+        .map_err(|_| {
+            ApiError(AppError::BadRequest(format!(
+                "The `{name}` field is not text."
+            )))
+        })?
+        .trim()
+        .to_owned();
+    let value = (!value.is_empty()).then_some(value);
+    match name.as_str() {
+        "collection" => target.collection = value,
+        "replace" => target.replaces = value,
+        _ => {
+            return Err(ApiError(AppError::BadRequest(format!(
+                "Unknown field `{name}` (send `collection`, `replace`, then `file` fields)."
+            ))))
+        }
+    }
+    Ok(())
 }
 
 /// Reads one file of an upload: `Err(size)` if it is over `max_file_bytes`

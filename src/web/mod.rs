@@ -3,6 +3,7 @@
 //! by `app::identity::Identity`, the same for these routes and for the
 //! server functions.
 
+pub mod collections;
 pub mod conversations;
 pub mod documents;
 pub mod error;

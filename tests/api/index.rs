@@ -12,7 +12,7 @@ use ragchat::index::edge::EdgeIndex;
 use ragchat::index::server::QdrantServerIndex;
 use ragchat::index::{
     candidate_pool, fuse_hits, rank_key, ChunkPayload, ChunkPoint, Fusion, FusionMethod, Hit,
-    IndexError, SearchMode, SearchRequest, SparseVector, VectorIndex,
+    IndexError, Scope, SearchMode, SearchRequest, SparseVector, VectorIndex,
 };
 use uuid::Uuid;
 
@@ -54,6 +54,9 @@ fn blend(a: &[f32], b: &[f32], weight: f32) -> Vec<f32> {
     )
 }
 
+/// The embedder every test vector claims to come from.
+const EMBEDDER: &str = "test-embedder@384";
+
 fn chunk(owner: &str, document_id: &str, index: u32, text: &str, dense: Vec<f32>) -> ChunkPoint {
     ChunkPoint {
         id: Uuid::new_v4(),
@@ -61,6 +64,9 @@ fn chunk(owner: &str, document_id: &str, index: u32, text: &str, dense: Vec<f32>
         sparse: Bm25::new().document(text),
         payload: ChunkPayload {
             owner: owner.into(),
+            // Each test "owner" is a collection of its own.
+            collection: owner.into(),
+            embedder: EMBEDDER.into(),
             document_id: document_id.into(),
             document_name: format!("{document_id}.pdf"),
             chunk_index: index,
@@ -81,7 +87,11 @@ fn request(
     mode: SearchMode,
 ) -> SearchRequest {
     SearchRequest {
-        owner: owner.into(),
+        scope: Scope {
+            collections: vec![owner.into()],
+            embedder: EMBEDDER.into(),
+            hidden_documents: Vec::new(),
+        },
         dense,
         sparse: Bm25::new().query(text),
         limit,
@@ -216,7 +226,7 @@ async fn owner_filter_isolates_users(index: Arc<dyn VectorIndex>) {
         .await
         .expect("upsert alice");
     index
-        .upsert(clinical_document("bob", "shared-name"))
+        .upsert(clinical_document("bob", "bobs-copy"))
         .await
         .expect("upsert bob");
     index
@@ -259,11 +269,8 @@ async fn owner_filter_isolates_users(index: Arc<dyn VectorIndex>) {
     assert_eq!(index.count("bob", None).await.expect("count"), 3);
     assert_eq!(index.count("carol", None).await.expect("count"), 0);
 
-    // Bob deleting "his" copy of the shared document id leaves Alice's alone.
-    index
-        .delete_document("bob", "shared-name")
-        .await
-        .expect("delete");
+    // Deleting Bob's document leaves Alice's alone.
+    index.delete_document("bobs-copy").await.expect("delete");
     assert_eq!(index.count("bob", None).await.expect("count"), 0);
     assert_eq!(
         index
@@ -346,10 +353,7 @@ async fn delete_document_removes_only_that_document(index: Arc<dyn VectorIndex>)
         2
     );
 
-    index
-        .delete_document("alice", "doomed")
-        .await
-        .expect("delete");
+    index.delete_document("doomed").await.expect("delete");
     assert_eq!(
         index.count("alice", Some("doomed")).await.expect("count"),
         0
@@ -378,13 +382,10 @@ async fn delete_document_removes_only_that_document(index: Arc<dyn VectorIndex>)
     }
     // Deleting something that does not exist is not an error.
     index
-        .delete_document("alice", "never-existed")
+        .delete_document("never-existed")
         .await
         .expect("delete missing");
-    index
-        .delete_document("alice", "doomed")
-        .await
-        .expect("delete twice");
+    index.delete_document("doomed").await.expect("delete twice");
     assert_eq!(index.count("alice", None).await.expect("count"), 3);
 }
 
@@ -650,7 +651,7 @@ async fn invalid_input_is_rejected(index: Arc<dyn VectorIndex>) {
         Err(IndexError::InvalidInput(_))
     ));
     assert!(matches!(
-        index.delete_document("", "d").await,
+        index.delete_document("").await,
         Err(IndexError::InvalidInput(_))
     ));
     // Nothing of the rejected batches was written.
@@ -928,6 +929,81 @@ async fn edge_kill_child() {
     }
 }
 
+/// The access rule runs inside the engine's query: several collections at
+/// once, never another one; the query's embedder only; hidden document
+/// builds never; and labelling older points puts them in scope.
+async fn scope_filters_collections_embedders_and_hidden_builds(index: Arc<dyn VectorIndex>) {
+    for (collection, document) in [("hr", "hr-v1"), ("support", "sup-1"), ("secret", "sec-1")] {
+        index
+            .upsert(clinical_document(collection, document))
+            .await
+            .expect("upsert");
+    }
+    let mut other_embedder = clinical_document("hr", "hr-other-embedder");
+    for point in &mut other_embedder {
+        point.payload.embedder = "another-model@384".into();
+    }
+    index.upsert(other_embedder).await.expect("upsert");
+    let scoped = |collections: &[&str], hidden: &[&str], mode: SearchMode| {
+        let mut request = request("unused", topic(1), "kidney stones", 50, mode);
+        request.scope = Scope {
+            collections: collections.iter().map(|c| c.to_string()).collect(),
+            embedder: EMBEDDER.into(),
+            hidden_documents: hidden.iter().map(|d| d.to_string()).collect(),
+        };
+        request
+    };
+    for mode in MODES {
+        let hits = search(&index, scoped(&["hr", "support"], &[], mode)).await;
+        let mut documents: Vec<&str> = hits
+            .iter()
+            .map(|h| h.payload.document_id.as_str())
+            .collect();
+        documents.sort_unstable();
+        documents.dedup();
+        assert_eq!(documents, ["hr-v1", "sup-1"], "{mode:?}");
+        let hits = search(&index, scoped(&["hr", "support"], &["hr-v1"], mode)).await;
+        assert!(
+            !hits.is_empty(),
+            "{mode:?}: the hidden build took the rest along"
+        );
+        assert!(
+            hits.iter().all(|h| h.payload.document_id == "sup-1"),
+            "{mode:?}: a hidden build answered"
+        );
+        let hits = search(&index, scoped(&["nobody"], &[], mode)).await;
+        assert!(
+            hits.is_empty(),
+            "{mode:?}: an unreadable collection answered"
+        );
+    }
+    // Hybrid results carry the dense cosine of their chunk.
+    let hits = search(&index, scoped(&["hr"], &[], SearchMode::Hybrid)).await;
+    assert!(hits[0].dense_score.is_some_and(|s| s > 0.5));
+    // An empty scope is refused, not read as "everything".
+    assert!(matches!(
+        index.search(scoped(&[], &[], SearchMode::Dense)).await,
+        Err(IndexError::InvalidInput(_))
+    ));
+    // Points labelled after the fact (documents from before collections).
+    index
+        .label_document("hr-other-embedder", "support", EMBEDDER)
+        .await
+        .expect("label");
+    assert_eq!(
+        index
+            .count("support", Some("hr-other-embedder"))
+            .await
+            .expect("count"),
+        3
+    );
+    let hits = search(&index, scoped(&["support"], &["sup-1"], SearchMode::Dense)).await;
+    assert!(hits
+        .iter()
+        .all(|h| h.payload.document_id == "hr-other-embedder"));
+    assert_eq!(hits.len(), 3);
+}
+
 // ------------------------------------------------------------ wrappers
 
 async fn edge_index() -> (Arc<dyn VectorIndex>, tempfile::TempDir) {
@@ -990,6 +1066,7 @@ backend_suite!(
     stopword_only_query_falls_back_to_dense,
     invalid_input_is_rejected,
     concurrent_writers_and_readers,
+    scope_filters_collections_embedders_and_hidden_builds,
 );
 
 /// The same data and queries give the same ranking on both backends.

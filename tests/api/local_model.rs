@@ -253,6 +253,7 @@ async fn a_document_with_role_markers_cannot_change_the_system_prompt() {
         ragchat::llm::local::Engine::open(local.gguf_path(), 2, 2048, 512).expect("model loads");
     let hostile = app::wire::Source {
         n: 1,
+        collection: None,
         document_id: "d".into(),
         document_name: "notes.txt".into(),
         page: None,

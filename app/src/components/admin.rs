@@ -1,6 +1,6 @@
 //! Administration: the accounts, their roles and access.
 
-use crate::api::{list_users, set_user_disabled, set_user_role};
+use crate::api::{allow_sharing, list_users, set_user_disabled, set_user_role};
 use crate::wire::{UserRole, UserSummary};
 use leptos::prelude::*;
 use leptos::task::spawn_local;
@@ -16,6 +16,7 @@ pub fn UsersPage() -> impl IntoView {
             let done = match change {
                 Change::Role(id, role) => set_user_role(id, role).await,
                 Change::Disabled(id, disabled) => set_user_disabled(id, disabled).await,
+                Change::Sharing(id, allowed) => allow_sharing(id, allowed).await,
             };
             error.set(done.err().map(|e| e.to_string()));
             version.update(|v| *v += 1);
@@ -42,6 +43,7 @@ pub fn UsersPage() -> impl IntoView {
                                                 <th scope="col">"Username"</th>
                                                 <th scope="col">"Role"</th>
                                                 <th scope="col">"Access"</th>
+                                                <th scope="col" title="May make shared collections">"May share"</th>
                                                 <th scope="col" class="num">"Chats"</th>
                                                 <th scope="col" class="num">"Documents"</th>
                                                 <th scope="col" class="num">"Tokens today"</th>
@@ -72,11 +74,14 @@ pub fn UsersPage() -> impl IntoView {
 enum Change {
     Role(String, UserRole),
     Disabled(String, bool),
+    Sharing(String, bool),
 }
 
 fn user_row(user: UserSummary, apply: impl Fn(Change) + Copy + 'static) -> impl IntoView {
     let id = user.id.clone();
     let id_for_access = user.id.clone();
+    let id_for_sharing = user.id.clone();
+    let is_admin = user.role == UserRole::Admin;
     let disabled = user.disabled;
     let label = format!("Role of {}", user.username);
     view! {
@@ -103,6 +108,16 @@ fn user_row(user: UserSummary, apply: impl Fn(Change) + Copy + 'static) -> impl 
                 >
                     {if disabled { "Enable" } else { "Disable" }}
                 </button>
+            </td>
+            <td>
+                <input
+                    type="checkbox"
+                    aria-label=format!("{} may share", user.username)
+                    title=if is_admin { "Administrators always may make shared collections" } else { "May make shared collections" }
+                    checked=user.can_share || is_admin
+                    disabled=is_admin
+                    on:change=move |ev| apply(Change::Sharing(id_for_sharing.clone(), event_target_checked(&ev)))
+                />
             </td>
             <td class="num">{user.conversations}</td>
             <td class="num">{user.documents}</td>

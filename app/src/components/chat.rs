@@ -39,9 +39,12 @@ pub fn ChatPage() -> impl IntoView {
     );
 
     // An answer still being written when the conversation opens (after a
-    // reload, or started in another tab) continues live in its place.
+    // reload, or started in another tab) continues live in its place; the
+    // conversation's scope fills the composer's picker.
     Effect::new(move |_| {
         if let Some(Ok(Some(view))) = history.get() {
+            // The picker shows the collections it searches.
+            state.search_scope.set(view.scope.clone());
             let last = view.messages.last();
             if let Some(last) =
                 last.filter(|m| m.role == Role::Assistant && m.status == MessageStatus::Streaming)

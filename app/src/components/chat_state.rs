@@ -38,6 +38,10 @@ pub struct ChatState {
     /// Where live messages' signals belong: not to the button that started
     /// them (a stored message's, which goes when the branch shown changes).
     scope: StoredValue<Option<Owner>>,
+    /// The collections the conversation searches (`None`: every one the
+    /// user may read): chosen in the composer, sent with a new
+    /// conversation's first message and stored with it.
+    pub search_scope: RwSignal<Option<Vec<String>>>,
     /// Bumped whenever the conversation list may have changed.
     pub list_version: RwSignal<u32>,
     /// A generation is in flight.
@@ -62,6 +66,7 @@ impl ChatState {
             tail: StoredValue::new(None),
             epoch: StoredValue::new(0),
             scope: StoredValue::new(Owner::current().map(|owner| owner.child())),
+            search_scope: RwSignal::new(None),
             list_version: RwSignal::new(0),
             busy: RwSignal::new(false),
             streaming_id: RwSignal::new(None),
@@ -103,6 +108,8 @@ impl ChatState {
         self.busy.set(false);
         self.streaming_id.set(None);
         self.stop_requested.set(false);
+        // A conversation's own scope comes with it when it loads.
+        self.search_scope.set(None);
         self.active_id.set(id);
     }
 
@@ -173,8 +180,13 @@ impl ChatState {
             .or_else(|| self.tail.get_value())
             .filter(|_| conversation.is_some());
         let retry = text.clone();
+        // A new conversation takes the scope chosen; an existing one has it.
+        let scope = self
+            .search_scope
+            .get_untracked()
+            .filter(|_| conversation.is_none());
         self.run(answer, Some(retry), async move {
-            send_message(conversation, text, after).await
+            send_message(conversation, text, after, scope).await
         });
     }
 
@@ -236,6 +248,7 @@ impl ChatState {
 
     /// Shows `view` in place of what the page showed.
     fn show(&self, view: ConversationView) {
+        self.search_scope.set(view.scope.clone());
         self.reloaded.set(Some(view));
         self.live.set(Vec::new());
         self.cut_at.set(None);

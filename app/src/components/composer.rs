@@ -1,6 +1,8 @@
-//! The message box: Enter sends, Shift+Enter adds a line, Stop while streaming.
+//! The message box: Enter sends, Shift+Enter adds a line, Stop while
+//! streaming; above it, which collections the conversation searches.
 
 use super::chat_state::ChatState;
+use super::scope_picker::ScopePicker;
 use super::uploads::{AttachButton, UploadState};
 use crate::api::get_limits;
 use leptos::prelude::*;
@@ -46,6 +48,9 @@ pub fn Composer() -> impl IntoView {
                 submit();
             }
         >
+            <div class="composer-tools">
+                <ScopePicker />
+            </div>
             <div class="composer-box" class:invalid=too_long>
                 <AttachButton />
                 <textarea

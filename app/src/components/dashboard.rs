@@ -1,7 +1,9 @@
 //! The admin dashboard: latency, quality, errors, cache, usage and cost over
-//! a chosen time range, and the answers people liked least.
+//! a chosen time range, the answers people liked least, and the quality loop
+//! (knowledge gaps, weak sources; see [`crate::components::quality`]).
 
 use crate::api::get_dashboard;
+use crate::components::quality::QualitySections;
 use crate::markdown::render_markdown;
 use crate::wire::{
     Dashboard, DownvotedAnswer, ExperimentView, GroupStats, Percentiles, RateCi, SeriesPoint,
@@ -64,6 +66,7 @@ pub fn DashboardPage() -> impl IntoView {
                         }
                     })}
                 </Transition>
+                <QualitySections hours=Signal::derive(hours) />
             </div>
         </section>
     }

@@ -1,13 +1,32 @@
-//! The Documents view: the user's documents, their status, and delete.
+//! The Documents view: the collections the user can read, uploading into
+//! one of them, and the documents with their versions.
 
+use super::collections::CollectionsPanel;
+use super::document_table::DocumentTable;
 use super::uploads::{AttachButton, DropZone, UploadState, UploadTray};
-use crate::api::{delete_document, list_documents};
+use crate::api::{get_session, list_collections, list_documents};
 use crate::error::human_size;
-use crate::wire::{DocumentStatus, DocumentView};
+use crate::wire::{CollectionAccess, CollectionView, DocumentView, UserRole};
 use leptos::prelude::*;
-use leptos::task::spawn_local;
 use leptos_meta::Title;
+use leptos_router::hooks::use_query_map;
 use std::time::Duration;
+
+pub use crate::dates::format_date;
+
+/// How many documents each collection holds, as the document list says:
+/// when it changes, the collections' counts are read again.
+fn counts_by_collection(docs: &[DocumentView]) -> Vec<(String, usize)> {
+    let mut counts: Vec<(String, usize)> = Vec::new();
+    for doc in docs {
+        match counts.iter_mut().find(|(id, _)| *id == doc.collection_id) {
+            Some((_, n)) => *n += 1,
+            None => counts.push((doc.collection_id.clone(), 1)),
+        }
+    }
+    counts.sort();
+    counts
+}
 
 #[component]
 pub fn DocumentsPage() -> impl IntoView {
@@ -16,15 +35,34 @@ pub fn DocumentsPage() -> impl IntoView {
         move || uploads.documents_version.get(),
         |_| list_documents(),
     );
-    let error = RwSignal::new(None::<String>);
-
-    // While anything is still being processed, refresh the list.
-    Effect::new(move |_| {
-        let pending = documents
+    // Read again after a change to a collection (not on every poll of the
+    // documents: that would reset the forms in the panel).
+    let collections_version = RwSignal::new(0u32);
+    let collections = Resource::new(move || collections_version.get(), |_| list_collections());
+    let session = OnceResource::new(get_session());
+    let is_admin = Signal::derive(move || {
+        session
             .get()
             .and_then(Result::ok)
-            .is_some_and(|docs| docs.iter().any(|d| d.status.is_pending()));
-        if pending {
+            .and_then(|s| s.account)
+            .is_some_and(|a| a.role == UserRole::Admin)
+    });
+    // Where new uploads go (`None`: the user's own collection).
+    let target = RwSignal::new(None::<String>);
+
+    // While anything is still being processed, refresh the list; when what
+    // is in which collection changes, refresh the collections' counts.
+    let counted = StoredValue::new(None::<Vec<(String, usize)>>);
+    Effect::new(move |_| {
+        let Some(Ok(docs)) = documents.get() else {
+            return;
+        };
+        let counts = Some(counts_by_collection(&docs));
+        if counted.get_value().is_some() && counted.get_value() != counts {
+            collections_version.update(|v| *v += 1);
+        }
+        counted.set_value(counts);
+        if docs.iter().any(|d| d.status.is_pending()) {
             set_timeout(
                 move || uploads.documents_version.update(|v| *v += 1),
                 Duration::from_millis(1000),
@@ -32,21 +70,9 @@ pub fn DocumentsPage() -> impl IntoView {
         }
     });
 
-    let delete = move |doc: DocumentView| {
-        spawn_local(async move {
-            match delete_document(doc.id.clone()).await {
-                Ok(()) => {
-                    error.set(None);
-                    uploads.documents_version.update(|v| *v += 1);
-                }
-                Err(e) => error.set(Some(format!("Could not delete {}: {e}", doc.name))),
-            }
-        });
-    };
-
     view! {
         <Title text="Documents · RAG Chat" />
-        <DropZone>
+        <DropZone collection=target>
             <div class="documents-page">
                 <div class="column">
                     <header class="page-head">
@@ -58,133 +84,88 @@ pub fn DocumentsPage() -> impl IntoView {
                                 " each. Drop files anywhere on this page."
                             </p>
                         </div>
-                        <AttachButton with_text=true />
+                        <div class="upload-control">
+                            <Transition fallback=|| ()>
+                                {move || Suspend::new(async move {
+                                    collections
+                                        .await
+                                        .ok()
+                                        .map(|list| view! { <UploadDestination collections=list.collections target /> })
+                                })}
+                            </Transition>
+                            <AttachButton with_text=true collection=target />
+                        </div>
                     </header>
                     <UploadTray />
-                    {move || error.get().map(|e| view! { <div class="error-box" role="alert"><span>{e}</span></div> })}
-                    <Transition fallback=|| view! { <p class="muted">"Loading…"</p> }>
-                        {move || Suspend::new(async move {
-                            match documents.await {
-                                Ok(docs) if docs.is_empty() => {
-                                    view! { <p class="empty-documents muted">"No documents yet. Upload some to ask questions about them."</p> }
-                                        .into_any()
-                                }
-                                Ok(docs) => view! { <DocumentTable docs delete /> }.into_any(),
-                                Err(e) => view! { <div class="error-box" role="alert"><span>{e.to_string()}</span></div> }.into_any(),
-                            }
-                        })}
-                    </Transition>
+                    <CollectionsPanel collections version=collections_version is_admin target />
+                    <DocumentList documents />
                 </div>
             </div>
         </DropZone>
     }
 }
 
-fn status_text(doc: &DocumentView) -> String {
-    match doc.status {
-        DocumentStatus::Queued => doc.queue_text(),
-        DocumentStatus::Parsing => "Reading".into(),
-        DocumentStatus::Chunking => "Splitting".into(),
-        DocumentStatus::Embedding => format!(
-            "Embedding {}/{}",
-            doc.chunks_embedded,
-            doc.chunks.unwrap_or(0)
-        ),
-        DocumentStatus::Indexed => "Indexed".into(),
-        DocumentStatus::Failed => "Failed".into(),
-    }
-}
-
-/// A date as YYYY-MM-DD (UTC).
-pub fn format_date(ms: i64) -> String {
-    // Rendered the same on server and client (UTC), so hydration agrees.
-    let days = ms.div_euclid(86_400_000);
-    let (y, m, d) = civil_from_days(days);
-    format!("{y:04}-{m:02}-{d:02}")
-}
-
-/// Days since 1970-01-01 → (year, month, day), proleptic Gregorian.
-fn civil_from_days(z: i64) -> (i64, u32, u32) {
-    let z = z + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let y = yoe + era * 400;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = u32::try_from(doy - (153 * mp + 2) / 5 + 1).unwrap_or(1);
-    let m = u32::try_from(if mp < 10 { mp + 3 } else { mp - 9 }).unwrap_or(1);
-    (if m <= 2 { y + 1 } else { y }, m, d)
-}
-
+/// "Upload to: [My documents ▾]": the collections the user may add to.
 #[component]
-fn DocumentTable(
-    docs: Vec<DocumentView>,
-    delete: impl Fn(DocumentView) + Copy + Send + Sync + 'static,
+fn UploadDestination(
+    collections: Vec<CollectionView>,
+    target: RwSignal<Option<String>>,
 ) -> impl IntoView {
+    let writable: Vec<CollectionView> = collections
+        .into_iter()
+        .filter(|c| c.access >= CollectionAccess::Write)
+        .collect();
+    // The user's own collection is where uploads go unless another is chosen.
+    let own = writable
+        .iter()
+        .find(|c| c.private)
+        .map(|c| c.id.clone())
+        .unwrap_or_default();
+    let chosen = move || target.get().unwrap_or_else(|| own.clone());
     view! {
-        <table class="documents">
-            <thead>
-                <tr>
-                    <th scope="col">"Name"</th>
-                    <th scope="col" class="num">"Size"</th>
-                    <th scope="col" class="num">"Pages"</th>
-                    <th scope="col" class="num">"Passages"</th>
-                    <th scope="col">"Status"</th>
-                    <th scope="col">"Added"</th>
-                    <th scope="col"><span class="visually-hidden">"Actions"</span></th>
-                </tr>
-            </thead>
-            <tbody>
-                {docs
+        <label class="upload-destination">
+            <span>"Upload to"</span>
+            <select
+                name="collection"
+                prop:value=chosen
+                on:change=move |ev| target.set(Some(event_target_value(&ev)))
+            >
+                {writable
                     .into_iter()
-                    .map(|doc| {
-                        let status = doc.status.as_str();
-                        let doc_for_delete = doc.clone();
-                        view! {
-                            <tr class="document" data-status=status>
-                                <td class="name">
-                                    <span class="kind">{doc.kind.to_uppercase()}</span>
-                                    <span title=doc.name.clone()>{doc.name.clone()}</span>
-                                    {doc.error.clone().map(|e| view! { <div class="doc-error" role="note">{e}</div> })}
-                                </td>
-                                <td class="num">{human_size(doc.size_bytes)}</td>
-                                <td class="num">{doc.pages.map(|p| p.to_string()).unwrap_or_else(|| "—".into())}</td>
-                                <td class="num">{doc.chunks.map(|c| c.to_string()).unwrap_or_else(|| "—".into())}</td>
-                                <td>
-                                    <span class=format!("status-pill {status}")>{status_text(&doc)}</span>
-                                </td>
-                                <td class="muted">{format_date(doc.created_at_ms)}</td>
-                                <td>
-                                    <button
-                                        type="button"
-                                        class="icon-button delete"
-                                        aria-label=format!("Delete {}", doc.name)
-                                        title="Delete"
-                                        on:click=move |_| delete(doc_for_delete.clone())
-                                    >
-                                        <svg viewBox="0 0 24 24" width="16" height="16" aria-hidden="true" fill="none" stroke="currentColor" stroke-width="2">
-                                            <path d="M4 7h16M10 11v6M14 11v6M6 7l1 13h10l1-13M9 7V4h6v3"></path>
-                                        </svg>
-                                    </button>
-                                </td>
-                            </tr>
-                        }
+                    .map(|c| {
+                        let selected = chosen() == c.id;
+                        view! { <option value=c.id.clone() selected=selected>{c.name}</option> }
                     })
                     .collect_view()}
-            </tbody>
-        </table>
+            </select>
+        </label>
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::civil_from_days;
-
-    #[test]
-    fn dates_from_days() {
-        assert_eq!(civil_from_days(0), (1970, 1, 1));
-        assert_eq!(civil_from_days(20_415), (2025, 11, 23));
-        assert_eq!(civil_from_days(11_016), (2000, 2, 29));
+/// The documents the user can read, in every collection.
+#[component]
+fn DocumentList(
+    documents: Resource<Result<Vec<DocumentView>, crate::error::AppError>>,
+) -> impl IntoView {
+    // `?document=<id>` (a link from the dashboard's weak sources): that
+    // document's row opens with its versions, highlighted.
+    let linked = use_query_map().with_untracked(|q| q.get("document"));
+    let open = RwSignal::new(linked);
+    view! {
+        <section class="documents-section" aria-labelledby="files-heading">
+            <h2 id="files-heading">"Files"</h2>
+            <Transition fallback=|| view! { <p class="muted">"Loading…"</p> }>
+                {move || Suspend::new(async move {
+                    match documents.await {
+                        Ok(docs) if docs.is_empty() => {
+                            view! { <p class="empty-documents muted">"No documents yet. Upload some to ask questions about them."</p> }
+                                .into_any()
+                        }
+                        Ok(docs) => view! { <DocumentTable docs open /> }.into_any(),
+                        Err(e) => view! { <div class="error-box" role="alert"><span>{e.to_string()}</span></div> }.into_any(),
+                    }
+                })}
+            </Transition>
+        </section>
     }
 }

@@ -405,6 +405,18 @@ fn Votes(server_id: RwSignal<Option<String>>, rating: RwSignal<Option<Rating>>) 
     }
 }
 
+/// The name every account's own collection has: its documents are cited
+/// by name alone, shared ones with their collection's name.
+const OWN_COLLECTION: &str = "My documents";
+
+/// The shared collection a source comes from, to name on its chip.
+fn shared_collection(source: &Source) -> Option<String> {
+    source
+        .collection
+        .clone()
+        .filter(|name| name != OWN_COLLECTION)
+}
+
 /// The source the reader opened, shown in the source viewer.
 #[derive(Clone, Copy)]
 pub struct OpenSource(pub RwSignal<Option<Source>>);
@@ -441,15 +453,23 @@ fn SourceChips(
                         .map(|source| {
                             let label = source.location();
                             let n = source.n;
+                            let collection = shared_collection(&source);
+                            let title = match &collection {
+                                Some(c) => format!("Open source {n}: {c} · {label}"),
+                                None => format!("Open source {n}: {label}"),
+                            };
                             view! {
                                 <button
                                     type="button"
                                     class="source-chip"
-                                    title=format!("Open source {n}: {label}")
+                                    title=title
                                     on:click=move |_| open.0.set(Some(source.clone()))
                                 >
                                     <span class="source-n">{n}</span>
-                                    <span class="source-label">{label.clone()}</span>
+                                    <span class="source-label">
+                                        {collection.map(|c| view! { <span class="source-collection">{c}" · "</span> })}
+                                        {label.clone()}
+                                    </span>
                                 </button>
                             }
                         })
@@ -550,6 +570,7 @@ pub fn SourceViewer() -> impl IntoView {
                             </p>
                             <footer class="muted">
                                 {format!("Passage {} of {}", source.chunk_index + 1, source.document_name)}
+                                {source.collection.clone().map(|c| format!(" · in {c}"))}
                             </footer>
                         </div>
                     }

@@ -69,12 +69,44 @@ impl UploadStage {
                 let chunks = document.chunks.unwrap_or(0);
                 if *duplicate {
                     format!("Already in your documents · {chunks} passages")
+                } else if document.version > 1 {
+                    format!(
+                        "Indexed as version {} · {chunks} passages",
+                        document.version
+                    )
                 } else {
                     format!("Indexed · {chunks} passages")
                 }
             }
             Self::Failed(reason) => reason.clone(),
         }
+    }
+}
+
+/// Where uploaded files go: a collection (`None`: the uploader's own), and
+/// the document they are a new version of.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Destination {
+    pub collection: Option<String>,
+    pub replace: Option<String>,
+}
+
+impl Destination {
+    #[cfg_attr(not(feature = "hydrate"), allow(dead_code))]
+    pub fn collection(collection: Option<String>) -> Self {
+        Self {
+            collection,
+            replace: None,
+        }
+    }
+
+    /// The upload's text fields, sent before the file.
+    #[cfg_attr(not(feature = "hydrate"), allow(dead_code))]
+    fn fields(&self) -> Vec<(&'static str, String)> {
+        [("collection", &self.collection), ("replace", &self.replace)]
+            .into_iter()
+            .filter_map(|(name, value)| value.clone().map(|v| (name, v)))
+            .collect()
     }
 }
 
@@ -96,6 +128,11 @@ pub struct UploadState {
     /// Largest file the server accepts (checked before sending).
     pub max_bytes: RwSignal<u64>,
     next_key: RwSignal<u64>,
+    /// Where the rows' signals belong: not to the button that started the
+    /// upload (a document row's goes when the list is read again, the
+    /// page's when another page opens), so every row keeps its progress.
+    #[cfg_attr(not(feature = "hydrate"), allow(dead_code))]
+    owner: StoredValue<Option<Owner>>,
     polling: RwSignal<bool>,
     /// Files waiting to be sent, across every pick and drop of this page.
     #[cfg(feature = "hydrate")]
@@ -106,7 +143,7 @@ pub struct UploadState {
 }
 
 #[cfg(feature = "hydrate")]
-type Queued = (web_sys::File, RwSignal<UploadStage>);
+type Queued = (web_sys::File, RwSignal<UploadStage>, Destination);
 
 impl UploadState {
     pub fn new() -> Self {
@@ -115,6 +152,7 @@ impl UploadState {
             documents_version: RwSignal::new(0),
             max_bytes: RwSignal::new(50 * 1024 * 1024),
             next_key: RwSignal::new(0),
+            owner: StoredValue::new(Owner::current().map(|owner| owner.child())),
             polling: RwSignal::new(false),
             #[cfg(feature = "hydrate")]
             queue: StoredValue::new_local(Default::default()),
@@ -128,7 +166,7 @@ impl UploadState {
     /// browser without a session yet would otherwise get a new identity per
     /// parallel request, and keep only the last one's.
     #[cfg(feature = "hydrate")]
-    pub fn upload(self, files: Vec<web_sys::File>) {
+    pub fn upload(self, files: Vec<web_sys::File>, destination: Destination) {
         for file in files {
             let key = self.next_key.get_untracked();
             self.next_key.set(key + 1);
@@ -137,7 +175,7 @@ impl UploadState {
                 key,
                 file_name: file.name(),
                 size,
-                stage: RwSignal::new(UploadStage::Uploading(0.0)),
+                stage: self.new_stage(),
             };
             self.items.update(|items| items.push(item.clone()));
             let max = self.max_bytes.get_untracked();
@@ -147,7 +185,8 @@ impl UploadState {
                 ));
                 continue;
             }
-            self.queue.update_value(|q| q.push_back((file, item.stage)));
+            self.queue
+                .update_value(|q| q.push_back((file, item.stage, destination.clone())));
         }
         if !self.sending.get_untracked() {
             self.upload_next();
@@ -155,14 +194,26 @@ impl UploadState {
     }
 
     #[cfg(feature = "hydrate")]
+    fn new_stage(&self) -> RwSignal<UploadStage> {
+        let make = || RwSignal::new(UploadStage::Uploading(0.0));
+        match self.owner.get_value() {
+            Some(owner) => owner.with(make),
+            None => make(),
+        }
+    }
+
+    #[cfg(feature = "hydrate")]
     fn upload_next(self) {
-        let Some((file, stage)) = self.queue.try_update_value(|q| q.pop_front()).flatten() else {
+        let Some((file, stage, destination)) =
+            self.queue.try_update_value(|q| q.pop_front()).flatten()
+        else {
             self.sending.set(false);
             return;
         };
         self.sending.set(true);
         browser::upload_file(
             "/api/documents",
+            &destination.fields(),
             file,
             move |sent| stage.set(UploadStage::Uploading(sent)),
             move |result| {
@@ -300,9 +351,12 @@ fn stage_of(document: DocumentView, duplicate: bool) -> UploadStage {
     }
 }
 
-/// A file picker button; `label` is for screen readers and the tooltip.
+/// A file picker button; files go to `collection` (default: the user's own).
 #[component]
-pub fn AttachButton(#[prop(optional)] with_text: bool) -> impl IntoView {
+pub fn AttachButton(
+    #[prop(optional)] with_text: bool,
+    #[prop(optional, into)] collection: Option<Signal<Option<String>>>,
+) -> impl IntoView {
     let uploads = expect_context::<UploadState>();
     let input = NodeRef::<leptos::html::Input>::new();
     view! {
@@ -335,10 +389,11 @@ pub fn AttachButton(#[prop(optional)] with_text: bool) -> impl IntoView {
                 #[cfg(feature = "hydrate")]
                 {
                     let files = browser::input_files(&ev);
-                    uploads.upload(files);
+                    let target = collection.and_then(|c| c.get_untracked());
+                    uploads.upload(files, Destination::collection(target));
                 }
                 #[cfg(not(feature = "hydrate"))]
-                let _ = uploads;
+                let _ = (uploads, collection);
             }
         />
     }
@@ -407,9 +462,13 @@ fn UploadRow(item: UploadItem) -> impl IntoView {
     }
 }
 
-/// Lets files be dropped anywhere on `children`; shows a hint while dragging.
+/// Lets files be dropped anywhere on `children` (into `collection`, default
+/// the user's own); shows a hint while dragging.
 #[component]
-pub fn DropZone(children: Children) -> impl IntoView {
+pub fn DropZone(
+    children: Children,
+    #[prop(optional, into)] collection: Option<Signal<Option<String>>>,
+) -> impl IntoView {
     let uploads = expect_context::<UploadState>();
     let dragging = RwSignal::new(0i32);
     view! {
@@ -432,9 +491,12 @@ pub fn DropZone(children: Children) -> impl IntoView {
                 ev.prevent_default();
                 dragging.set(0);
                 #[cfg(feature = "hydrate")]
-                uploads.upload(browser::dropped_files(&ev));
+                uploads.upload(
+                    browser::dropped_files(&ev),
+                    Destination::collection(collection.and_then(|c| c.get_untracked())),
+                );
                 #[cfg(not(feature = "hydrate"))]
-                let _ = uploads;
+                let _ = (uploads, collection);
             }
         >
             {children()}

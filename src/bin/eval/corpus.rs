@@ -3,7 +3,7 @@
 //! that parses, chunks, embeds and indexes every upload.
 
 use anyhow::bail;
-use app::ports::{Caller, DocumentService, UserId};
+use app::ports::{Caller, DocumentService, UploadTarget, UserId};
 use app::wire::{DocumentStatus, UserRole};
 use ragchat::chat::retrieve::Retriever;
 use ragchat::config::{RetrievalSettings, Settings};
@@ -89,9 +89,15 @@ impl Corpus {
                 user: Some(user),
                 role: UserRole::Guest,
                 ip: None,
+                via_api_key: false,
             };
             let (doc, _) = service
-                .upload(&caller, name, text.clone().into_bytes())
+                .upload(
+                    &caller,
+                    &UploadTarget::default(),
+                    name,
+                    text.clone().into_bytes(),
+                )
                 .await
                 .map_err(|e| anyhow::anyhow!("uploading {name}: {e}"))?;
             key_of.insert(doc.id, name.clone());
@@ -133,8 +139,14 @@ impl Corpus {
 /// Waits until every document of `user` is indexed: their chunk count.
 async fn indexed(service: &DocumentServiceImpl, user: &UserId) -> anyhow::Result<u32> {
     loop {
+        let caller = Caller {
+            user: Some(user.clone()),
+            role: UserRole::Guest,
+            ip: None,
+            via_api_key: false,
+        };
         let listed = service
-            .list(user)
+            .list(&caller, None)
             .await
             .map_err(|e| anyhow::anyhow!("listing: {e}"))?;
         if let Some(failed) = listed.iter().find(|d| d.status == DocumentStatus::Failed) {

@@ -154,7 +154,10 @@ async fn ask_all(
             (rewrite.query, &mut rewritten),
             (fallback(&pair.first, &pair.follow_up), &mut fallback_only),
         ] {
-            let hits = retriever.retrieve_top(reader, &query, 10).await?.hits;
+            let hits = retriever
+                .retrieve_top(&retriever.private_scope(reader), &query, 10)
+                .await?
+                .hits;
             recall.add(&corpus.passages(&hits, &pair.document), &answers);
         }
     }

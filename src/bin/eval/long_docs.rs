@@ -171,7 +171,11 @@ pub async fn run(paths: &str, settings: &Settings) -> anyhow::Result<bool> {
         for question in &set.questions {
             let reader = &corpus.reader_of[&question.document];
             let retrieved = retriever
-                .retrieve_top(&reader.0, &question.question, TOP_K)
+                .retrieve_top(
+                    &retriever.private_scope(&reader.0),
+                    &question.question,
+                    TOP_K,
+                )
                 .await?;
             let passages = corpus.passages(&retrieved.hits, &question.document);
             recall.add(&passages, &answers[question.id.as_str()]);

@@ -128,8 +128,9 @@ async fn evaluate(
 ) -> anyhow::Result<(Scores, f64)> {
     let mut scores = Scores::default();
     let mut latencies = Vec::new();
+    let scope = retriever.private_scope(&user.0);
     for (pmid, item) in items {
-        let retrieved = retriever.retrieve(&user.0, &item.question).await?;
+        let retrieved = retriever.retrieve(&scope, &item.question).await?;
         latencies.push(retrieved.embed_ms + retrieved.search_ms);
         let mut ranked: Vec<&String> = Vec::new();
         for hit in &retrieved.hits {
