@@ -136,11 +136,10 @@ impl Store {
             return Ok(HashMap::new());
         }
         // One query per turn, not one per passage.
-        let placeholders = (1..=unique.len())
-            .map(|n| format!("${n}"))
-            .collect::<Vec<_>>()
-            .join(", ");
-        let sql = format!("SELECT id, content_hash FROM documents WHERE id IN ({placeholders})");
+        let sql = format!(
+            "SELECT id, content_hash FROM documents WHERE id IN ({})",
+            super::placeholders(1, unique.len())
+        );
         let versions: HashMap<String, String> = on_db!(self, db => {
             let mut query = sqlx::query_as::<_, (String, String)>(&sql);
             for id in &unique {

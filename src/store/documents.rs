@@ -1,7 +1,7 @@
 //! Documents and their ingestion state. A row exists before any of its vectors
 //! and outlives them, so the index never holds vectors the database doesn't know about.
 
-use super::{db_int, now_ms, DbRow, Store, StoreError};
+use super::{db_int, now_ms, placeholders, DbRow, Store, StoreError};
 use app::wire::{DocumentStatus, DocumentView};
 
 /// A file accepted for ingestion.
@@ -62,14 +62,6 @@ const VIEW_COLUMNS: &str = "d.id, d.name, d.kind, d.size_bytes, d.status, d.erro
     d.lineage_id, d.version, d.superseded_at, d.embedder, d.chunker, d.user_id";
 
 const VIEW_FROM: &str = "documents d JOIN collections c ON c.id = d.collection_id";
-
-/// `$start, $start+1, …` for `n` bound values.
-pub(crate) fn placeholders(start: usize, n: usize) -> String {
-    (start..start + n)
-        .map(|i| format!("${i}"))
-        .collect::<Vec<_>>()
-        .join(", ")
-}
 
 impl Store {
     /// Inserts a queued document (a new document, or the next version of

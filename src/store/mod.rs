@@ -125,6 +125,14 @@ macro_rules! db_row {
 }
 db_row!(SqliteRow, PgRow);
 
+/// `$start, $start+1, …` for `n` bound values (an `IN (…)` list).
+pub(crate) fn placeholders(start: usize, n: usize) -> String {
+    (start..start + n)
+        .map(|i| format!("${i}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 /// A count as stored (Postgres has no unsigned integers).
 pub(crate) fn db_int(n: impl TryInto<i64>) -> i64 {
     n.try_into().unwrap_or(i64::MAX)

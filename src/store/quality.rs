@@ -142,10 +142,7 @@ impl Store {
     pub async fn document_labels(&self, ids: &[String]) -> Result<Vec<DocumentLabel>, StoreError> {
         let mut labels = Vec::new();
         for batch in ids.chunks(IDS_PER_QUERY) {
-            let placeholders = (1..=batch.len())
-                .map(|n| format!("${n}"))
-                .collect::<Vec<_>>()
-                .join(", ");
+            let placeholders = super::placeholders(1, batch.len());
             let sql = format!(
                 "SELECT d.id, d.name, COALESCE(d.lineage_id, d.id) AS lineage_id, d.version, \
                    (d.status = 'indexed' AND d.superseded_at IS NULL) AS is_current, c.name AS collection \

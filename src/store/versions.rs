@@ -2,8 +2,7 @@
 //! must hide and which builds answered at a tick, removing replaced builds'
 //! vectors, re-index builds, and labelling documents from before.
 
-use super::documents::placeholders;
-use super::{now_ms, Store, StoreError};
+use super::{now_ms, placeholders, Store, StoreError};
 
 /// Document builds a search hides at most; more means something is stuck,
 /// and the search is refused rather than shown them.
