@@ -42,6 +42,8 @@ fn request() -> CompletionRequest {
         ],
         max_tokens: MAX_TOKENS,
         temperature: 0.0,
+        top_p: None,
+        stop: Vec::new(),
     }
 }
 

@@ -15,6 +15,8 @@ export CARGO_INCREMENTAL=0
 apt_install chromium chromium-driver redis-server postgresql
 source scripts/llama-python.sh
 export RAGCHAT_LLAMA_PYTHON="$LLAMA_PYTHON"
+# The official openai SDK (same venv) for the /v1 test, tests/openai_sdk.py.
+export RAGCHAT_OPENAI_PYTHON="$LLAMA_PYTHON"
 
 say "cargo fmt --check"
 cargo fmt --all -- --check

@@ -29,6 +29,8 @@ pub struct Settings {
     pub quality: QualitySettings,
     /// A/B experiments on the prompt, temperature and number of passages.
     pub experiments: Vec<Experiment>,
+    /// The OpenAI-compatible API under `/v1`.
+    pub api: ApiSettings,
 }
 
 /// What a model costs, in USD per million tokens.
@@ -431,6 +433,7 @@ impl Default for Settings {
             cache: Default::default(),
             quality: QualitySettings::default(),
             experiments: Vec::new(),
+            api: ApiSettings::default(),
         }
     }
 }
@@ -567,6 +570,41 @@ impl Default for QualitySettings {
             low_score: 0.35,
             similar_questions: 0.8,
             max_questions: 500,
+        }
+    }
+}
+
+/// The OpenAI-compatible API (`[api]`, served under `/v1`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default)]
+pub struct ApiSettings {
+    /// The id `/v1/models` gives the grounded model (retrieval over what
+    /// the caller may read, then the chat model).
+    pub grounded_model: String,
+    /// Most messages one chat completion request may carry.
+    pub max_messages: usize,
+    /// Most characters of all its messages together (each user and system
+    /// message is also held to `chat.max_message_chars`). Earlier turns
+    /// beyond `chat.history_chars` are left out of the prompt, as in the
+    /// browser.
+    pub max_conversation_chars: usize,
+    /// Largest request body, in bytes.
+    pub max_body_bytes: usize,
+    /// Most inputs one `/v1/embeddings` request may embed.
+    pub max_embedding_inputs: usize,
+    /// Longest embedding input, in characters.
+    pub max_embedding_input_chars: usize,
+}
+
+impl Default for ApiSettings {
+    fn default() -> Self {
+        Self {
+            grounded_model: "rag".into(),
+            max_messages: 256,
+            max_conversation_chars: 100_000,
+            max_body_bytes: 1024 * 1024,
+            max_embedding_inputs: 128,
+            max_embedding_input_chars: 8_000,
         }
     }
 }

@@ -45,6 +45,7 @@ pub struct Application {
     router: Router,
     address: SocketAddr,
     index: Arc<dyn VectorIndex>,
+    embedder: Arc<dyn Embedder>,
     store: Store,
 }
 
@@ -468,7 +469,7 @@ impl Application {
             &settings,
             &store,
             Retriever::new(embedder.clone(), index.clone(), settings.retrieval.clone()),
-            tokens,
+            tokens.clone(),
             &models,
         )?);
         let chat = build_chat(&settings, &store, models, grounding, &metrics);
@@ -483,7 +484,7 @@ impl Application {
                 store.clone(),
                 settings.prices.clone(),
                 settings.experiments.clone(),
-                QualityReporter::new(store.clone(), embedder, settings.quality.clone()),
+                QualityReporter::new(store.clone(), embedder.clone(), settings.quality.clone()),
             )),
             collections: Arc::new(documents.collections()),
             documents: Arc::new(documents),
@@ -493,14 +494,7 @@ impl Application {
             .await
             .with_context(|| format!("binding {}", settings.server.bind))?;
         let address = listener.local_addr()?;
-        let site_root = std::env::var("LEPTOS_SITE_ROOT")
-            .unwrap_or_else(|_| settings.server.site_root.to_string_lossy().into_owned());
-        let options = LeptosOptions::builder()
-            .output_name("ragchat")
-            .site_root(site_root)
-            .site_pkg_dir("pkg")
-            .site_addr(address)
-            .build();
+        let options = leptos_options(&settings, address);
         let documents = crate::web::documents::documents_router(
             services.clone(),
             settings.documents.max_file_bytes,
@@ -513,15 +507,23 @@ impl Application {
         .merge(crate::web::operator::operator_router(
             services.clone(),
             store.clone(),
-            metrics,
+            metrics.clone(),
             settings.server.metrics_token.clone(),
         ));
         let shared_pages = crate::web::conversations::shared_router(services.clone());
+        let openai = crate::web::openai::openai_router(crate::web::openai::OpenAiApi {
+            services: services.clone(),
+            embedder: embedder.clone(),
+            tokens,
+            metrics,
+            settings: settings.api.clone(),
+        });
         let router = crate::web::router(
             options,
             services,
             documents,
             shared_pages,
+            openai,
             session_layer,
             &settings.server,
         );
@@ -530,6 +532,7 @@ impl Application {
             router,
             address,
             index,
+            embedder,
             store,
         })
     }
@@ -541,6 +544,11 @@ impl Application {
     /// The vector index (tests check what it holds).
     pub fn index(&self) -> Arc<dyn VectorIndex> {
         self.index.clone()
+    }
+
+    /// The embedding model (tests compare what the API returns with it).
+    pub fn embedder(&self) -> Arc<dyn Embedder> {
+        self.embedder.clone()
     }
 
     /// The database (the load script reads the turns' events back).
@@ -558,6 +566,18 @@ impl Application {
         .await?;
         Ok(())
     }
+}
+
+/// Where the pages' bundle is served from, and the address it is served at.
+fn leptos_options(settings: &Settings, address: SocketAddr) -> LeptosOptions {
+    let site_root = std::env::var("LEPTOS_SITE_ROOT")
+        .unwrap_or_else(|_| settings.server.site_root.to_string_lossy().into_owned());
+    LeptosOptions::builder()
+        .output_name("ragchat")
+        .site_root(site_root)
+        .site_pkg_dir("pkg")
+        .site_addr(address)
+        .build()
 }
 
 async fn shutdown_signal() {

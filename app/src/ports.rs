@@ -29,6 +29,15 @@ pub struct Caller {
     pub via_api_key: bool,
 }
 
+/// An API key's account, and which key it is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeyHolder {
+    pub account: AccountView,
+    pub key_id: String,
+    /// The name its owner gave it (for the dashboard's traffic by key).
+    pub key_name: String,
+}
+
 /// Guests, accounts and roles.
 #[async_trait::async_trait]
 pub trait AccountService: Send + Sync + 'static {
@@ -73,7 +82,7 @@ pub trait AccountService: Send + Sync + 'static {
     /// The account behind an API key (`Authorization: Bearer …`), read on
     /// every request: an unknown or revoked key is `Unauthorized`, a
     /// disabled account's key `Forbidden`.
-    async fn api_key_account(&self, secret: &str) -> Result<AccountView, AppError>;
+    async fn api_key_account(&self, secret: &str) -> Result<KeyHolder, AppError>;
     async fn list_api_keys(&self, user: &UserId) -> Result<Vec<ApiKeyView>, AppError>;
     /// Makes a key for an account (guests get `Forbidden`); its secret is
     /// returned this once.
@@ -159,6 +168,38 @@ impl TurnRequest {
     }
 }
 
+/// Which model answers an API turn.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ApiModel {
+    /// Retrieval over what the caller may read, then the chat model (with
+    /// the caller's experiments, like the browser).
+    Grounded,
+    /// The chat model of this id (see [`ChatService::api_models`]), without
+    /// retrieval.
+    Plain(String),
+}
+
+/// A chat completion asked through the OpenAI-compatible API: the request
+/// carries the whole conversation, so nothing of it is read from storage.
+#[derive(Debug, Clone)]
+pub struct ApiTurn {
+    pub model: ApiModel,
+    /// The request's system (and developer) messages, joined.
+    pub instructions: Option<String>,
+    /// The turns before the question, oldest first.
+    pub history: Vec<(crate::wire::Role, String)>,
+    /// The last user message.
+    pub question: String,
+    pub max_tokens: Option<u32>,
+    pub temperature: Option<f32>,
+    pub top_p: Option<f32>,
+    /// Text that ends the answer where it appears (not included).
+    pub stop: Vec<String>,
+    /// The key it was asked with, and that key's name.
+    pub key_id: String,
+    pub key_name: String,
+}
+
 /// A request to start a turn and stream the answer.
 #[derive(Debug, Clone)]
 pub struct SendMessage {
@@ -212,6 +253,17 @@ pub trait ChatService: Send + Sync + 'static {
         scope: Option<Vec<String>>,
     ) -> Result<(), AppError>;
     fn limits(&self) -> ClientLimits;
+    /// The ids of the chat models an API request may name without
+    /// retrieval (the default model's first).
+    fn api_models(&self) -> Vec<String>;
+    /// Answers an API turn (the caller was admitted by the limits): the
+    /// same events as [`ChatService::send`], stored as a turn of its own
+    /// that the browser's conversation list leaves out.
+    async fn complete(
+        &self,
+        user: &UserId,
+        turn: ApiTurn,
+    ) -> Result<BoxStream<'static, ChatEvent>, AppError>;
 }
 
 /// The conversation list's tools: search, rename, pin, export, and

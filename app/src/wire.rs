@@ -1,9 +1,11 @@
 //! Types that cross the wire between the server and the browser.
 
 mod quality;
+mod traffic;
 
 pub use quality::{GapReasons, KnowledgeGap, QualityReport, SourceAnswer, WeakSource};
 use serde::{Deserialize, Serialize};
+pub use traffic::{SourceTraffic, TrafficSource};
 
 /// One line of the chat stream (newline-delimited JSON).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -738,6 +740,10 @@ pub struct Dashboard {
     pub stages: Vec<StageLatency>,
     pub series: Vec<SeriesPoint>,
     pub by_user: Vec<UsageRow>,
+    /// The browser first, then each API key by turns, most first; empty
+    /// when the range has no turns.
+    #[serde(default)]
+    pub by_source: Vec<SourceTraffic>,
     pub downvoted: Vec<DownvotedAnswer>,
     pub experiments: Vec<ExperimentView>,
 }

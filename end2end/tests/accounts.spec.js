@@ -128,6 +128,32 @@ test.describe('accounts', () => {
     await page.goto(app.url);
     await expect(page.locator('.conversation-list')).toContainText('Asked by a script');
 
+    // The same key as an OpenAI client: its answer stays out of the
+    // conversation list, and the dashboard counts it, and its vote, under
+    // the key's name.
+    const completion = await script.post(`${app.url}/v1/chat/completions`, {
+      data: { model: 'rag', messages: [{ role: 'user', content: 'Asked through the OpenAI API' }] },
+    });
+    expect(completion.status()).toBe(200);
+    const answer = await completion.json();
+    expect(answer.object).toBe('chat.completion');
+    expect(answer.choices[0].message.content).toContain('here');
+    const vote = await script.post(`${app.url}/v1/chat/completions/${answer.id}/feedback`, {
+      data: { rating: 'up' },
+    });
+    expect(vote.status()).toBe(200);
+    await page.reload();
+    await expect(page.locator('.conversation-list')).toContainText('Asked by a script');
+    await expect(page.locator('.conversation-list')).not.toContainText('Asked through the OpenAI API');
+    await page.locator('.account').getByRole('link', { name: 'Dashboard' }).click();
+    const traffic = page.locator('tr.source[data-source="api"]', { hasText: 'report script' });
+    await expect(traffic).toBeVisible();
+    await expect(traffic.locator('td').nth(1)).toHaveText('ada');
+    await expect(traffic.locator('td').nth(2)).toHaveText('1');
+    await expect(traffic.locator('td').nth(9)).toHaveText('1');
+    await expect(page.locator('tr.source[data-source="browser"]')).toBeVisible();
+    await page.locator('table.by-source').screenshot({ path: 'test-results/traffic-by-source.png' });
+
     await page.locator('.account').getByRole('link', { name: 'API keys' }).click();
     await page.getByRole('button', { name: 'Revoke report script' }).click();
     await expect(page.getByText('No keys yet.')).toBeVisible();

@@ -8,9 +8,11 @@ use super::live::LiveAnswer;
 use super::prompt::{build_prompt, fit_sources, TEMPLATE_VERSION};
 use super::retrieve::{sources_from, Retriever};
 use super::rewrite::{QueryRewriter, Rewrite};
+use super::stops::StopSequences;
+use super::tally::{elapsed_ms, elapsed_ms_f64, Outcome, Step, Tally};
 use crate::documents::access::Access;
 use crate::embed::TokenSpans;
-use crate::llm::{ChatModel, CompletionRequest, LlmError, LlmEvent};
+use crate::llm::{ChatModel, CompletionRequest, LlmError};
 use crate::ops::events::{ChatTurnEvent, EventRecorder};
 use crate::store::{AnswerRecord, CachedAnswer, HistoryMessage, Store};
 use app::ports::UserId;
@@ -42,6 +44,8 @@ pub(super) struct Running {
     pub(super) cancel: CancellationToken,
     /// Where its readers read it.
     pub(super) live: Arc<LiveAnswer>,
+    /// The API key it was asked with: revoking the key stops it.
+    pub(super) api_key_id: Option<String>,
 }
 
 /// Answers being generated on this replica, by message id.
@@ -83,22 +87,18 @@ pub(super) struct Generation {
     /// Another version of an existing answer: never from the response cache
     /// (its entry is replaced), and counted as a regeneration.
     pub(super) regenerated: bool,
+    /// What differs for a turn asked through the API.
+    pub(super) api: Option<ApiExtras>,
 }
 
-/// How a generation ended.
-enum Outcome {
-    Finished(FinishReason),
-    Failed(LlmError),
-}
-
-impl Outcome {
-    /// The outcome's name in the turn event: the finish reason or the error's class.
-    fn name(&self) -> &'static str {
-        match self {
-            Outcome::Finished(reason) => finish_name(*reason),
-            Outcome::Failed(e) => e.class(),
-        }
-    }
+/// An API turn's own settings.
+pub(super) struct ApiExtras {
+    /// Retrieval first (the grounded model), or the model alone.
+    pub(super) grounded: bool,
+    pub(super) top_p: Option<f32>,
+    pub(super) stop: Vec<String>,
+    pub(super) key_id: String,
+    pub(super) key_name: String,
 }
 
 /// Timings of the retrieval stages, for the turn's log line, and how a
@@ -174,118 +174,6 @@ struct Prepared {
     cache_key: Option<String>,
 }
 
-/// What the model has streamed so far in this turn, and how it got there.
-struct Tally {
-    content: String,
-    usage: Option<Usage>,
-    /// Token events received (the completion's size when there is no usage).
-    pieces: u32,
-    ttft_ms: Option<u64>,
-    first_token_at: Option<Instant>,
-    queue_ms: Option<f64>,
-    /// The model that answered (a fallback's, if it came to that).
-    model: String,
-    provider: &'static str,
-    retries: u32,
-    fallback_used: bool,
-    model_called: Instant,
-}
-
-/// What one model event means for the reader.
-enum Step {
-    Tell(ChatEvent),
-    Quiet,
-    End(FinishReason),
-}
-
-impl Tally {
-    fn new(model: String, provider: &'static str) -> Self {
-        Self {
-            content: String::new(),
-            usage: None,
-            pieces: 0,
-            ttft_ms: None,
-            first_token_at: None,
-            queue_ms: None,
-            model,
-            provider,
-            retries: 0,
-            fallback_used: false,
-            model_called: Instant::now(),
-        }
-    }
-
-    /// Counts one event from the model; `started` is the request's arrival.
-    fn take(&mut self, event: LlmEvent, started: Instant) -> Step {
-        match event {
-            LlmEvent::Queued { position } => Step::Tell(ChatEvent::Queued { position }),
-            LlmEvent::Started => {
-                let called = self.model_called;
-                self.queue_ms.get_or_insert_with(|| elapsed_ms_f64(called));
-                Step::Quiet
-            }
-            LlmEvent::Served {
-                model,
-                provider,
-                retries,
-                fallback,
-            } => {
-                self.model = model.clone();
-                self.provider = provider;
-                self.retries = retries;
-                self.fallback_used = fallback;
-                Step::Tell(ChatEvent::Model {
-                    model,
-                    retries,
-                    fallback,
-                    cached: false,
-                })
-            }
-            LlmEvent::Token(text) => {
-                self.ttft_ms.get_or_insert_with(|| elapsed_ms(started));
-                self.first_token_at.get_or_insert_with(Instant::now);
-                self.pieces += 1;
-                self.content.push_str(&text);
-                Step::Tell(ChatEvent::Token { text })
-            }
-            LlmEvent::Usage {
-                prompt_tokens,
-                completion_tokens,
-            } => {
-                self.usage = Some(Usage {
-                    prompt_tokens,
-                    completion_tokens,
-                });
-                Step::Quiet
-            }
-            LlmEvent::Finished(reason) => Step::End(reason),
-        }
-    }
-
-    /// The provider's usage, or an estimate (about four characters a token)
-    /// for providers that report none; `true` when estimated.
-    fn usage(&self, prompt_chars: usize) -> (Usage, bool) {
-        match self.usage {
-            Some(usage) => (usage, false),
-            None => (
-                Usage {
-                    prompt_tokens: u32::try_from(prompt_chars / 4).unwrap_or(u32::MAX),
-                    completion_tokens: self.pieces,
-                },
-                true,
-            ),
-        }
-    }
-
-    /// Generation speed after the first token (the prompt is excluded).
-    fn tokens_per_s(&self, completion_tokens: u32) -> Option<f64> {
-        self.first_token_at.and_then(|first| {
-            let secs = first.elapsed().as_secs_f64();
-            (completion_tokens > 1 && secs > 0.0).then(|| f64::from(completion_tokens - 1) / secs)
-        })
-    }
-}
-
 impl Generation {
     pub(super) async fn run(self, live: Arc<LiveAnswer>) {
         let mut guard = Unfinished {
@@ -312,7 +200,13 @@ impl Generation {
                 Err(e) => tracing::warn!(error = %e, "reading the response cache"),
             }
         }
-        let mut tally = Tally::new(self.model_name.clone(), self.model.provider());
+        let stops = StopSequences::new(
+            self.api
+                .as_ref()
+                .map(|a| a.stop.clone())
+                .unwrap_or_default(),
+        );
+        let mut tally = Tally::new(self.model_name.clone(), self.model.provider(), stops);
         let outcome = self.stream_answer(request, live, &mut tally).await;
         self.conclude(outcome, tally, prepared, live).await;
     }
@@ -367,11 +261,18 @@ impl Generation {
             ),
             max_tokens: self.max_tokens,
             temperature: self.temperature,
+            top_p: self.api.as_ref().and_then(|a| a.top_p),
+            stop: self
+                .api
+                .as_ref()
+                .map(|a| a.stop.clone())
+                .unwrap_or_default(),
         }
     }
 
     /// Streams the model's answer to its readers until it ends, fails or is
-    /// stopped, storing it as it grows.
+    /// stopped, storing it as it grows (a browser's: an API answer has no
+    /// reader who could come back, so it is stored when it ends).
     async fn stream_answer(
         &self,
         request: CompletionRequest,
@@ -394,8 +295,15 @@ impl Generation {
                 Step::Tell(event) => live.publish(event),
                 Step::Quiet => {}
                 Step::End(reason) => return Outcome::Finished(reason),
+                Step::Last(event, reason) => {
+                    live.publish(event);
+                    return Outcome::Finished(reason);
+                }
             }
-            if saved.elapsed() >= SAVE_EVERY && tally.content.len() != saved_len {
+            if self.api.is_none()
+                && saved.elapsed() >= SAVE_EVERY
+                && tally.content.len() != saved_len
+            {
                 if let Err(e) = self
                     .store
                     .save_partial_answer(&self.message_id, &tally.content)
@@ -516,6 +424,9 @@ impl Generation {
     /// answered without sources: a chat that still works beats one that
     /// fails.
     async fn sources(&self, timings: &mut RetrievalTimings) -> Vec<Source> {
+        if self.api.as_ref().is_some_and(|api| !api.grounded) {
+            return Vec::new();
+        }
         let access = &self.grounding.access;
         let embedder = self.grounding.retriever.embedder_id();
         let chosen = match self.store.conversation_scope(&self.conversation_id).await {
@@ -685,6 +596,9 @@ impl Generation {
             regenerated: self.regenerated,
             searched: false,
             top_score: None,
+            source: if self.api.is_some() { "api" } else { "browser" }.to_owned(),
+            api_key_id: self.api.as_ref().map(|a| a.key_id.clone()),
+            api_key_name: self.api.as_ref().map(|a| a.key_name.clone()),
         }
     }
 
@@ -770,20 +684,4 @@ fn plus(a: Usage, b: Usage) -> Usage {
         prompt_tokens: a.prompt_tokens.saturating_add(b.prompt_tokens),
         completion_tokens: a.completion_tokens.saturating_add(b.completion_tokens),
     }
-}
-
-fn finish_name(reason: FinishReason) -> &'static str {
-    match reason {
-        FinishReason::Stop => "stop",
-        FinishReason::Length => "length",
-        FinishReason::Cancelled => "cancelled",
-    }
-}
-
-fn elapsed_ms(since: Instant) -> u64 {
-    u64::try_from(since.elapsed().as_millis()).unwrap_or(u64::MAX)
-}
-
-fn elapsed_ms_f64(since: Instant) -> f64 {
-    since.elapsed().as_secs_f64() * 1000.0
 }

@@ -2,12 +2,14 @@
 //! answer from the model and records how it ended), and the stages of a
 //! turn: [`rewrite`] a follow-up into a search query, [`retrieve`] the
 //! user's passages, build the [`prompt`], reuse an answer from the response
-//! [`cache`], and mark the [`citations`]. Answers outlive their readers
+//! [`cache`], and mark the [`citations`]. The OpenAI-compatible API's turns
+//! bring their own history (`completion`). Answers outlive their readers
 //! ([`live`]); the conversation list's tools are in [`history`], with
 //! Markdown [`export`].
 
 pub mod cache;
 pub mod citations;
+mod completion;
 pub mod export;
 mod generation;
 pub mod history;
@@ -15,9 +17,11 @@ pub mod live;
 pub mod prompt;
 pub mod retrieve;
 pub mod rewrite;
+mod stops;
+mod tally;
 
 pub use generation::Grounding;
-use generation::{Generation, InFlight, Running};
+use generation::{ApiExtras, Generation, InFlight, Running};
 use live::{LiveAnswer, Reader};
 
 use self::cache::ResponseCache;
@@ -28,7 +32,7 @@ use crate::ops::events::EventRecorder;
 use crate::ops::experiments::{overrides_for, Experiment, Overrides};
 use crate::store::{Store, StoreError, TurnBegun, TurnStart};
 use app::error::AppError;
-use app::ports::{Admission, ChatService, SendMessage, TurnRequest, UserId};
+use app::ports::{Admission, ApiTurn, ChatService, SendMessage, TurnRequest, UserId};
 use app::wire::{ChatEvent, ClientLimits, ConversationSummary, ConversationView};
 use futures::stream::BoxStream;
 use std::sync::Arc;
@@ -59,7 +63,8 @@ const STOP_CHECK: std::time::Duration = std::time::Duration::from_millis(250);
 const HEARTBEAT_EVERY_TICKS: u64 = 20;
 
 /// Stops this replica's answers that someone stopped on another replica,
-/// and those of accounts disabled in the last minute (on any replica),
+/// those of accounts disabled in the last minute (on any replica) and those
+/// asked with an API key that has since been revoked,
 /// within [`STOP_CHECK`] plus a query, and keeps the heartbeat of the
 /// answers it generates. Ends when the chat service is dropped.
 async fn watch_stops(
@@ -73,9 +78,17 @@ async fn watch_stops(
         let Some(in_flight) = in_flight.upgrade() else {
             return;
         };
-        let running: Vec<String> = in_flight
+        let (running, keys): (Vec<String>, Vec<String>) = in_flight
             .lock()
-            .map(|running| running.keys().cloned().collect())
+            .map(|running| {
+                let mut keys: Vec<String> = running
+                    .values()
+                    .filter_map(|r| r.api_key_id.clone())
+                    .collect();
+                keys.sort_unstable();
+                keys.dedup();
+                (running.keys().cloned().collect(), keys)
+            })
             .unwrap_or_default();
         if running.is_empty() {
             continue;
@@ -99,7 +112,14 @@ async fn watch_stops(
                 Vec::new()
             }
         };
-        if stopped.is_empty() && disabled.is_empty() {
+        let revoked = match store.revoked_api_keys(&keys).await {
+            Ok(revoked) => revoked,
+            Err(e) => {
+                tracing::warn!(error = %e, "looking for revoked API keys");
+                Vec::new()
+            }
+        };
+        if stopped.is_empty() && disabled.is_empty() && revoked.is_empty() {
             continue;
         }
         let Ok(running) = in_flight.lock() else {
@@ -114,6 +134,13 @@ async fn watch_stops(
                 answer.cancel.cancel();
             } else if disabled.contains(&answer.owner.0) {
                 tracing::info!(user_id = %answer.owner.0, %message_id, "account disabled: stopping its answer");
+                answer.cancel.cancel();
+            } else if answer
+                .api_key_id
+                .as_ref()
+                .is_some_and(|key| revoked.contains(key))
+            {
+                tracing::info!(%message_id, "API key revoked: stopping its answer");
                 answer.cancel.cancel();
             }
         }
@@ -242,17 +269,7 @@ impl ChatServiceImpl {
                 }
                 Ok(started)
             }
-            TurnBegun::NotFound => Err(AppError::NotFound),
-            TurnBegun::Busy => Err(AppError::Conflict(
-                "An answer in this conversation is still being written; wait for it or stop it first."
-                    .into(),
-            )),
-            TurnBegun::TooMany(cap) => Err(AppError::RateLimited {
-                message: format!(
-                    "You already have {cap} answers being written; wait for one to finish or stop it."
-                ),
-                retry_after_ms: 2_000,
-            }),
+            refused => Err(turn_refused(refused)),
         }
     }
 
@@ -286,6 +303,110 @@ impl ChatServiceImpl {
     }
 }
 
+/// A turn whose rows are stored, ready to be answered.
+struct Launch {
+    turn: crate::store::NewTurn,
+    choice: ModelChoice,
+    overrides: Overrides,
+    system_prompt: String,
+    temperature: f32,
+    max_tokens: u32,
+    cache: Option<ResponseCache>,
+    api: Option<ApiExtras>,
+    started: Instant,
+}
+
+impl ChatServiceImpl {
+    /// Starts answering a stored turn in its own task and returns its
+    /// first reader.
+    async fn launch(
+        &self,
+        user: &UserId,
+        launch: Launch,
+    ) -> Result<BoxStream<'static, ChatEvent>, AppError> {
+        let Launch {
+            turn,
+            choice,
+            overrides,
+            ..
+        } = launch;
+        // Nobody can come back to an API answer: it ends with its reader.
+        let ends_with_reader = self.settings.cancel_on_disconnect || launch.api.is_some();
+        let model_name = choice.model.name().to_string();
+        let cancel = CancellationToken::new();
+        let live = Arc::new(LiveAnswer::default());
+        self.in_flight
+            .lock()
+            .map_err(|_| AppError::Internal)?
+            .insert(
+                turn.assistant_message_id.clone(),
+                Running {
+                    owner: user.clone(),
+                    conversation_id: turn.conversation_id.clone(),
+                    cancel: cancel.clone(),
+                    live: live.clone(),
+                    api_key_id: launch.api.as_ref().map(|api| api.key_id.clone()),
+                },
+            );
+        // The asking reader reads like any other; it is subscribed before
+        // anything is published, so it misses nothing.
+        let reader = live.subscribe().ok_or(AppError::Internal)?;
+        live.publish(ChatEvent::Start {
+            conversation_id: turn.conversation_id.clone(),
+            user_message_id: turn.user_message_id.clone(),
+            message_id: turn.assistant_message_id.clone(),
+            model: model_name.clone(),
+            title: turn.title.clone(),
+        });
+        if let Some(message) = choice.notice.clone() {
+            live.publish(ChatEvent::Notice { message });
+        }
+        let generation = Generation {
+            store: self.store.clone(),
+            model: choice.model,
+            grounding: self.grounding.clone(),
+            recorder: self.recorder.clone(),
+            cache: launch.cache,
+            owner: user.0.clone(),
+            question: turn.question,
+            history: turn.history,
+            system_prompt: launch.system_prompt,
+            history_chars: self.settings.history_chars,
+            max_tokens: launch.max_tokens,
+            temperature: launch.temperature,
+            top_k: overrides.top_k,
+            variant: overrides.label(),
+            message_id: turn.assistant_message_id,
+            conversation_id: turn.conversation_id,
+            model_name,
+            model_route: choice.route,
+            notice: choice.notice,
+            cancel: cancel.clone(),
+            in_flight: self.in_flight.clone(),
+            started: launch.started,
+            regenerated: turn.regenerated,
+            api: launch.api,
+        };
+        // The answer is produced by its own task: it keeps going when the
+        // reader goes away (unless `cancel_on_disconnect`), until it ends
+        // or someone presses Stop.
+        tokio::spawn(generation.run(live));
+        // After the answer's task is running: nothing between storing the
+        // turn and starting it can be cut short.
+        if !overrides.assignments.is_empty() {
+            if let Err(e) = self
+                .store
+                .record_exposures(&user.0, &overrides.assignments)
+                .await
+            {
+                tracing::warn!(error = %e, "recording experiment exposures");
+            }
+        }
+        let cancel = ends_with_reader.then_some(cancel);
+        Ok(Box::pin(Reader::new(reader, cancel)))
+    }
+}
+
 /// The model a turn is answered by.
 struct ModelChoice {
     model: Arc<dyn ChatModel>,
@@ -294,6 +415,23 @@ struct ModelChoice {
     route: String,
     /// What the reader should know about the choice.
     notice: Option<String>,
+}
+
+/// Why a turn that didn't start was refused.
+fn turn_refused(begun: TurnBegun) -> AppError {
+    match begun {
+        TurnBegun::Started(_) | TurnBegun::NotFound => AppError::NotFound,
+        TurnBegun::Busy => AppError::Conflict(
+            "An answer in this conversation is still being written; wait for it or stop it first."
+                .into(),
+        ),
+        TurnBegun::TooMany(cap) => AppError::RateLimited {
+            message: format!(
+                "You already have {cap} answers being written; wait for one to finish or stop it."
+            ),
+            retry_after_ms: 2_000,
+        },
+    }
 }
 
 /// A conversation title from its first question: first line, at most ~60 characters.
@@ -358,81 +496,28 @@ impl ChatService for ChatServiceImpl {
             Admission::Full => overrides_for(&self.experiments, &user.0),
             Admission::OverBudget { .. } => Overrides::default(),
         };
-        let ModelChoice {
-            model,
-            route,
-            notice,
-        } = self.pick_model(&request.admission, overrides.model.as_deref());
-        let model_name = model.name().to_string();
-        let turn = self.begin_turn(user, &request.turn, &model_name).await?;
-        let cancel = CancellationToken::new();
-        let live = Arc::new(LiveAnswer::default());
-        self.in_flight
-            .lock()
-            .map_err(|_| AppError::Internal)?
-            .insert(
-                turn.assistant_message_id.clone(),
-                Running {
-                    owner: user.clone(),
-                    conversation_id: turn.conversation_id.clone(),
-                    cancel: cancel.clone(),
-                    live: live.clone(),
-                },
-            );
-        // The asking reader reads like any other; it is subscribed before
-        // anything is published, so it misses nothing.
-        let reader = live.subscribe().ok_or(AppError::Internal)?;
-        live.publish(ChatEvent::Start {
-            conversation_id: turn.conversation_id.clone(),
-            user_message_id: turn.user_message_id.clone(),
-            message_id: turn.assistant_message_id.clone(),
-            model: model_name.clone(),
-            title: turn.title.clone(),
-        });
-        if let Some(message) = notice.clone() {
-            live.publish(ChatEvent::Notice { message });
-        }
-        if let Err(e) = self
-            .store
-            .record_exposures(&user.0, &overrides.assignments)
-            .await
-        {
-            tracing::warn!(error = %e, "recording experiment exposures");
-        }
-        let generation = Generation {
-            store: self.store.clone(),
-            model,
-            grounding: self.grounding.clone(),
-            recorder: self.recorder.clone(),
-            cache: self.cache.clone(),
-            owner: user.0.clone(),
-            question: turn.question,
-            history: turn.history,
-            system_prompt: overrides
-                .system_prompt
-                .clone()
-                .unwrap_or_else(|| self.settings.system_prompt.clone()),
-            history_chars: self.settings.history_chars,
-            max_tokens: self.max_tokens,
-            temperature: overrides.temperature.unwrap_or(self.temperature),
-            top_k: overrides.top_k,
-            variant: overrides.label(),
-            message_id: turn.assistant_message_id,
-            conversation_id: turn.conversation_id,
-            model_name,
-            model_route: route,
-            notice,
-            cancel: cancel.clone(),
-            in_flight: self.in_flight.clone(),
-            started,
-            regenerated: turn.regenerated,
-        };
-        // The answer is produced by its own task: it keeps going when the
-        // reader goes away (unless `cancel_on_disconnect`), until it ends
-        // or someone presses Stop.
-        tokio::spawn(generation.run(live));
-        let cancel = self.settings.cancel_on_disconnect.then_some(cancel);
-        Ok(Box::pin(Reader::new(reader, cancel)))
+        let choice = self.pick_model(&request.admission, overrides.model.as_deref());
+        let turn = self
+            .begin_turn(user, &request.turn, choice.model.name())
+            .await?;
+        self.launch(
+            user,
+            Launch {
+                turn,
+                choice,
+                system_prompt: overrides
+                    .system_prompt
+                    .clone()
+                    .unwrap_or_else(|| self.settings.system_prompt.clone()),
+                temperature: overrides.temperature.unwrap_or(self.temperature),
+                max_tokens: self.max_tokens,
+                cache: self.cache.clone(),
+                overrides,
+                api: None,
+                started,
+            },
+        )
+        .await
     }
 
     async fn follow(
@@ -545,6 +630,18 @@ impl ChatService for ChatServiceImpl {
             max_message_chars: self.settings.max_message_chars,
             max_upload_bytes: self.grounding.max_upload_bytes,
         }
+    }
+
+    fn api_models(&self) -> Vec<String> {
+        self.models.ids()
+    }
+
+    async fn complete(
+        &self,
+        user: &UserId,
+        turn: ApiTurn,
+    ) -> Result<BoxStream<'static, ChatEvent>, AppError> {
+        self.complete_api(user, turn).await
     }
 }
 

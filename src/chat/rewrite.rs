@@ -107,6 +107,8 @@ impl QueryRewriter {
             messages: prompt(history, self.history_chars, question),
             max_tokens: MAX_QUERY_TOKENS,
             temperature: 0.0,
+            top_p: None,
+            stop: Vec::new(),
         };
         // Unreported usage is estimated at about four characters a token;
         // a request cut short by the timeout still cost its prompt.

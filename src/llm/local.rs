@@ -411,7 +411,7 @@ impl Engine {
         }
         let prompt_ms = ms(started);
 
-        let mut sampler = sampler(request.temperature);
+        let mut sampler = sampler(request.temperature, request.top_p);
         let vocab = self.model.vocab();
         let mut decoder = encoding_rs::UTF_8.new_decoder();
         let mut position = tokens.len();
@@ -495,14 +495,15 @@ fn decode_prompt(
     Ok(true)
 }
 
-/// Greedy at temperature 0, else top-k 40, top-p 0.95, then the temperature.
-fn sampler(temperature: f32) -> LlamaSampler {
+/// Greedy at temperature 0, else top-k 40, top-p (0.95 unless the request
+/// says), then the temperature.
+fn sampler(temperature: f32, top_p: Option<f32>) -> LlamaSampler {
     if temperature <= 0.0 {
         LlamaSampler::greedy()
     } else {
         LlamaSampler::chain_simple([
             LlamaSampler::top_k(40),
-            LlamaSampler::top_p(0.95, 1),
+            LlamaSampler::top_p(top_p.unwrap_or(0.95), 1),
             LlamaSampler::temp(temperature),
             LlamaSampler::dist(rand_seed()),
         ])

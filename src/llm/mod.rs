@@ -38,6 +38,11 @@ pub struct CompletionRequest {
     pub messages: Vec<PromptMessage>,
     pub max_tokens: u32,
     pub temperature: f32,
+    /// Nucleus sampling (an API client's `top_p`); `None`: the model's own.
+    pub top_p: Option<f32>,
+    /// Stop sequences, for a provider that can stop early (the answer is
+    /// cut at them either way; see `chat::stops`).
+    pub stop: Vec<String>,
 }
 
 /// What a provider streams back.

@@ -179,7 +179,7 @@ impl ChatModel for OpenAiModel {
             .iter()
             .map(|m| serde_json::json!({ "role": m.role.as_str(), "content": m.content }))
             .collect();
-        let body = serde_json::json!({
+        let mut body = serde_json::json!({
             "model": self.model,
             "messages": messages,
             "stream": true,
@@ -187,6 +187,12 @@ impl ChatModel for OpenAiModel {
             "max_tokens": request.max_tokens,
             "temperature": request.temperature,
         });
+        if let Some(top_p) = request.top_p {
+            body["top_p"] = top_p.into();
+        }
+        if !request.stop.is_empty() {
+            body["stop"] = request.stop.clone().into();
+        }
         let mut http = self.client.post(&self.endpoint).json(&body);
         if let Some(key) = &self.api_key {
             http = http.bearer_auth(key.expose_secret());

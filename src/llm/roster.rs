@@ -30,6 +30,28 @@ impl ModelRoster {
         self.named.get(name)
     }
 
+    /// The ids an API request may name a model by: the default model's
+    /// name, then each name under `[llm.models]` (sorted).
+    pub fn ids(&self) -> Vec<String> {
+        let mut named: Vec<&String> = self.named.keys().collect();
+        named.sort_unstable();
+        let first = self.default.name();
+        std::iter::once(first.to_owned())
+            .chain(named.into_iter().filter(|n| n.as_str() != first).cloned())
+            .collect()
+    }
+
+    /// The model an API request names by `id` (see [`Self::ids`]), and its
+    /// route (`default` or the name under `[llm.models]`).
+    pub fn by_id(&self, id: &str) -> Option<(Arc<dyn ChatModel>, String)> {
+        if id == self.default.name() {
+            return Some((self.default.clone(), "default".to_owned()));
+        }
+        self.named
+            .get(id)
+            .map(|model| (model.clone(), id.to_owned()))
+    }
+
     /// Fails at start-up when the config refers to a model it doesn't define,
     /// instead of quietly answering with the default one.
     pub fn require(&self, name: &str, used_by: &str) -> anyhow::Result<()> {

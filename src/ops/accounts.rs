@@ -4,7 +4,7 @@
 use crate::ops::limits::{Decision, Quota, RateLimiter};
 use crate::store::{AccountRow, SignUpRefused, Store};
 use app::error::AppError;
-use app::ports::{AccountService, UserId};
+use app::ports::{AccountService, KeyHolder, UserId};
 use app::wire::{AccountView, ApiKeyView, NewApiKey, UserList, UserRole};
 use argon2::password_hash::rand_core::OsRng;
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
@@ -377,7 +377,7 @@ impl AccountService for AccountServiceImpl {
         Ok(())
     }
 
-    async fn api_key_account(&self, secret: &str) -> Result<AccountView, AppError> {
+    async fn api_key_account(&self, secret: &str) -> Result<KeyHolder, AppError> {
         let row = match parse_api_key(secret) {
             Some(hash) => self.store.account_for_api_key(&hash).await?,
             None => None,
@@ -386,10 +386,14 @@ impl AccountService for AccountServiceImpl {
             None => Err(AppError::Unauthorized(
                 "That API key is not valid (it may have been revoked).".into(),
             )),
-            Some(row) if row.disabled => Err(AppError::Forbidden(
+            Some((row, _, _)) if row.disabled => Err(AppError::Forbidden(
                 "This account has been disabled. Ask an administrator.".into(),
             )),
-            Some(row) => Ok(view(row)),
+            Some((row, key_id, key_name)) => Ok(KeyHolder {
+                account: view(row),
+                key_id,
+                key_name,
+            }),
         }
     }
 

@@ -1,8 +1,9 @@
 //! The admin dashboard's figures, computed from the turn events and votes of
 //! a time range: latency percentiles per model and per variant and over time,
 //! thumbs-up rates with confidence intervals, error and cache-hit rates,
-//! tokens and estimated cost per user and model, and the most down-voted
-//! answers with their sources; the knowledge gaps and weak sources come
+//! tokens and estimated cost per user and model, traffic by source (the
+//! browser and each API key), and the most down-voted answers with their
+//! sources; the knowledge gaps and weak sources come
 //! from [`crate::ops::quality`].
 
 use crate::config::Price;
@@ -14,8 +15,9 @@ use app::error::AppError;
 use app::ports::DashboardService;
 use app::wire::{
     Dashboard, DownvotedAnswer, ExperimentView, GroupStats, Percentiles, QualityReport,
-    SeriesPoint, StageLatency, UsageRow, VariantComparison,
+    SeriesPoint, SourceTraffic, StageLatency, TrafficSource, UsageRow, VariantComparison,
 };
+use std::cmp::Reverse;
 use std::collections::{BTreeMap, HashMap};
 
 /// About this many points per series, whatever the range.
@@ -168,6 +170,128 @@ fn group_stats(
         .collect()
 }
 
+/// Tokens and cost per user, the heaviest first.
+fn usage_by_user(turns: &[TurnRow], cost: impl Fn(&TurnRow) -> f64) -> Vec<UsageRow> {
+    let mut users: BTreeMap<String, UsageRow> = BTreeMap::new();
+    for turn in turns {
+        let row = users.entry(turn.user.clone()).or_insert_with(|| UsageRow {
+            name: turn.user.clone(),
+            turns: 0,
+            prompt_tokens: 0,
+            completion_tokens: 0,
+            cost: 0.0,
+        });
+        row.turns += 1;
+        row.prompt_tokens += turn.prompt_tokens;
+        row.completion_tokens += turn.completion_tokens;
+        row.cost += cost(turn);
+    }
+    let mut by_user: Vec<UsageRow> = users.into_values().collect();
+    by_user.sort_by(|a, b| {
+        (b.prompt_tokens + b.completion_tokens).cmp(&(a.prompt_tokens + a.completion_tokens))
+    });
+    by_user
+}
+
+/// The group of a turn or of a voted answer: `None` for the browser, else
+/// its API key's id (or name and owner, should an event lack the id).
+fn origin(
+    source: &str,
+    key_id: Option<&str>,
+    key_name: Option<&str>,
+    owner: &str,
+) -> (Option<String>, TrafficSource) {
+    if source != "api" {
+        return (None, TrafficSource::Browser);
+    }
+    let name = key_name.unwrap_or("unnamed key").to_owned();
+    let id = key_id.map_or_else(|| format!("{name}\u{0}{owner}"), str::to_owned);
+    let owner = owner.to_owned();
+    (Some(id), TrafficSource::ApiKey { name, owner })
+}
+
+/// Turns, errors, TTFT, tokens, cost and votes of the browser and of each
+/// API key: the browser first, then keys by turns, most first. Votes count
+/// where their answer was asked; a vote on an answer without a turn event
+/// counts nowhere. Empty when there are no turns.
+fn traffic_by_source(
+    turns: &[TurnRow],
+    votes: &[VoteRow],
+    cost: impl Fn(&TurnRow) -> f64,
+) -> Vec<SourceTraffic> {
+    #[derive(Default)]
+    struct Tally<'a> {
+        turns: Vec<&'a TurnRow>,
+        up: u64,
+        down: u64,
+    }
+    if turns.is_empty() {
+        return Vec::new();
+    }
+    let mut groups: HashMap<Option<String>, (TrafficSource, Tally)> = HashMap::new();
+    groups.insert(None, (TrafficSource::Browser, Tally::default()));
+    for turn in turns {
+        let key = turn.api_key_id.as_deref();
+        let (id, source) = origin(&turn.source, key, turn.api_key.as_deref(), &turn.user);
+        let group = groups
+            .entry(id)
+            .or_insert_with(|| (source, Tally::default()));
+        group.1.turns.push(turn);
+    }
+    for vote in votes {
+        let Some(asked) = vote.source.as_deref() else {
+            continue;
+        };
+        let owner = vote.user.as_deref().unwrap_or_default();
+        let (id, source) = origin(
+            asked,
+            vote.api_key_id.as_deref(),
+            vote.api_key.as_deref(),
+            owner,
+        );
+        let group = groups
+            .entry(id)
+            .or_insert_with(|| (source, Tally::default()));
+        if vote.up {
+            group.1.up += 1;
+        } else {
+            group.1.down += 1;
+        }
+    }
+    let total = turns.len() as f64;
+    let mut rows: Vec<SourceTraffic> = groups
+        .into_values()
+        .map(|(source, tally)| {
+            let mut ttft: Vec<f64> = tally.turns.iter().filter_map(|t| t.ttft_ms).collect();
+            ttft.sort_by(f64::total_cmp);
+            SourceTraffic {
+                source,
+                turns: tally.turns.len() as u64,
+                share: tally.turns.len() as f64 / total,
+                errors: tally.turns.iter().filter(|t| t.failed).count() as u64,
+                ttft_p50: percentile(&ttft, 50.0),
+                ttft_p95: percentile(&ttft, 95.0),
+                prompt_tokens: tally.turns.iter().map(|t| t.prompt_tokens).sum(),
+                completion_tokens: tally.turns.iter().map(|t| t.completion_tokens).sum(),
+                cost: tally.turns.iter().map(|t| cost(t)).sum(),
+                up: tally.up,
+                down: tally.down,
+            }
+        })
+        .collect();
+    rows.sort_by(|a, b| {
+        let order = |r: &SourceTraffic| {
+            let name = match &r.source {
+                TrafficSource::Browser => None,
+                TrafficSource::ApiKey { name, owner } => Some((name.clone(), owner.clone())),
+            };
+            (name.is_some(), Reverse(r.turns), name)
+        };
+        order(a).cmp(&order(b))
+    });
+    rows
+}
+
 /// Percentiles of each stage over the turns that ran it, in the order a
 /// turn runs them.
 fn stage_latencies(turns: &[TurnRow]) -> Vec<StageLatency> {
@@ -258,24 +382,6 @@ impl DashboardService for DashboardServiceImpl {
             |v| v.variant.clone(),
             cost,
         );
-        let mut users: BTreeMap<String, UsageRow> = BTreeMap::new();
-        for turn in &turns {
-            let row = users.entry(turn.user.clone()).or_insert_with(|| UsageRow {
-                name: turn.user.clone(),
-                turns: 0,
-                prompt_tokens: 0,
-                completion_tokens: 0,
-                cost: 0.0,
-            });
-            row.turns += 1;
-            row.prompt_tokens += turn.prompt_tokens;
-            row.completion_tokens += turn.completion_tokens;
-            row.cost += cost(turn);
-        }
-        let mut by_user: Vec<UsageRow> = users.into_values().collect();
-        by_user.sort_by(|a, b| {
-            (b.prompt_tokens + b.completion_tokens).cmp(&(a.prompt_tokens + a.completion_tokens))
-        });
         let experiments = self.compare_experiments(&turns, &votes).await?;
         let total = turns.len() as u64;
         let width = bucket_ms(since, until);
@@ -304,7 +410,8 @@ impl DashboardService for DashboardServiceImpl {
             series: series(&turns, since, width),
             by_model,
             by_variant,
-            by_user,
+            by_user: usage_by_user(&turns, cost),
+            by_source: traffic_by_source(&turns, &votes, cost),
             downvoted: downvoted
                 .into_iter()
                 .map(|d| DownvotedAnswer {
@@ -346,6 +453,31 @@ mod tests {
             cache_hit: false,
             failed,
             regenerated: false,
+            source: "browser".into(),
+            api_key_id: None,
+            api_key: None,
+        }
+    }
+
+    /// A `/v1` turn of `owner`'s key `id`, named `name`.
+    fn api_turn(owner: &str, id: &str, name: &str, ttft: f64, failed: bool) -> TurnRow {
+        TurnRow {
+            user: owner.into(),
+            source: "api".into(),
+            api_key_id: Some(id.into()),
+            api_key: Some(name.into()),
+            ..turn(1, "a", ttft, failed)
+        }
+    }
+
+    fn vote(source: Option<&str>, key: Option<(&str, &str, &str)>, up: bool) -> VoteRow {
+        VoteRow {
+            up,
+            source: source.map(Into::into),
+            user: Some(key.map_or("ada", |k| k.0).into()),
+            api_key_id: key.map(|k| k.1.into()),
+            api_key: key.map(|k| k.2.into()),
+            ..VoteRow::default()
         }
     }
 
@@ -376,16 +508,19 @@ mod tests {
                 model: Some("a".into()),
                 variant: None,
                 up: true,
+                ..VoteRow::default()
             },
             VoteRow {
                 model: Some("a".into()),
                 variant: None,
                 up: false,
+                ..VoteRow::default()
             },
             VoteRow {
                 model: Some("c".into()),
                 variant: None,
                 up: true,
+                ..VoteRow::default()
             },
         ];
         let stats = group_stats(
@@ -404,6 +539,70 @@ mod tests {
         assert_eq!(a.up_rate.unwrap().trials, 2);
         assert!((a.cost - 10.0).abs() < 1e-9);
         assert_eq!(stats[2].turns, 0, "votes alone still show the group");
+    }
+
+    #[test]
+    fn traffic_splits_by_source_and_key() {
+        // Both of these users named a key "ci": the owner tells them apart.
+        let turns = vec![
+            api_turn("bob", "k-bob", "ci", 300.0, false),
+            turn(2, "a", 100.0, false),
+            api_turn("cy", "k-cy", "ci", 50.0, false),
+            api_turn("cy", "k-cy", "ci", 70.0, true),
+            turn(3, "a", 200.0, false),
+            api_turn("cy", "k-cy", "ci", 90.0, false),
+        ];
+        let votes = vec![
+            vote(Some("browser"), None, true),
+            vote(Some("api"), Some(("cy", "k-cy", "ci")), false),
+            vote(Some("api"), Some(("cy", "k-cy", "ci")), true),
+            vote(None, None, false),
+        ];
+        let rows = traffic_by_source(&turns, &votes, |t| t.prompt_tokens as f64 * 0.01);
+        let sources: Vec<(String, u64)> = rows
+            .iter()
+            .map(|r| {
+                let owner = match &r.source {
+                    TrafficSource::Browser => String::new(),
+                    TrafficSource::ApiKey { owner, .. } => format!(" ({owner})"),
+                };
+                (format!("{}{owner}", r.source.label()), r.turns)
+            })
+            .collect();
+        assert_eq!(
+            sources,
+            [
+                ("Browser".to_owned(), 2),
+                ("API · ci (cy)".to_owned(), 3),
+                ("API · ci (bob)".to_owned(), 1),
+            ],
+            "the browser first, then keys by turns"
+        );
+        let (browser, cy, bob) = (&rows[0], &rows[1], &rows[2]);
+        assert_eq!((browser.errors, cy.errors, bob.errors), (0, 1, 0));
+        assert!((cy.share - 0.5).abs() < 1e-9);
+        assert_eq!(browser.ttft_p50, Some(150.0));
+        assert_eq!(cy.ttft_p50, Some(70.0));
+        assert!(cy.ttft_p95.is_some_and(|p| (88.0..=90.0).contains(&p)));
+        assert_eq!(cy.prompt_tokens + cy.completion_tokens, 330);
+        assert!((cy.cost - 3.0).abs() < 1e-9);
+        assert_eq!((browser.up, browser.down), (1, 0));
+        assert_eq!(
+            (cy.up, cy.down),
+            (1, 1),
+            "a vote without a turn event counts nowhere"
+        );
+        assert_eq!((bob.up, bob.down), (0, 0));
+        assert!(traffic_by_source(&[], &votes, |_| 0.0).is_empty());
+    }
+
+    #[test]
+    fn browser_row_shows_even_without_browser_turns() {
+        let rows = traffic_by_source(&[api_turn("bob", "k", "ci", 1.0, false)], &[], |_| 0.0);
+        assert_eq!(rows[0].source, TrafficSource::Browser);
+        assert_eq!(rows[0].turns, 0);
+        assert_eq!(rows[0].ttft_p50, None);
+        assert!((rows[1].share - 1.0).abs() < 1e-9);
     }
 
     #[test]

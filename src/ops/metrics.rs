@@ -16,7 +16,17 @@ pub struct Metrics {
     cache_hits: IntCounter,
     rate_limited: IntCounterVec,
     feedback: IntCounterVec,
+    source_turns: IntCounterVec,
+    source_tokens: IntCounterVec,
+    embedding_inputs: IntCounterVec,
+    embedding_tokens: IntCounterVec,
+    /// The API key names given a label of their own so far.
+    key_labels: std::sync::Mutex<std::collections::HashSet<String>>,
 }
+
+/// Key names beyond this many share the label `other`: every label value is
+/// a series kept forever, and keys come and go.
+const MAX_KEY_LABELS: usize = 100;
 
 /// From 1 ms to a minute: retrieval lives at the bottom, generation at the top.
 const BUCKETS: &[f64] = &[
@@ -59,6 +69,38 @@ impl Metrics {
         )?;
         let feedback =
             IntCounterVec::new(Opts::new("feedback_total", "Votes on answers"), &["rating"])?;
+        let source_turns = IntCounterVec::new(
+            Opts::new(
+                "source_turns_total",
+                "Chat turns by where they were asked (source=browser, or api for /v1), the API key's name (empty for the browser) and outcome",
+            ),
+            &["source", "key", "outcome"],
+        )?;
+        let source_tokens = IntCounterVec::new(
+            Opts::new(
+                "source_tokens_total",
+                "Prompt and completion tokens by source and API key name",
+            ),
+            &["source", "key", "kind"],
+        )?;
+        let embedding_inputs = IntCounterVec::new(
+            Opts::new(
+                "embedding_inputs_total",
+                "Texts embedded through /v1/embeddings, by API key name",
+            ),
+            &["key"],
+        )?;
+        let embedding_tokens = IntCounterVec::new(
+            Opts::new(
+                "embedding_tokens_total",
+                "Tokens embedded through /v1/embeddings, by API key name",
+            ),
+            &["key"],
+        )?;
+        registry.register(Box::new(embedding_inputs.clone()))?;
+        registry.register(Box::new(embedding_tokens.clone()))?;
+        registry.register(Box::new(source_turns.clone()))?;
+        registry.register(Box::new(source_tokens.clone()))?;
         registry.register(Box::new(stage_seconds.clone()))?;
         registry.register(Box::new(turns.clone()))?;
         registry.register(Box::new(tokens.clone()))?;
@@ -75,6 +117,11 @@ impl Metrics {
             cache_hits,
             rate_limited,
             feedback,
+            source_turns,
+            source_tokens,
+            embedding_inputs,
+            embedding_tokens,
+            key_labels: Default::default(),
         })
     }
 
@@ -105,11 +152,48 @@ impl Metrics {
         self.tokens
             .with_label_values(&[&e.model, "completion"])
             .inc_by(u64::from(e.completion_tokens));
+        let key = self.key_label(e.api_key_name.as_deref());
+        let key = key.as_str();
+        self.source_turns
+            .with_label_values(&[&e.source, key, &e.outcome])
+            .inc();
+        self.source_tokens
+            .with_label_values(&[&e.source, key, "prompt"])
+            .inc_by(u64::from(e.prompt_tokens));
+        self.source_tokens
+            .with_label_values(&[&e.source, key, "completion"])
+            .inc_by(u64::from(e.completion_tokens));
         if let Some(class) = &e.error_class {
             self.errors.with_label_values(&[class]).inc();
         }
         if e.cache_hit {
             self.cache_hits.inc();
+        }
+    }
+
+    /// Texts and tokens embedded for an API key.
+    pub fn embedded(&self, key_name: &str, inputs: usize, tokens: usize) {
+        let key = self.key_label(Some(key_name));
+        self.embedding_inputs
+            .with_label_values(&[&key])
+            .inc_by(inputs as u64);
+        self.embedding_tokens
+            .with_label_values(&[&key])
+            .inc_by(tokens as u64);
+    }
+
+    /// The `key` label of an API key's name (empty for the browser).
+    fn key_label(&self, name: Option<&str>) -> String {
+        let Some(name) = name else {
+            return String::new();
+        };
+        let Ok(mut seen) = self.key_labels.lock() else {
+            return "other".to_owned();
+        };
+        if seen.contains(name) || seen.len() < MAX_KEY_LABELS && seen.insert(name.to_owned()) {
+            name.to_owned()
+        } else {
+            "other".to_owned()
         }
     }
 

@@ -183,7 +183,7 @@ impl Store {
     ) -> Result<(Vec<UserSummary>, u64), StoreError> {
         let users = on_db!(self, db => sqlx::query(&format!(
             "SELECT u.id, u.username, u.role, u.disabled, u.can_share, u.created_at, \
-               (SELECT COUNT(*) FROM conversations c WHERE c.user_id = u.id) AS conversations, \
+               (SELECT COUNT(*) FROM conversations c WHERE c.user_id = u.id AND c.source = 'browser') AS conversations, \
                (SELECT COUNT(*) FROM documents d WHERE d.user_id = u.id AND d.status != 'deleting') AS documents, \
                ({TOKENS_OF_USER_SINCE}) AS tokens \
              FROM users u WHERE u.username IS NOT NULL ORDER BY u.created_at, u.id"

@@ -91,23 +91,54 @@ impl Store {
         Ok(done == 1)
     }
 
-    /// The account a key belongs to, and notes that the key was used.
+    /// Which of these keys no longer exist (revoked, or their account
+    /// deleted).
+    pub async fn revoked_api_keys(&self, key_ids: &[String]) -> Result<Vec<String>, StoreError> {
+        if key_ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let sql = format!(
+            "SELECT id FROM api_keys WHERE id IN ({})",
+            super::placeholders(1, key_ids.len())
+        );
+        let existing: Vec<String> = on_db!(self, db => {
+            let mut query = sqlx::query_scalar(&sql);
+            for id in key_ids {
+                query = query.bind(id);
+            }
+            query.fetch_all(db).await?
+        });
+        Ok(key_ids
+            .iter()
+            .filter(|id| !existing.contains(id))
+            .cloned()
+            .collect())
+    }
+
+    /// The account a key belongs to, with the key's id and name, and notes
+    /// that the key was used.
     pub async fn account_for_api_key(
         &self,
         secret_sha256: &str,
-    ) -> Result<Option<AccountRow>, StoreError> {
+    ) -> Result<Option<(AccountRow, String, String)>, StoreError> {
         let found = on_db!(self, db => match sqlx::query(
-            "SELECT u.id, u.username, u.role, u.disabled, k.id AS key_id, k.last_used_at \
+            "SELECT u.id, u.username, u.role, u.disabled, k.id AS key_id, k.name AS key_name, \
+               k.last_used_at \
              FROM api_keys k JOIN users u ON u.id = k.user_id WHERE k.secret_sha256 = $1",
         )
         .bind(secret_sha256)
         .fetch_optional(db)
         .await?
         {
-            Some(row) => Some((account_from(&row)?, row.text("key_id")?, row.opt_int("last_used_at")?)),
+            Some(row) => Some((
+                account_from(&row)?,
+                row.text("key_id")?,
+                row.text("key_name")?,
+                row.opt_int("last_used_at")?,
+            )),
             None => None,
         });
-        let Some((account, key_id, last_used)) = found else {
+        let Some((account, key_id, key_name, last_used)) = found else {
             return Ok(None);
         };
         let now = now_ms();
@@ -125,6 +156,6 @@ impl Store {
                 tracing::warn!(error = %e, "noting an API key's last use");
             }
         }
-        Ok(Some(account))
+        Ok(Some((account, key_id, key_name)))
     }
 }

@@ -31,8 +31,8 @@ impl Store {
         user_id: &str,
     ) -> Result<Vec<ConversationSummary>, StoreError> {
         on_db!(self, db => sqlx::query(
-            "SELECT id, title, updated_at, pinned FROM conversations WHERE user_id = $1 \
-             ORDER BY pinned DESC, updated_at DESC LIMIT 500",
+            "SELECT id, title, updated_at, pinned FROM conversations \
+             WHERE user_id = $1 AND source = 'browser' ORDER BY pinned DESC, updated_at DESC LIMIT 500",
         )
         .bind(user_id)
         .fetch_all(db)

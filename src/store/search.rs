@@ -26,7 +26,7 @@ impl Store {
                     "SELECT c.id, c.title, c.updated_at, \
                        snippet(messages_fts, 0, $3, $4, '…', 16) AS snippet \
                      FROM messages_fts JOIN conversations c ON c.id = messages_fts.conversation_id \
-                     WHERE messages_fts MATCH $1 AND c.user_id = $2 \
+                     WHERE messages_fts MATCH $1 AND c.user_id = $2 AND c.source = 'browser' \
                      ORDER BY rank LIMIT $5",
                 )
                 .bind(query.join(" "))
@@ -47,7 +47,7 @@ impl Store {
                        ts_headline('english', m.content, q, $3) AS snippet \
                      FROM messages m JOIN conversations c ON c.id = m.conversation_id, \
                        to_tsquery('english', $1) q \
-                     WHERE c.user_id = $2 AND m.status != 'streaming' \
+                     WHERE c.user_id = $2 AND c.source = 'browser' AND m.status != 'streaming' \
                        AND to_tsvector('english', m.content) @@ q \
                      ORDER BY ts_rank(to_tsvector('english', m.content), q) DESC LIMIT $4",
                 )

@@ -57,6 +57,20 @@ pub struct ChatTurnEvent {
     /// The best passage's cosine similarity to the question.
     #[serde(default)]
     pub top_score: Option<f64>,
+    /// Where the turn was asked: `browser` (the app's own pages and
+    /// `/api/chat`) or `api` (the OpenAI-compatible `/v1`).
+    #[serde(default = "browser")]
+    pub source: String,
+    /// The API key it was asked with (`/v1` turns), and that key's name
+    /// when it was asked.
+    #[serde(default)]
+    pub api_key_id: Option<String>,
+    #[serde(default)]
+    pub api_key_name: Option<String>,
+}
+
+fn browser() -> String {
+    "browser".to_owned()
 }
 
 /// One turn as the dashboard needs it.
@@ -79,6 +93,11 @@ pub struct TurnRow {
     pub cache_hit: bool,
     pub failed: bool,
     pub regenerated: bool,
+    /// `browser` or `api` (see [`ChatTurnEvent::source`]).
+    pub source: String,
+    /// The API key it was asked with, and that key's name then.
+    pub api_key_id: Option<String>,
+    pub api_key: Option<String>,
 }
 
 /// The dashboard reads at most this many turns per request.
@@ -86,14 +105,15 @@ const MAX_TURNS: i64 = 500_000;
 
 impl Store {
     pub async fn record_turn(&self, e: &ChatTurnEvent) -> Result<(), StoreError> {
+        let _writer = self.chat_writer().await;
         on_db!(self, db => sqlx::query(
             "INSERT INTO chat_events (id, at, user_id, conversation_id, message_id, model, provider, variant, \
                embed_ms, retrieve_ms, prompt_build_ms, queue_ms, ttft_ms, upstream_ttft_ms, total_ms, \
                prompt_tokens, completion_tokens, tokens_estimated, tokens_per_s, cache_hit, retries, \
                fallback_used, sources, outcome, error_class, rewrite_ms, rewrite_source, regenerated, \
-               searched, top_score) \
+               searched, top_score, source, api_key_id, api_key_name) \
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, \
-               $19, $20, $21, $22, $23, $24, $25, $26, $27, $28, $29, $30)",
+               $19, $20, $21, $22, $23, $24, $25, $26, $27, $28, $29, $30, $31, $32, $33)",
         )
         .bind(&e.id)
         .bind(e.at)
@@ -125,6 +145,9 @@ impl Store {
         .bind(e.regenerated)
         .bind(e.searched)
         .bind(e.top_score)
+        .bind(&e.source)
+        .bind(&e.api_key_id)
+        .bind(&e.api_key_name)
         .execute(db)
         .await?
         .rows_affected());
@@ -180,6 +203,9 @@ impl Store {
                 regenerated: r.flag("regenerated")?,
                 searched: r.flag("searched")?,
                 top_score: r.opt_real("top_score")?,
+                source: r.text("source")?,
+                api_key_id: r.opt_text("api_key_id")?,
+                api_key_name: r.opt_text("api_key_name")?,
             })
         })
         .collect())
@@ -190,7 +216,8 @@ impl Store {
             "SELECT e.at, COALESCE(u.username, 'guest ' || substr(e.user_id, 1, 8)) AS who, e.model, \
                e.variant, e.rewrite_ms, e.embed_ms, e.retrieve_ms, e.prompt_build_ms, e.queue_ms, \
                e.upstream_ttft_ms, e.ttft_ms, e.total_ms, e.prompt_tokens, e.completion_tokens, e.cache_hit, \
-               e.regenerated, e.error_class IS NOT NULL AS failed \
+               e.regenerated, e.error_class IS NOT NULL AS failed, e.source, e.api_key_id, \
+               e.api_key_name \
              FROM chat_events e LEFT JOIN users u ON u.id = e.user_id \
              WHERE e.at >= $1 AND e.at < $2 ORDER BY e.at LIMIT $3",
         )
@@ -219,6 +246,9 @@ impl Store {
                 cache_hit: r.flag("cache_hit")?,
                 failed: r.flag("failed")?,
                 regenerated: r.flag("regenerated")?,
+                source: r.text("source")?,
+                api_key_id: r.opt_text("api_key_id")?,
+                api_key: r.opt_text("api_key_name")?,
             })
         })
         .collect())

@@ -53,6 +53,10 @@ pub enum TurnStart<'a> {
     /// A new version of a question, answered afresh; the old one keeps its
     /// branch.
     Edit { question_id: &'a str, text: &'a str },
+    /// A question through the OpenAI-compatible API, with API key `key_id`:
+    /// always a conversation of its own (the request carries its history),
+    /// left out of the browser's list.
+    Api { key_id: &'a str, text: &'a str },
 }
 
 /// The rows created for one chat turn.
@@ -161,6 +165,7 @@ impl TurnStart<'_> {
             } => (conversation_id, ""),
             TurnStart::Regenerate { answer_id } => (Some(answer_id), "assistant"),
             TurnStart::Edit { question_id, .. } => (Some(question_id), "user"),
+            TurnStart::Api { .. } => (None, ""),
         }
     }
 }
@@ -181,6 +186,7 @@ impl Store {
     ) -> Result<TurnBegun, StoreError> {
         // Locks the conversation (Postgres) so two turns can't take one seq.
         let (lock, user_lock) = (self.lock_row_of("c"), self.lock_row_of("u"));
+        let _writer = self.chat_writer().await;
         let (target, role) = start.target();
         let now = now_ms();
         on_db!(self, db => {
@@ -199,14 +205,20 @@ impl Store {
                 .await?,
                 None => {
                     let id = Uuid::new_v4().to_string();
+                    let (source, key_id) = match start {
+                        TurnStart::Api { key_id, .. } => ("api", Some(key_id)),
+                        _ => ("browser", None),
+                    };
                     sqlx::query(
-                        "INSERT INTO conversations (id, user_id, title, created_at, updated_at) \
-                         VALUES ($1, $2, $3, $4, $4)",
+                        "INSERT INTO conversations (id, user_id, title, created_at, updated_at, \
+                           source, api_key_id) VALUES ($1, $2, $3, $4, $4, $5, $6)",
                     )
                     .bind(&id)
                     .bind(user_id)
                     .bind(new_title)
                     .bind(now)
+                    .bind(source)
+                    .bind(key_id)
                     .execute(&mut *tx)
                     .await?;
                     Some((id, new_title.to_owned(), None))
@@ -259,6 +271,7 @@ impl Store {
         message_id: &str,
         content: &str,
     ) -> Result<(), StoreError> {
+        let _writer = self.chat_writer().await;
         on_db!(self, db => sqlx::query(
             "UPDATE messages SET content = $1 WHERE id = $2 AND status = 'streaming'",
         )
@@ -282,6 +295,7 @@ impl Store {
             "UPDATE messages SET heartbeat_at = $1 WHERE status = 'streaming' AND id IN ({})",
             list.join(", ")
         );
+        let _writer = self.chat_writer().await;
         on_db!(self, db => {
             let mut query = sqlx::query(&sql).bind(now_ms());
             for id in message_ids {
@@ -299,6 +313,7 @@ impl Store {
         sources: &[Source],
         searched_for: Option<&str>,
     ) -> Result<(), StoreError> {
+        let _writer = self.chat_writer().await;
         on_db!(self, db => sqlx::query(
             "UPDATE messages SET sources = $1, search_query = $2 \
              WHERE id = $3 AND status = 'streaming'",
@@ -422,6 +437,7 @@ impl Store {
         message_id: &str,
         record: &AnswerRecord,
     ) -> Result<(), StoreError> {
+        let _writer = self.chat_writer().await;
         on_db!(self, db => sqlx::query(
             "UPDATE messages SET model = $1, content = $2, status = $3, error = $4, \
              prompt_tokens = $5, completion_tokens = $6, ttft_ms = $7, total_ms = $8, \
@@ -519,6 +535,7 @@ fn plan_turn(rows: &[Row], leaf: Option<&str>, start: TurnStart<'_>) -> Option<T
     let tree = Tree::new(rows.iter().map(|r| r.node.clone()).collect());
     let row = |id: &str| rows.iter().find(|r| r.node.id == id);
     let (question_id, question, question_parent) = match start {
+        TurnStart::Api { text, .. } => (None, text.to_owned(), None),
         TurnStart::Ask { text, after, .. } => {
             let parent = match after {
                 Some(id) if tree.contains(id) => Some(id.to_owned()),

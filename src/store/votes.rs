@@ -45,11 +45,19 @@ pub struct FeedbackExport {
 }
 
 /// One vote as the dashboard needs it.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct VoteRow {
     pub model: Option<String>,
     pub variant: Option<String>,
     pub up: bool,
+    /// Where the answer was asked (its turn event's `browser` or `api`);
+    /// none when the answer has no turn event.
+    pub source: Option<String>,
+    /// The API key the answer was asked with, and that key's name then.
+    pub api_key_id: Option<String>,
+    pub api_key: Option<String>,
+    /// Who asked, named as [`super::TurnRow::user`] names them.
+    pub user: Option<String>,
 }
 
 /// An answer with at least one down-vote in the range.
@@ -171,8 +179,16 @@ impl Store {
     }
 
     pub async fn votes_between(&self, since: i64, until: i64) -> Result<Vec<VoteRow>, StoreError> {
+        // The answer's turn event (one per answer; the lowest id should
+        // there ever be more) says where it was asked.
         on_db!(self, db => sqlx::query(
-            "SELECT model, variant, rating FROM feedback WHERE updated_at >= $1 AND updated_at < $2",
+            "SELECT f.model, f.variant, f.rating, e.source, e.api_key_id, e.api_key_name, \
+               COALESCE(u.username, 'guest ' || substr(e.user_id, 1, 8)) AS who \
+             FROM feedback f \
+             LEFT JOIN chat_events e ON e.id = \
+               (SELECT MIN(x.id) FROM chat_events x WHERE x.message_id = f.message_id) \
+             LEFT JOIN users u ON u.id = e.user_id \
+             WHERE f.updated_at >= $1 AND f.updated_at < $2",
         )
         .bind(since)
         .bind(until)
@@ -184,6 +200,10 @@ impl Store {
                 model: r.opt_text("model")?,
                 variant: r.opt_text("variant")?,
                 up: r.int("rating")? > 0,
+                source: r.opt_text("source")?,
+                api_key_id: r.opt_text("api_key_id")?,
+                api_key: r.opt_text("api_key_name")?,
+                user: r.opt_text("who")?,
             })
         })
         .collect())

@@ -53,8 +53,8 @@ pub(super) async fn api_key_identity(
         .and_then(|value| bearer_token(value.as_bytes()));
     if let Some(secret) = bearer {
         match accounts.api_key_account(&secret).await {
-            Ok(account) => {
-                req.extensions_mut().insert(ApiKeyAccount(account));
+            Ok(holder) => {
+                req.extensions_mut().insert(ApiKeyAccount(holder.account));
             }
             Err(refused) => return super::error::ApiError(refused).into_response(),
         }
@@ -114,10 +114,12 @@ pub(super) async fn client_ip(
 /// CSRF defence on top of SameSite=Lax cookies: a state-changing request
 /// that names its origin must come from this site.
 pub(super) async fn same_origin_writes(req: Request, next: Next) -> Response {
+    // The OpenAI-compatible API takes only API keys, never cookies: a
+    // cross-site request can't borrow anyone's credentials there.
     let safe = matches!(
         *req.method(),
         axum::http::Method::GET | axum::http::Method::HEAD | axum::http::Method::OPTIONS
-    );
+    ) || req.uri().path().starts_with("/v1/");
     if !safe {
         if let Some(origin) = req.headers().get(header::ORIGIN) {
             let host = req

@@ -8,6 +8,7 @@ pub mod conversations;
 pub mod documents;
 pub mod error;
 mod middleware;
+pub mod openai;
 pub mod operator;
 mod router;
 

@@ -22,6 +22,7 @@ pub(crate) fn router(
     services: Services,
     documents: Router<LeptosOptions>,
     shared_pages: Router<LeptosOptions>,
+    openai: Router<LeptosOptions>,
     sessions: SessionManagerLayer<SessionBackend>,
     edge: &crate::config::ServerSettings,
 ) -> Router {
@@ -50,8 +51,11 @@ pub(crate) fn router(
         .layer(middleware::from_fn(error_status))
         .layer(middleware::from_fn_with_state(accounts, api_key_identity))
         .layer(sessions)
-        // Shared pages carry no session: they are outside its layer.
+        // Shared pages carry no session, and the OpenAI-compatible API
+        // takes only API keys (checked by its own routes, errors in its own
+        // shape): both are outside those layers.
         .merge(shared_pages)
+        .merge(openai)
         .layer(middleware::from_fn(move |req: Request, next: Next| {
             client_ip(client_ip_header.clone(), trusted_proxies, req, next)
         }))

@@ -12,6 +12,7 @@ pub struct TestApp {
     pub address: SocketAddr,
     pub client: reqwest::Client,
     index: Arc<dyn VectorIndex>,
+    embedder: Arc<dyn ragchat::embed::Embedder>,
     db: sqlx::AnyPool,
     _temp: Option<TempDir>,
     server: tokio::task::JoinHandle<()>,
@@ -142,6 +143,7 @@ pub async fn spawn_app_in(data_dir: PathBuf, tweak: impl FnOnce(&mut Settings)) 
     let app = Application::build(settings).await.expect("app builds");
     let address = app.address();
     let index = app.index();
+    let embedder = app.embedder();
     let db = connect(&url).await;
     let server = tokio::spawn(async move {
         let _ = app.run_until_stopped().await;
@@ -150,6 +152,7 @@ pub async fn spawn_app_in(data_dir: PathBuf, tweak: impl FnOnce(&mut Settings)) 
         address,
         client: client(),
         index,
+        embedder,
         db,
         _temp: None,
         server,
@@ -190,6 +193,11 @@ impl TestApp {
 
     pub fn index(&self) -> Arc<dyn VectorIndex> {
         self.index.clone()
+    }
+
+    /// The app's own embedding model.
+    pub fn embedder(&self) -> Arc<dyn ragchat::embed::Embedder> {
+        self.embedder.clone()
     }
 
     /// The user who owns a document (by looking at the database).

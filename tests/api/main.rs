@@ -19,6 +19,7 @@ mod index;
 mod isolation;
 mod limits;
 mod local_model;
+mod openai;
 mod operate;
 mod quality;
 mod real_http_server;

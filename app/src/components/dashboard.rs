@@ -1,5 +1,5 @@
 //! The admin dashboard: latency, quality, errors, cache, usage and cost over
-//! a chosen time range, the answers people liked least, and the quality loop
+//! a chosen time range, traffic by source (browser, each API key), the answers people liked least, and the quality loop
 //! (knowledge gaps, weak sources; see [`crate::components::quality`]).
 
 use crate::api::get_dashboard;
@@ -7,7 +7,7 @@ use crate::components::quality::QualitySections;
 use crate::markdown::render_markdown;
 use crate::wire::{
     Dashboard, DownvotedAnswer, ExperimentView, GroupStats, Percentiles, RateCi, SeriesPoint,
-    StageLatency, UsageRow,
+    SourceTraffic, StageLatency, TrafficSource, UsageRow,
 };
 use leptos::prelude::*;
 use leptos_meta::Title;
@@ -155,6 +155,12 @@ fn body(d: Dashboard) -> impl IntoView {
         {latency_chart(&d.series, &models, d.since, d.until)}
         <h2>"By model"</h2>
         {group_table("Model", d.by_model)}
+        <h2>"Traffic by source"</h2>
+        {if d.by_source.is_empty() {
+            view! { <p class="muted">"No chat turns in this range."</p> }.into_any()
+        } else {
+            source_table(d.by_source).into_any()
+        }}
         <h2>"Where a turn's time goes"</h2>
         {stage_table(d.stages)}
         <h2>"By experiment variant"</h2>
@@ -214,6 +220,57 @@ fn stage_table(stages: Vec<StageLatency>) -> impl IntoView {
                                     <td>{label(&s.stage)}</td>
                                     <td class="num">{s.turns}</td>
                                     {percentile_cells(s.latency)}
+                                </tr>
+                            }
+                        })
+                        .collect_view()}
+                </tbody>
+            </table>
+        </div>
+    }
+}
+
+/// Turns and how they went, for the browser and for each API key.
+fn source_table(rows: Vec<SourceTraffic>) -> impl IntoView {
+    view! {
+        <div class="table-scroll">
+            <table class="users stats by-source">
+                <thead>
+                    <tr>
+                        <th scope="col">"Source"</th>
+                        <th scope="col">"Owner"</th>
+                        <th scope="col" class="num">"Turns"</th>
+                        <th scope="col" class="num">"Share"</th>
+                        <th scope="col" class="num">"Errors"</th>
+                        <th scope="col" class="num">"TTFT p50"</th>
+                        <th scope="col" class="num">"TTFT p95"</th>
+                        <th scope="col" class="num">"Tokens"</th>
+                        <th scope="col" class="num">"Est. cost"</th>
+                        <th scope="col" class="num">"Thumbs up"</th>
+                        <th scope="col" class="num">"Thumbs down"</th>
+                    </tr>
+                </thead>
+                <tbody>
+                    {rows
+                        .into_iter()
+                        .map(|r| {
+                            let (kind, owner) = match &r.source {
+                                TrafficSource::Browser => ("browser", "–".to_owned()),
+                                TrafficSource::ApiKey { owner, .. } => ("api", owner.clone()),
+                            };
+                            view! {
+                                <tr class="source" data-source=kind>
+                                    <td class="name">{r.source.label()}</td>
+                                    <td>{owner}</td>
+                                    <td class="num">{r.turns}</td>
+                                    <td class="num">{format!("{:.1}%", r.share * 100.0)}</td>
+                                    <td class="num">{r.errors}</td>
+                                    <td class="num">{ms(r.ttft_p50)}</td>
+                                    <td class="num">{ms(r.ttft_p95)}</td>
+                                    <td class="num">{r.prompt_tokens + r.completion_tokens}</td>
+                                    <td class="num">{cost(r.cost)}</td>
+                                    <td class="num">{r.up}</td>
+                                    <td class="num">{r.down}</td>
                                 </tr>
                             }
                         })

@@ -146,7 +146,7 @@ pub fn utc_midnight_ms() -> i64 {
 }
 
 /// Milliseconds until the next 00:00 UTC (at least a second).
-fn until_midnight_ms() -> u64 {
+pub fn until_midnight_ms() -> u64 {
     (utc_midnight_ms() + DAY_MS - crate::store::now_ms()).max(1000) as u64
 }
 

@@ -23,18 +23,29 @@
 //! `--rounds N` runs the whole load N times with the same users, printing
 //! memory after each, so a leak would show as growth from round to round.
 //!
+//! `--api` measures the OpenAI-compatible `/v1/chat/completions` instead,
+//! against the fake upstream called directly by the same clients (see
+//! `api.rs`): `--streams 1,16,64` concurrency levels, `--turns` measured
+//! answers per stream each way, `--block` turns before switching between
+//! the two, `--csv FILE` every turn's timings.
+//!
 //! `cargo run --release --features ssr --bin load -- --users 16 --turns 5`
+//!
+//! `cargo run --release --features ssr --bin load -- --api --streams 1,16,64 --turns 20`
+
+mod api;
+mod upstream;
 
 use anyhow::{bail, Context};
 use app::ndjson::LineDecoder;
 use app::wire::ChatEvent;
-use axum::response::IntoResponse;
 use futures::StreamExt;
 use ragchat::config::Settings;
 use ragchat::ops::statistics::percentile;
 use ragchat::startup::Application;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+use upstream::{fake_upstream, Pace, UpstreamClock};
 
 struct Options {
     users: usize,
@@ -46,6 +57,26 @@ struct Options {
     database_url: Option<String>,
     read_delay_ms: u64,
     rounds: usize,
+    /// `--api`: the OpenAI-compatible API against the upstream called
+    /// directly, instead of browsers on `/api/chat`.
+    api: bool,
+    /// `--streams 1,16,64`: the concurrency levels of `--api`.
+    streams: Vec<usize>,
+    /// `--block N`: measured turns per stream before `--api` switches
+    /// between the app and the upstream called directly.
+    block: usize,
+    /// `--csv FILE`: every `--api` turn's timings, one row each.
+    csv: Option<std::path::PathBuf>,
+}
+
+impl Options {
+    fn pace(&self) -> Pace {
+        Pace {
+            ttft: Duration::from_millis(self.upstream_ttft_ms),
+            gap: Duration::from_millis(self.token_ms),
+            tokens: self.tokens,
+        }
+    }
 }
 
 fn options() -> anyhow::Result<Options> {
@@ -59,10 +90,20 @@ fn options() -> anyhow::Result<Options> {
         database_url: None,
         read_delay_ms: 0,
         rounds: 1,
+        api: false,
+        streams: vec![1, 16, 64],
+        block: 5,
+        csv: None,
     };
     let args: Vec<String> = std::env::args().skip(1).collect();
     let mut i = 0;
     while i < args.len() {
+        // The one option without a value.
+        if args[i] == "--api" {
+            o.api = true;
+            i += 1;
+            continue;
+        }
         let value = args.get(i + 1).context("every option takes a value")?;
         match args[i].as_str() {
             "--users" => o.users = value.parse()?,
@@ -74,82 +115,19 @@ fn options() -> anyhow::Result<Options> {
             "--database-url" => o.database_url = Some(value.clone()),
             "--read-delay-ms" => o.read_delay_ms = value.parse()?,
             "--rounds" => o.rounds = value.parse::<usize>()?.max(1),
+            "--streams" => {
+                o.streams = value
+                    .split(',')
+                    .map(|n| n.trim().parse::<usize>().map(|n| n.max(1)))
+                    .collect::<Result<_, _>>()?
+            }
+            "--block" => o.block = value.parse::<usize>()?.max(1),
+            "--csv" => o.csv = Some(value.into()),
             other => bail!("unknown option {other}"),
         }
         i += 2;
     }
     Ok(o)
-}
-
-/// When the fake upstream got each request and sent its first token.
-#[derive(Default)]
-struct UpstreamClock {
-    ttft_ms: Vec<f64>,
-}
-
-async fn fake_upstream(o: &Options, clock: Arc<Mutex<UpstreamClock>>) -> anyhow::Result<String> {
-    let (ttft, gap, tokens) = (
-        Duration::from_millis(o.upstream_ttft_ms),
-        Duration::from_millis(o.token_ms),
-        o.tokens,
-    );
-    let app = axum::Router::new().route(
-        "/v1/chat/completions",
-        axum::routing::post(move |_body: axum::body::Bytes| {
-            let clock = clock.clone();
-            async move {
-                let received = Instant::now();
-                let stream = async_stream(received, ttft, gap, tokens, clock);
-                (
-                    [(axum::http::header::CONTENT_TYPE, "text/event-stream")],
-                    axum::body::Body::from_stream(stream),
-                )
-                    .into_response()
-            }
-        }),
-    );
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-    let url = format!("http://{}/v1", listener.local_addr()?);
-    tokio::spawn(async move {
-        let _ = axum::serve(listener, app).await;
-    });
-    Ok(url)
-}
-
-fn async_stream(
-    received: Instant,
-    ttft: Duration,
-    gap: Duration,
-    tokens: usize,
-    clock: Arc<Mutex<UpstreamClock>>,
-) -> impl futures::Stream<Item = Result<String, std::convert::Infallible>> {
-    futures::stream::unfold(0usize, move |i| {
-        let clock = clock.clone();
-        async move {
-            if i == 0 {
-                tokio::time::sleep(ttft).await;
-            } else if i <= tokens {
-                tokio::time::sleep(gap).await;
-            }
-            let frame = if i < tokens {
-                if i == 0 {
-                    let ms = received.elapsed().as_secs_f64() * 1000.0;
-                    clock.lock().map(|mut c| c.ttft_ms.push(ms)).ok();
-                }
-                let delta = serde_json::json!({"choices":[{"index":0,"delta":{"content":format!("word{i} ")}}]});
-                format!("data: {delta}\n\n")
-            } else if i == tokens {
-                format!(
-                    "data: {{\"choices\":[{{\"index\":0,\"delta\":{{}},\"finish_reason\":\"stop\"}}]}}\n\n\
-                     data: {{\"choices\":[],\"usage\":{{\"prompt_tokens\":200,\"completion_tokens\":{tokens}}}}}\n\n\
-                     data: [DONE]\n\n"
-                )
-            } else {
-                return None;
-            };
-            Some((Ok(frame), i + 1))
-        }
-    })
 }
 
 /// One turn as the client saw it.
@@ -262,6 +240,11 @@ async fn run() -> anyhow::Result<()> {
     let data = std::env::temp_dir().join(format!("ragchat-load-{}", std::process::id()));
     let clock = Arc::new(Mutex::new(UpstreamClock::default()));
     let settings = settings_for(&o, &data, clock.clone()).await?;
+    if o.api {
+        let result = api::run(&o, settings, clock).await;
+        let _ = std::fs::remove_dir_all(&data);
+        return result;
+    }
     let app = Application::build(settings).await?;
     let base = format!("http://{}", app.address());
     let store = app.store();
@@ -360,7 +343,7 @@ async fn settings_for(
     settings.limits.lift_all();
     match o.upstream.as_str() {
         "fake" => {
-            settings.llm.base_url = Some(fake_upstream(o, clock).await?);
+            settings.llm.base_url = Some(fake_upstream(o.pace(), clock).await?);
             settings.llm.model = Some("fake-upstream".into());
             println!(
                 "upstream: in-process OpenAI-compatible server, TTFT {} ms, {} tokens {} ms apart",
