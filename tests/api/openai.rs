@@ -53,6 +53,18 @@ async fn account(app: &TestApp, username: &str, key_name: &str) -> Account {
 }
 
 impl Account {
+    /// Revokes the account's key from its signed-in browser.
+    async fn revoke_key(&self, app: &TestApp) {
+        let revoked = self
+            .browser
+            .post(app.url("/api/keys/revoke"))
+            .form(&[("id", self.key.key.id.as_str())])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(revoked.status(), 200);
+    }
+
     /// Uploads a fixture document from the browser and waits until it answers.
     async fn ingest(&self, app: &TestApp, name: &str) {
         let form = reqwest::multipart::Form::new().part(
@@ -524,14 +536,7 @@ async fn a_revoked_key_is_refused_at_once_and_its_running_stream_stopped() {
         ));
     }
 
-    let revoked = ada
-        .browser
-        .post(app.url("/api/keys/revoke"))
-        .form(&[("id", ada.key.key.id.as_str())])
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(revoked.status(), 200);
+    ada.revoke_key(&app).await;
     // The next request, while the long stream still runs: refused.
     let next = post(&app, &key, "/v1/chat/completions", &body).await;
     assert_eq!(error_of(next).await.0, 401);
@@ -553,6 +558,43 @@ async fn a_revoked_key_is_refused_at_once_and_its_running_stream_stopped() {
     assert!(stopped_after < Duration::from_secs(5), "{stopped_after:?}");
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert!(up.seen.lock().unwrap().disconnected_at.is_some());
+}
+
+#[tokio::test]
+async fn a_key_revoked_before_the_first_token_is_told_so() {
+    // The model never says a word: the request waits for its first token.
+    let up = upstream(Behaviour::StallAfter(vec![])).await;
+    let app = spawn_app_http(&up.base_url, |_| {}).await;
+    let ada = account(&app, "ada", "leaked").await;
+    let (url, key) = (app.url("/v1/chat/completions"), ada.key.secret.clone());
+    let waiting = tokio::spawn(async move {
+        let body = json!({"model": "test-model", "messages": [{"role": "user", "content": "Hi"}]});
+        reqwest::Client::new()
+            .post(url)
+            .bearer_auth(key)
+            .json(&body)
+            .send()
+            .await
+            .unwrap()
+    });
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while up.seen.lock().unwrap().requests.is_empty() {
+        assert!(Instant::now() < deadline, "the upstream was never asked");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    ada.revoke_key(&app).await;
+    let response = tokio::time::timeout(Duration::from_secs(10), waiting)
+        .await
+        .expect("the waiting request ends")
+        .unwrap();
+    assert_eq!(
+        error_of(response).await,
+        (
+            401,
+            "invalid_request_error".into(),
+            "invalid_api_key".into()
+        )
+    );
 }
 
 /// The official `openai` Python SDK (pinned in scripts/llama-python.sh)

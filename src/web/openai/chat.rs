@@ -45,7 +45,17 @@ async fn answer(
     let mut events = tokio::spawn(async move { chat.complete(&user, asked.turn).await })
         .await
         .map_err(|_| OpenAiError::from(app::error::AppError::Internal))??;
-    let opening = open(&mut events).await?;
+    let opening = match open(&mut events).await {
+        Ok(opening) => opening,
+        // Stopped before its first text: most likely its key was revoked
+        // or its account disabled meanwhile, which the SDKs should hear as
+        // such (and not retry), rather than as a server error.
+        Err(stopped) if stopped.code == Some(STOPPED_CODE) => {
+            key.recheck(&api).await?;
+            return Err(stopped);
+        }
+        Err(e) => return Err(e),
+    };
     let head = Head {
         id: opening.id.clone(),
         created: unix_now(),
@@ -90,7 +100,7 @@ async fn open(events: &mut BoxStream<'static, ChatEvent>) -> Result<Opening, Ope
             Some(ChatEvent::Done {
                 finish_reason: FinishReason::Cancelled,
                 ..
-            }) => return Err(OpenAiError::failed_answer(STOPPED)),
+            }) => return Err(OpenAiError::failed_answer(STOPPED).with_code(STOPPED_CODE)),
             Some(
                 event @ (ChatEvent::Token { .. }
                 | ChatEvent::Citations { .. }
@@ -105,6 +115,7 @@ async fn open(events: &mut BoxStream<'static, ChatEvent>) -> Result<Opening, Ope
     }
 }
 
+const STOPPED_CODE: &str = "answer_stopped";
 const STOPPED: &str = "The answer was stopped before it finished (its API key was revoked, the account disabled, or the server is stopping).";
 
 /// What every chunk of one answer repeats.
@@ -147,7 +158,7 @@ async fn collect(
             ChatEvent::Done {
                 finish_reason: FinishReason::Cancelled,
                 ..
-            } => return Err(OpenAiError::failed_answer(STOPPED)),
+            } => return Err(OpenAiError::failed_answer(STOPPED).with_code(STOPPED_CODE)),
             ChatEvent::Done {
                 usage,
                 finish_reason,

@@ -26,11 +26,20 @@ pub struct OpenAiApi {
 pub struct KeyCaller {
     pub caller: Caller,
     pub holder: KeyHolder,
+    /// The key as sent, to look it up again (never logged).
+    secret: String,
 }
 
 impl KeyCaller {
     pub fn user(&self) -> UserId {
         UserId(self.holder.account.user_id.clone())
+    }
+
+    /// Looks the key up again: why a request that was let in may no
+    /// longer go on (revoked: 401; the account disabled: 403).
+    pub async fn recheck(&self, api: &OpenAiApi) -> Result<(), OpenAiError> {
+        api.services.accounts.api_key_account(&self.secret).await?;
+        Ok(())
     }
 }
 
@@ -55,7 +64,11 @@ impl<S: Send + Sync> FromRequestParts<S> for KeyCaller {
             ip: parts.extensions.get::<ClientIp>().map(|ip| ip.0),
             via_api_key: true,
         };
-        Ok(Self { caller, holder })
+        Ok(Self {
+            caller,
+            holder,
+            secret,
+        })
     }
 }
 
