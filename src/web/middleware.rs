@@ -114,12 +114,10 @@ pub(super) async fn client_ip(
 /// CSRF defence on top of SameSite=Lax cookies: a state-changing request
 /// that names its origin must come from this site.
 pub(super) async fn same_origin_writes(req: Request, next: Next) -> Response {
-    // The OpenAI-compatible API takes only API keys, never cookies: a
-    // cross-site request can't borrow anyone's credentials there.
     let safe = matches!(
         *req.method(),
         axum::http::Method::GET | axum::http::Method::HEAD | axum::http::Method::OPTIONS
-    ) || req.uri().path().starts_with("/v1/");
+    );
     if !safe {
         if let Some(origin) = req.headers().get(header::ORIGIN) {
             let host = req

@@ -15,8 +15,8 @@ use leptos_axum::{generate_route_list, LeptosRoutes};
 use tower_sessions::SessionManagerLayer;
 
 /// Every route of the app, behind its layers (the last added runs first:
-/// security headers, same-origin writes, client address, session, API key,
-/// error status).
+/// security headers, client address, same-origin writes, session, API key,
+/// error status; `/v1` has only the first two).
 pub(crate) fn router(
     options: LeptosOptions,
     services: Services,
@@ -51,15 +51,17 @@ pub(crate) fn router(
         .layer(middleware::from_fn(error_status))
         .layer(middleware::from_fn_with_state(accounts, api_key_identity))
         .layer(sessions)
-        // Shared pages carry no session, and the OpenAI-compatible API
-        // takes only API keys (checked by its own routes, errors in its own
-        // shape): both are outside those layers.
+        // Shared pages carry no session: they are outside its layer.
         .merge(shared_pages)
+        .layer(middleware::from_fn(same_origin_writes))
+        // The OpenAI-compatible API takes only API keys (checked by its own
+        // routes, errors in its own shape), never cookies: outside the
+        // session, key and same-origin layers, since a cross-site request
+        // can't borrow anyone's credentials there.
         .merge(openai)
         .layer(middleware::from_fn(move |req: Request, next: Next| {
             client_ip(client_ip_header.clone(), trusted_proxies, req, next)
         }))
-        .layer(middleware::from_fn(same_origin_writes))
         .layer(middleware::from_fn(move |req: Request, next: Next| {
             security_headers(hsts, req, next)
         }))

@@ -1,4 +1,4 @@
-use app::wire::ChatEvent;
+use app::wire::{AccountView, ChatEvent};
 use futures::StreamExt;
 use ragchat::config::{LocalSettings, Settings};
 use ragchat::index::VectorIndex;
@@ -261,6 +261,23 @@ impl TestApp {
     pub async fn conversation(&self, id: &str) -> reqwest::Response {
         self.post_form("/api/conversation", &[("id", id)]).await
     }
+}
+
+/// A new browser (its own cookies) signed up as `username`, and its account.
+pub async fn signed_up(app: &TestApp, username: &str) -> (reqwest::Client, AccountView) {
+    let browser = client();
+    let response = browser
+        .post(app.url("/api/sign_up"))
+        .form(&[
+            ("username", username),
+            ("password", "correct horse battery"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200, "sign up {username}");
+    let account = response.json().await.unwrap();
+    (browser, account)
 }
 
 pub async fn read_events(response: reqwest::Response) -> Vec<ChatEvent> {

@@ -6,8 +6,8 @@
 
 use crate::documents::{fixture, wait_done};
 use crate::faults::{upstream, Behaviour, Upstream};
-use crate::helpers::{client, local_model_or_skip, spawn_app, spawn_app_http, TestApp};
-use app::wire::{AccountView, NewApiKey};
+use crate::helpers::{local_model_or_skip, signed_up, spawn_app, spawn_app_http, TestApp};
+use app::wire::NewApiKey;
 use futures::StreamExt;
 use ragchat::config::RoleLimits;
 use serde_json::{json, Value};
@@ -23,19 +23,7 @@ struct Account {
 }
 
 async fn account(app: &TestApp, username: &str, key_name: &str) -> Account {
-    let browser = client();
-    let me: AccountView = browser
-        .post(app.url("/api/sign_up"))
-        .form(&[
-            ("username", username),
-            ("password", "correct horse battery"),
-        ])
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let (browser, me) = signed_up(app, username).await;
     let key: NewApiKey = browser
         .post(app.url("/api/keys/create"))
         .form(&[("name", key_name)])

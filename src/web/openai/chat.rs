@@ -204,28 +204,39 @@ struct Chunker {
 }
 
 impl Chunker {
+    /// One `chat.completion.chunk` of this answer.
+    fn frame(
+        &self,
+        choices: Vec<ChunkChoice>,
+        usage: Option<UsageBody>,
+        sources: Option<&[Source]>,
+    ) -> Event {
+        json_event(&Chunk {
+            id: self.head.id.clone(),
+            object: "chat.completion.chunk",
+            created: self.head.created,
+            model: self.head.model.clone(),
+            system_fingerprint: None,
+            choices,
+            usage,
+            sources: sources.filter(|_| self.head.grounded).map(sources_body),
+        })
+    }
+
+    /// A chunk with one choice: some text, or how the answer finished.
     fn chunk(
         &self,
         delta: Delta,
         finish: Option<&'static str>,
         sources: Option<&[Source]>,
     ) -> Event {
-        let chunk = Chunk {
-            id: self.head.id.clone(),
-            object: "chat.completion.chunk",
-            created: self.head.created,
-            model: self.head.model.clone(),
-            system_fingerprint: None,
-            choices: vec![ChunkChoice {
-                index: 0,
-                delta,
-                finish_reason: finish,
-                logprobs: None,
-            }],
-            usage: None,
-            sources: sources.filter(|_| self.head.grounded).map(sources_body),
+        let choice = ChunkChoice {
+            index: 0,
+            delta,
+            finish_reason: finish,
+            logprobs: None,
         };
-        json_event(&chunk)
+        self.frame(vec![choice], None, sources)
     }
 
     fn error(&mut self, message: &str) {
@@ -262,17 +273,8 @@ impl Chunker {
                 );
                 self.frames.push_back(last);
                 if self.include_usage {
-                    let chunk = Chunk {
-                        id: self.head.id.clone(),
-                        object: "chat.completion.chunk",
-                        created: self.head.created,
-                        model: self.head.model.clone(),
-                        system_fingerprint: None,
-                        choices: Vec::new(),
-                        usage: Some(UsageBody::from(usage)),
-                        sources: None,
-                    };
-                    self.frames.push_back(json_event(&chunk));
+                    let usage = self.frame(Vec::new(), Some(usage.into()), None);
+                    self.frames.push_back(usage);
                 }
                 self.frames.push_back(Event::default().data("[DONE]"));
                 self.ended = true;

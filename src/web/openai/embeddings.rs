@@ -44,13 +44,15 @@ pub(super) async fn create(
     let texts = inputs(request.input, &api)?;
     admit(&api, &key.caller).await?;
     let inputs = texts.len();
-    // Up to a megabyte of text: tokenized off the async threads.
-    let (counter, counted) = (api.tokens.clone(), texts.clone());
-    let tokens: usize = tokio::task::spawn_blocking(move || {
-        counted.iter().map(|t| counter.token_spans(t).len()).sum()
+    // Up to a megabyte of text: tokenized off the async threads (and
+    // handed back, not copied).
+    let counter = api.tokens.clone();
+    let (texts, tokens): (Vec<String>, usize) = tokio::task::spawn_blocking(move || {
+        let tokens = texts.iter().map(|t| counter.token_spans(t).len()).sum();
+        (texts, tokens)
     })
     .await
-    .unwrap_or(0);
+    .map_err(|_| OpenAiError::from(app::error::AppError::Internal))?;
     let vectors = api.embedder.embed_documents(texts).await.map_err(|e| {
         tracing::warn!(error = %e, "embedding for the API failed");
         OpenAiError::failed_answer("The embedding model failed; try again.")
